@@ -1,0 +1,1 @@
+"""roadloop benchmarks: `make bench` runs every `benchmarks/bench_*.py`."""

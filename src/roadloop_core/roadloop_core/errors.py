@@ -1,0 +1,28 @@
+"""Errors raised by roadloop_core; every package's errors derive from RoadloopError.
+
+The CLI turns any RoadloopError into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["BagError", "BundleError", "ConfigError", "RoadloopError", "TypesysError"]
+
+
+class RoadloopError(Exception):
+    """Base of every error roadloop reports to a user as one line (exit 2)."""
+
+
+class ConfigError(RoadloopError):
+    """A configuration file or value is missing or invalid."""
+
+
+class TypesysError(RoadloopError):
+    """A message type is unknown or its definition cannot be parsed."""
+
+
+class BagError(RoadloopError):
+    """A bag cannot be read, written or reindexed."""
+
+
+class BundleError(RoadloopError):
+    """A model bundle is malformed, tampered with or wrongly signed."""
