@@ -26,7 +26,7 @@ setup(
     zip_safe=False,
     maintainer="roadloop developers",
     maintainer_email="dev@roadloop.invalid",
-    description="Topic registry, message codec, bag I/O, time sync, bundle format and signatures, config loading, the roadloop CLI.",
+    description="Topic registry, codec, bag I/O, time sync, bundles and signatures, config, the roadloop CLI.",
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={
