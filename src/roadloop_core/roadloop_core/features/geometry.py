@@ -1,0 +1,131 @@
+"""Planar geometry on plain floats and numpy arrays: poses, interpolation, route look-ahead."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "OdomSample",
+    "Pose2D",
+    "bracket",
+    "interpolate_odometry",
+    "route_target",
+    "to_ego_frame",
+    "wrap_angle",
+    "yaw_of",
+]
+
+
+def wrap_angle(a: float) -> float:
+    """`a` folded into [-pi, pi)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def yaw_of(qx: float, qy: float, qz: float, qw: float) -> float:
+    """Heading (rotation about z) of a quaternion."""
+    return math.atan2(2.0 * (qw * qz + qx * qy), 1.0 - 2.0 * (qy * qy + qz * qz))
+
+
+@dataclass(frozen=True, slots=True)
+class OdomSample:
+    """One odometry message reduced to what features and labels need (map frame, SI units)."""
+
+    stamp_ns: int
+    x: float
+    y: float
+    yaw: float
+    speed: float  # body-frame forward velocity (twist.linear.x)
+    yaw_rate: float  # twist.angular.z
+
+
+@dataclass(frozen=True, slots=True)
+class Pose2D:
+    """The ego pose interpolated to a frame stamp, with the velocity and acceleration around it."""
+
+    stamp_ns: int
+    x: float
+    y: float
+    yaw: float
+    speed: float
+    yaw_rate: float
+    accel: float  # longitudinal, from the two odometry samples that bracket the stamp
+
+
+def interpolate_odometry(a: OdomSample, b: OdomSample, t_ns: int) -> Pose2D:
+    """Linear interpolation between `a` (at or before `t_ns`) and `b` (at or after); yaw the short way round."""
+    span = b.stamp_ns - a.stamp_ns
+    if span <= 0:
+        return Pose2D(t_ns, a.x, a.y, a.yaw, a.speed, a.yaw_rate, 0.0)
+    w = (t_ns - a.stamp_ns) / span
+    yaw = wrap_angle(a.yaw + w * wrap_angle(b.yaw - a.yaw))
+    return Pose2D(
+        stamp_ns=t_ns,
+        x=a.x + w * (b.x - a.x),
+        y=a.y + w * (b.y - a.y),
+        yaw=yaw,
+        speed=a.speed + w * (b.speed - a.speed),
+        yaw_rate=a.yaw_rate + w * (b.yaw_rate - a.yaw_rate),
+        accel=(b.speed - a.speed) / (span * 1e-9),
+    )
+
+
+def to_ego_frame(pose: Pose2D, xy: np.ndarray) -> np.ndarray:
+    """Map-frame points (..., 2) expressed in the ego frame of `pose` (x forward, y left)."""
+    c, s = math.cos(pose.yaw), math.sin(pose.yaw)
+    dx = xy[..., 0] - pose.x
+    dy = xy[..., 1] - pose.y
+    return np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
+
+
+def route_target(route_xy: np.ndarray, pose: Pose2D, lookahead_m: float) -> np.ndarray:
+    """The map-frame point `lookahead_m` along the route from the route point closest to the ego.
+
+    The closest point is the projection onto the nearest polyline segment; past the
+    route's end the last segment is extended, so the target stays `lookahead_m` ahead.
+    """
+    pts = np.asarray(route_xy, dtype=np.float64)
+    if len(pts) == 1:
+        return np.array(pts[0], dtype=np.float64)
+    seg = pts[1:] - pts[:-1]
+    seg_len = np.hypot(seg[:, 0], seg[:, 1])
+    ego = np.array([pose.x, pose.y])
+    denom = np.where(seg_len > 0, seg_len * seg_len, 1.0)
+    u = np.clip(((ego - pts[:-1]) * seg).sum(axis=1) / denom, 0.0, 1.0)
+    proj = pts[:-1] + seg * u[:, None]
+    d2 = ((proj - ego) ** 2).sum(axis=1)
+    i = int(np.argmin(d2))  # first minimum: deterministic on ties
+    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    s_goal = cum[i] + u[i] * seg_len[i] + lookahead_m
+    if s_goal >= cum[-1]:
+        last = int(np.flatnonzero(seg_len > 0)[-1]) if np.any(seg_len > 0) else len(seg) - 1
+        if seg_len[last] == 0:
+            return np.array(pts[-1], dtype=np.float64)
+        direction = seg[last] / seg_len[last]
+        return np.asarray(pts[-1] + direction * (s_goal - cum[-1]), dtype=np.float64)
+    j = int(np.searchsorted(cum, s_goal, side="right")) - 1
+    j = min(max(j, 0), len(seg) - 1)
+    frac = (s_goal - cum[j]) / seg_len[j] if seg_len[j] > 0 else 0.0
+    return np.asarray(pts[j] + seg[j] * frac, dtype=np.float64)
+
+
+def bracket(samples: Sequence[OdomSample], t_ns: int) -> tuple[OdomSample, OdomSample] | None:
+    """The samples at/before and at/after `t_ns` in a stamp-ordered sequence, or None."""
+    lo, hi = 0, len(samples)
+    while lo < hi:  # first index with stamp >= t
+        mid = (lo + hi) // 2
+        if samples[mid].stamp_ns < t_ns:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo == len(samples):
+        return None
+    b = samples[lo]
+    if b.stamp_ns == t_ns:
+        return b, b
+    if lo == 0:
+        return None
+    return samples[lo - 1], b

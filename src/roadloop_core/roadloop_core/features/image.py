@@ -1,0 +1,65 @@
+"""Camera images as numpy arrays, and the one deterministic resize used for model input.
+
+The resize is a box filter in integer arithmetic (each output pixel is the rounded
+mean of the source pixels it covers; nearest pixel when upscaling), so the vehicle
+and the cluster produce bit-identical model inputs whatever their CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from roadloop_core.features.errors import FeatureError
+
+__all__ = ["image_msg_to_rgb", "resize_box"]
+
+_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
+
+
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """A sensor_msgs/Image (rosbags or rclpy object) as an (H, W, 3) uint8 RGB view or copy."""
+    enc = str(msg.encoding)
+    ch = _CHANNELS.get(enc)
+    if ch is None:
+        raise FeatureError(f"image encoding '{enc}' unsupported; expected one of {', '.join(_CHANNELS)}")
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    buf = np.frombuffer(msg.data, dtype=np.uint8)
+    if step < w * ch or buf.size < step * h:
+        raise FeatureError(f"image {w}x{h} {enc}: {buf.size} data bytes with step {step} is too short")
+    rows = buf[: step * h].reshape(h, step)[:, : w * ch].reshape(h, w, ch)
+    if enc in ("bgr8", "bgra8"):
+        return rows[:, :, 2::-1]
+    if ch == 4:
+        return rows[:, :, :3]
+    if ch == 1:
+        return np.repeat(rows, 3, axis=2)
+    return rows
+
+
+def _bounds(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    edges = (np.arange(dst + 1, dtype=np.int64) * src) // dst
+    starts = edges[:-1]
+    counts = np.maximum(edges[1:] - starts, 1)
+    return starts, counts
+
+
+def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an (H, W, C) uint8 image to (height, width, C) with an exact integer box filter."""
+    if img.shape[0] == height and img.shape[1] == width:
+        return np.ascontiguousarray(img, dtype=np.uint8)
+    rs, rc = _bounds(img.shape[0], height)
+    cs, cc = _bounds(img.shape[1], width)
+    acc = img.astype(np.uint32)
+    if img.shape[0] > height:
+        acc = np.add.reduceat(acc, rs, axis=0)
+    else:  # upscaling: nearest source row
+        acc, rc = acc[rs], np.ones_like(rc)
+    if img.shape[1] > width:
+        acc = np.add.reduceat(acc, cs, axis=1)
+    else:
+        acc, cc = acc[:, cs], np.ones_like(cc)
+    n = (rc[:, None] * cc[None, :])[:, :, None].astype(np.uint32)
+    out: np.ndarray = ((acc + n // 2) // n).astype(np.uint8)
+    return out

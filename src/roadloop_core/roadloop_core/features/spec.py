@@ -1,0 +1,91 @@
+"""ObservationSpec: what a policy observes and how it is sampled (config/dataset.yaml `observation:`).
+
+The same spec travels in the model bundle's manifest, so the vehicle assembles
+observations exactly as the dataset builder did for training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from roadloop_core.config import config_dir, dataclass_from_dict, dataclass_to_dict, load_yaml
+from roadloop_core.errors import ConfigError
+
+__all__ = ["ObservationSpec"]
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """Sampling, synchronisation and feature parameters shared by the builder and the vehicle.
+
+    Role fields name topic-registry roles (`config/topics.yaml`), never topic names.
+    `camera: null` selects state-only mode (samples at `sample_rate_hz` on the odometry clock).
+    """
+
+    camera: str | None = "camera"
+    imu: str | None = "imu"
+    odometry: str = "odometry"
+    route: str = "route"
+    image_width: int = 128
+    image_height: int = 64
+    sample_rate_hz: float = 10.0
+    # An input older (or, for interpolation brackets, farther) than this from the frame stamp is stale.
+    sync_slop_s: float = 0.1
+    # None: the latest route is used however old it is (routes are latched and rarely republished).
+    route_max_age_s: float | None = None
+    route_lookahead_m: float = 10.0
+    label_horizon: int = 8
+    label_dt_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.image_width <= 0 or self.image_height <= 0:
+            raise ValueError("image_width and image_height must be > 0")
+        if self.sample_rate_hz <= 0:
+            raise ValueError("sample_rate_hz must be > 0")
+        if self.sync_slop_s <= 0:
+            raise ValueError("sync_slop_s must be > 0")
+        if self.route_lookahead_m < 0:
+            raise ValueError("route_lookahead_m must be >= 0")
+        if self.label_horizon <= 0 or self.label_dt_s <= 0:
+            raise ValueError("label_horizon and label_dt_s must be > 0")
+        if self.route_max_age_s is not None and self.route_max_age_s <= 0:
+            raise ValueError("route_max_age_s must be > 0 or null")
+
+    @property
+    def state_only(self) -> bool:
+        return self.camera is None
+
+    @property
+    def period_ns(self) -> int:
+        return round(1e9 / self.sample_rate_hz)
+
+    @property
+    def slop_ns(self) -> int:
+        return round(self.sync_slop_s * 1e9)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """(H, W, 3) of the model-input image, or None in state-only mode."""
+        return None if self.camera is None else (self.image_height, self.image_width, 3)
+
+    def roles(self) -> list[str]:
+        """Registry roles the synchronizer consumes, in a fixed order."""
+        return [r for r in (self.camera, self.imu, self.odometry, self.route) if r is not None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "observation") -> ObservationSpec:
+        return dataclass_from_dict(cls, data, where)
+
+    @classmethod
+    def from_config(cls, path: Path | None = None) -> ObservationSpec:
+        """Read the `observation:` section of `config/dataset.yaml` (or `path`)."""
+        path = path or config_dir() / "dataset.yaml"
+        section = load_yaml(path).get("observation")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: no 'observation:' mapping")
+        return cls.from_dict(section, f"{path}: observation")
