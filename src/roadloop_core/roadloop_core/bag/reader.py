@@ -1,81 +1,301 @@
-"""Bag reading: first version on top of rosbags.Reader (hardened in the bag-I/O work)."""
+"""Bag reading: metadata.yaml + storage backends -> raw messages in timestamp order -> decode.
+
+Every storage file of a bag is opened through the StorageReader protocol; messages of
+split bags are merged by timestamp; file- and message-compressed (zstd) bags are
+decompressed on the way. Types the typestore lacks are registered from the definitions
+the bag carries (mcap schemas, the sqlite3 `message_definitions` table), including
+service-event types built from `.srv` text. Types the typestore has are decoded with the
+typestore (the selected distro): some recorders stored truncated definitions (the
+rosbag2 `talker` sqlite3 bag), so the store is the safer source for what it knows.
+"""
 
 from __future__ import annotations
 
+import heapq
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any
 
-from rosbags.rosbag2 import Reader, ReaderError
+import zstandard
 from rosbags.typesys.store import Typestore
 
+from roadloop_core.bag.metadata import NO_START, BagMetadata, read_metadata
+from roadloop_core.bag.storage import STORAGE_SUFFIXES, StorageReader, open_storage, storage_id_for
 from roadloop_core.bag.types import BagInfo, RawMessage, TopicInfo
-from roadloop_core.errors import BagError
-from roadloop_core.typesys import make_typestore, register_msgdef
+from roadloop_core.errors import BagError, TypesysError
+from roadloop_core.typesys import make_typestore, register_definition
 
-__all__ = ["BagReader", "open_bag"]
+__all__ = ["ACTIVE_SUFFIX", "BagReader", "open_bag"]
+
+ACTIVE_SUFFIX = ".active"  # a storage file still being written (or left by a killed writer)
+SUPPORTED_FORMATS = ("cdr",)
+
+
+def _storage_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in STORAGE_SUFFIXES)
+
+
+def _active_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.name.endswith(ACTIVE_SUFFIX))
 
 
 class BagReader:
-    """A rosbag2 bag opened for reading. Use as a context manager."""
+    """A rosbag2 bag (a folder with metadata.yaml, or one .mcap/.db3 file) opened for reading."""
 
     def __init__(self, path: Path | str, distro: str = "jazzy") -> None:
         self.path = Path(path)
+        self._storages: list[StorageReader] = []
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.problems: list[str] = []  # count mismatches etc. found while opening
         if not self.path.exists():
             raise BagError(f"{self.path}: no such file or directory")
-        self.typestore: Typestore = make_typestore(distro)
         try:
-            self._reader = Reader(self.path)
-            self._reader.open()
-        except ReaderError as err:
-            raise BagError(f"{self.path}: {err}") from err
-        for conn in self._reader.connections:
-            if conn.msgtype not in self.typestore.fielddefs and conn.msgdef.data:
-                register_msgdef(self.typestore, conn.msgtype, conn.msgdef.data, conn.msgdef.format.name.lower())
+            self._open(distro)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _open(self, distro: str) -> None:
+        meta: BagMetadata | None
+        if self.path.is_file():
+            if storage_id_for(self.path) is None:
+                raise BagError(
+                    f"{self.path}: not a bag: expected a bag folder with metadata.yaml or a .mcap/.db3 storage file"
+                )
+            files = [self.path]
+            meta = None
+        else:
+            if not (self.path / "metadata.yaml").is_file():
+                if _storage_files(self.path) or _active_files(self.path):
+                    raise BagError(
+                        f"{self.path}: no metadata.yaml (the bag was not closed, or was copied without it); "
+                        f"run `roadloop bag reindex {self.path}` to rebuild it from its storage files"
+                    )
+                raise BagError(f"{self.path}: not a bag: no metadata.yaml and no .mcap/.db3 storage files")
+            meta = read_metadata(self.path)
+            files = self._files_of(meta)
+        self.metadata = meta
+        self._check_formats(meta.topics if meta else [])
+        if meta and meta.compression_mode == "file":
+            files = self._decompress_files(files)
+        for f in files:
+            self._storages.append(open_storage(f))
+        self._check_storage_ids(meta)
+        self._build_topics(meta)
+        self.typestore: Typestore = make_typestore(distro)
+        self._undecodable: dict[str, str] = {}
+        self._register_types()
+
+    def _files_of(self, meta: BagMetadata) -> list[Path]:
+        where = self.path / "metadata.yaml"
+        if meta.storage_identifier not in ("sqlite3", "mcap"):
+            raise BagError(f"{where}: storage plugin '{meta.storage_identifier}' is not supported (sqlite3, mcap)")
+        if meta.compression_mode not in ("", "file", "message"):
+            raise BagError(f"{where}: unknown compression_mode '{meta.compression_mode}'")
+        if meta.compression_mode and meta.compression_format != "zstd":
+            raise BagError(f"{where}: compression format '{meta.compression_format}' is not supported (zstd)")
+        if not meta.relative_file_paths and meta.message_count:
+            raise BagError(f"{where}: relative_file_paths is empty but message_count is {meta.message_count}")
+        files = [self.path / PurePath(p).name for p in meta.relative_file_paths]
+        missing = [f.name for f in files if not f.is_file()]
+        if missing:
+            raise BagError(f"{where}: storage file(s) missing: {', '.join(missing)}")
+        return files
+
+    def _check_formats(self, topics: Iterable[Any]) -> None:
+        for t in topics:
+            if t.serialization_format not in SUPPORTED_FORMATS:
+                where = self.path / "metadata.yaml" if self.path.is_dir() else self.path
+                raise BagError(
+                    f"{where}: topic {t.name} uses serialization format '{t.serialization_format}'; "
+                    f"only {', '.join(SUPPORTED_FORMATS)} can be read"
+                )
+
+    def _check_storage_ids(self, meta: BagMetadata | None) -> None:
+        for s in self._storages:
+            if meta and s.storage_id != meta.storage_identifier:
+                raise BagError(f"{s.path}: is {s.storage_id} but metadata.yaml says {meta.storage_identifier}")
+            self._check_formats(
+                [t for t in s.topics if t.serialization_format or s.storage_id == "sqlite3"]  # mcap: "" = schemaless
+            )
+
+    def _decompress_files(self, files: list[Path]) -> list[Path]:
+        self._tmp = tempfile.TemporaryDirectory(prefix="roadloop-bag-")
+        out = []
+        for f in files:
+            target = Path(self._tmp.name) / f.name.removesuffix(".zstd")
+            try:
+                with open(f, "rb") as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(zstandard.ZstdDecompressor().stream_reader(src), dst, 1 << 20)
+            except (zstandard.ZstdError, OSError) as err:
+                raise BagError(f"{f}: cannot decompress (file compression zstd): {err}") from err
+            out.append(target)
+        return out
+
+    def _build_topics(self, meta: BagMetadata | None) -> None:
+        """Join storage topics to metadata topics by (name, type) and check every count."""
+        self._topic_of: list[dict[int, tuple[str, str]]] = []
+        counts: dict[tuple[str, str], int] = {}
+        first: dict[tuple[str, str], Any] = {}
+        for s in self._storages:
+            ids = {}
+            for t in s.topics:
+                key = (t.name, t.type)
+                ids[t.id] = key
+                counts[key] = counts.get(key, 0) + t.message_count
+                first.setdefault(key, t)
+            self._topic_of.append(ids)
+        topics: dict[tuple[str, str], TopicInfo] = {}
+        for mt in meta.topics if meta else []:
+            key = (mt.name, mt.type)
+            n = counts.get(key, 0)
+            if n != mt.message_count:
+                self.problems.append(
+                    f"{self.path / 'metadata.yaml'}: topic {mt.name} has {mt.message_count} messages in metadata "
+                    f"but {n} in the storage files"
+                )
+            topics[key] = TopicInfo(
+                mt.name, mt.type, n, mt.serialization_format, mt.offered_qos_profiles, mt.type_description_hash
+            )
+        for key, st in first.items():
+            if key not in topics:
+                if meta is not None and counts[key]:
+                    self.problems.append(
+                        f"{self.path}: topic {key[0]} ({key[1]}) is in the storage but not in metadata"
+                    )
+                topics[key] = TopicInfo(
+                    st.name,
+                    st.type,
+                    counts[key],
+                    st.serialization_format or "cdr",
+                    st.offered_qos_profiles,
+                    st.type_description_hash,
+                )
+        self._topics = topics
+        self._definitions: dict[str, tuple[str, str]] = {}
+        for s in self._storages:
+            for typ, (text, enc) in s.definitions.items():
+                if enc:
+                    self._definitions.setdefault(typ, (text, enc))
+        total = sum(counts.values())
+        if meta is not None and total != meta.message_count:
+            self.problems.append(
+                f"{self.path / 'metadata.yaml'}: message_count is {meta.message_count}, the storage files hold {total}"
+            )
+
+    def _register_types(self) -> None:
+        for _name, typ in self._topics:
+            if typ in self.typestore.fielddefs or typ in self._undecodable:
+                continue
+            # sqlite3 bags store a service event's .srv text under the service's own name.
+            srv = typ.removesuffix("_Event") if "/srv/" in typ else typ
+            text, encoding = self._definitions.get(typ) or self._definitions.get(srv, ("", ""))
+            if not encoding:
+                self._undecodable[typ] = "not in the typestore and the bag carries no definition for it"
+                continue
+            try:
+                register_definition(self.typestore, typ, text, encoding)
+            except TypesysError as err:
+                self._undecodable[typ] = f"its definition in the bag cannot be used: {err}"
+
+    # -- public API ------------------------------------------------------------------------
 
     def __enter__(self) -> BagReader:
         return self
 
-    def __exit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
-        self._reader.close()
+        for s in self._storages:
+            s.close()
+        self._storages = []
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    @property
+    def topics(self) -> tuple[TopicInfo, ...]:
+        return tuple(self._topics.values())
 
     @property
     def info(self) -> BagInfo:
-        r = self._reader
-        topics: dict[str, TopicInfo] = {}
-        for c in r.connections:
-            prev = topics.get(c.topic)
-            count = c.msgcount + (prev.message_count if prev else 0)
-            topics[c.topic] = TopicInfo(c.topic, c.msgtype, count, getattr(c.ext, "serialization_format", "cdr"))
+        meta = self.metadata
+        spans = [s.time_range for s in self._storages if any(t.message_count for t in s.topics)]
+        start = min((a for a, _ in spans), default=0)
+        end = max((b for _, b in spans), default=0)
+        if not spans and meta is not None and meta.message_count and meta.start_ns != NO_START:
+            start, end = meta.start_ns, meta.start_ns + meta.duration_ns
+        files = tuple(self.path / PurePath(p).name for p in meta.relative_file_paths) if meta else (self.path,)
         return BagInfo(
             path=self.path,
-            storage="mcap" if any(p.suffix == ".mcap" for p in r.paths) else "sqlite3",
-            files=tuple(r.paths),
-            compression_mode=r.compression_mode or "",
-            compression_format=r.compression_format or "",
-            start_ns=r.start_time if r.message_count else 0,
-            end_ns=r.end_time if r.message_count else 0,
-            message_count=r.message_count,
-            topics=tuple(topics.values()),
-            custom_data=dict(r.custom_data),
+            storage=meta.storage_identifier if meta else self._storages[0].storage_id,
+            files=files,
+            compression_mode=meta.compression_mode if meta else "",
+            compression_format=meta.compression_format if meta else "",
+            start_ns=start,
+            end_ns=end,
+            message_count=sum(t.message_count for t in self._topics.values()),
+            topics=self.topics,
+            custom_data=dict(meta.custom_data) if meta else {},
+            version=meta.version if meta else 0,
+            ros_distro=meta.ros_distro if meta else "",
+            chunk_compression=next((s.chunk_compression for s in self._storages if s.chunk_compression), ""),
+            size_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         )
 
+    def undecodable_reason(self, typename: str) -> str | None:
+        """Why messages of `typename` cannot be decoded, or None if they can."""
+        return self._undecodable.get(typename)
+
+    def _iter_storage(self, index: int, wanted: set[str] | None) -> Iterator[RawMessage]:
+        storage, ids = self._storages[index], self._topic_of[index]
+        sel = [i for i, (name, _) in ids.items() if wanted is None or name in wanted]
+        if not sel:
+            return
+        decompress = None
+        if self.metadata is not None and self.metadata.compression_mode == "message":
+            decompress = zstandard.ZstdDecompressor()
+        for tid, ts, data in storage.messages(None if wanted is None else sel):
+            key = ids.get(tid)
+            if key is None:
+                continue
+            if decompress is not None:
+                try:
+                    data = decompress.decompress(data)
+                except zstandard.ZstdError as err:
+                    raise BagError(f"{storage.path}: {key[0]} @ {ts}: cannot decompress message: {err}") from err
+            yield RawMessage(key[0], key[1], ts, data)
+
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:
+        """Every message of `topics` (default: all) in timestamp order across all storage files."""
         wanted = set(topics) if topics is not None else None
-        conns = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
-        try:
-            for conn, ts, data in self._reader.messages(connections=conns):
-                yield RawMessage(conn.topic, conn.msgtype, ts, data)
-        except ReaderError as err:
-            raise BagError(f"{self.path}: {err}") from err
+        streams = [self._iter_storage(i, wanted) for i in range(len(self._storages))]
+        if len(streams) == 1:
+            yield from streams[0]
+        else:
+            yield from heapq.merge(*streams, key=lambda m: m.timestamp_ns)
 
     def decode(self, raw: RawMessage) -> Any:
-        return self.typestore.deserialize_cdr(raw.data, raw.typename)
+        reason = self._undecodable.get(raw.typename)
+        if reason is not None:
+            raise BagError(f"{self.path}: {raw.topic}: cannot decode {raw.typename}: {reason}")
+        try:
+            return self.typestore.deserialize_cdr(raw.data, raw.typename)
+        except Exception as err:  # rosbags raises assorted errors on malformed CDR
+            raise BagError(
+                f"{self.path}: {raw.topic} @ {raw.timestamp_ns}: bytes do not decode as {raw.typename}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
 
 
 def open_bag(path: Path | str, distro: str = "jazzy") -> BagReader:
+    """Open a bag folder (or one .mcap/.db3 file) for reading; BagError with one line on any fault."""
     return BagReader(path, distro)

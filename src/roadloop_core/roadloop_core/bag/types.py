@@ -1,9 +1,11 @@
-"""Plain data records of the bag layer."""
+"""Plain data records of the bag layer (what readers return and metadata.yaml holds)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+__all__ = ["BagInfo", "FileInfo", "RawMessage", "StorageTopic", "TopicInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,17 @@ class TopicInfo:
     message_count: int
     serialization_format: str = "cdr"
     offered_qos_profiles: str = ""
+    type_description_hash: str = ""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One storage file of a bag, as metadata.yaml's `files:` lists it."""
+
+    path: str
+    start_ns: int
+    duration_ns: int
+    message_count: int
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,26 @@ class BagInfo:
     message_count: int
     topics: tuple[TopicInfo, ...]
     custom_data: dict[str, str] = field(default_factory=dict)
+    version: int = 0  # metadata.yaml version (0: no metadata.yaml, built from storage)
+    ros_distro: str = ""
+    chunk_compression: str = ""  # mcap chunk compression ("zstd", "lz4", "" = none or sqlite3)
+    size_bytes: int = 0
 
     @property
     def duration_s(self) -> float:
         return max(0, self.end_ns - self.start_ns) / 1e9
+
+
+@dataclass(frozen=True)
+class StorageTopic:
+    """A topic as one storage file declares it (ids are per file)."""
+
+    id: int
+    name: str
+    type: str
+    serialization_format: str
+    offered_qos_profiles: str
+    type_description_hash: str
+    message_count: int
+    definition: str = ""  # message definition text the file carries ("" = none)
+    definition_encoding: str = ""  # "ros2msg" | "ros2idl" | ""

@@ -1,0 +1,74 @@
+"""Storage backends behind one Protocol (rosbags style): a file -> topics + raw bytes with timestamps.
+
+Decoding happens above this layer; a backend only knows its file format. We read the
+files ourselves (stdlib `sqlite3`, the `mcap` library) instead of through
+`rosbags.rosbag2.Reader`, because rosbags 0.11.9 joins metadata.yaml topics to storage
+topics by *QoS equality*: bags whose metadata.yaml QoS differs from the storage's (the
+rosbag2 `talker` and `convert_a` test bags) then yield 0 messages. We join by
+(topic name, type), which is what rosbag2 itself does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from roadloop_core.bag.types import StorageTopic
+from roadloop_core.errors import BagError
+
+__all__ = ["STORAGE_SUFFIXES", "StorageReader", "open_storage", "storage_id_for"]
+
+STORAGE_SUFFIXES = {".db3": "sqlite3", ".mcap": "mcap"}
+
+
+class StorageReader(Protocol):
+    """One open storage file."""
+
+    path: Path
+    storage_id: str  # "sqlite3" | "mcap"
+
+    @property
+    def topics(self) -> list[StorageTopic]: ...
+
+    @property
+    def chunk_compression(self) -> str: ...
+
+    @property
+    def definitions(self) -> dict[str, tuple[str, str]]:
+        """Every type definition the file carries: type name -> (text, encoding)."""
+        ...
+
+    @property
+    def time_range(self) -> tuple[int, int]:
+        """(first, last) message timestamp in ns; (0, 0) when the file holds no message."""
+        ...
+
+    @property
+    def embedded_metadata(self) -> str:
+        """The rosbag2 metadata YAML the file carries itself ("" if none)."""
+        ...
+
+    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+        """(topic id, timestamp ns, data) in timestamp order; BagError on a damaged file."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def storage_id_for(path: Path) -> str | None:
+    return STORAGE_SUFFIXES.get(path.suffix)
+
+
+def open_storage(path: Path) -> StorageReader:
+    """Open `path` with the backend its suffix names; BagError if it is not a readable storage file."""
+    kind = storage_id_for(path)
+    if kind == "sqlite3":
+        from roadloop_core.bag.storage_sqlite3 import Sqlite3Storage
+
+        return Sqlite3Storage(path)
+    if kind == "mcap":
+        from roadloop_core.bag.storage_mcap import McapStorage
+
+        return McapStorage(path)
+    raise BagError(f"{path}: not a storage file of a known plugin (expected one of {', '.join(STORAGE_SUFFIXES)})")

@@ -1,0 +1,119 @@
+"""sqlite3 storage backend (rosbag2 `.db3`), schema versions 1..4, read with the stdlib `sqlite3`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection, Iterator
+from pathlib import Path
+
+from roadloop_core.bag.types import StorageTopic
+from roadloop_core.errors import BagError
+
+__all__ = ["Sqlite3Storage"]
+
+
+class Sqlite3Storage:
+    """One rosbag2 sqlite3 file, opened read-only and immutable (never modified, no journal)."""
+
+    storage_id = "sqlite3"
+    chunk_compression = ""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        except sqlite3.Error as err:
+            raise BagError(f"{path}: cannot open as sqlite3: {err}") from err
+        try:
+            self._load()
+        except sqlite3.Error as err:
+            self._db.close()
+            raise BagError(f"{path}: damaged or not a rosbag2 sqlite3 file: {err}") from err
+        except BagError:
+            self._db.close()
+            raise
+
+    def _columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+    def _load(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"topics", "messages"} <= tables:
+            raise BagError(f"{self.path}: not a rosbag2 sqlite3 file (no topics/messages tables)")
+        cols = self._columns("topics")
+        qos = "offered_qos_profiles" if "offered_qos_profiles" in cols else "''"
+        digest = "type_description_hash" if "type_description_hash" in cols else "''"
+        rows = self._db.execute(
+            f"SELECT id, name, type, serialization_format, {qos}, {digest} FROM topics ORDER BY id"
+        ).fetchall()
+        counts: dict[int, int] = {}
+        first, last = 0, 0
+        stats = self._db.execute(
+            "SELECT topic_id, COUNT(*), MIN(timestamp), MAX(timestamp) FROM messages GROUP BY topic_id"
+        ).fetchall()
+        known = {int(r[0]) for r in rows}
+        spans = [(int(lo), int(hi)) for tid, _, lo, hi in stats if int(tid) in known]
+        for tid, n, _, _ in stats:
+            counts[int(tid)] = int(n)
+        if spans:
+            first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+        defs: dict[str, tuple[str, str]] = {}
+        if "message_definitions" in tables:
+            for typ, enc, text in self._db.execute(
+                "SELECT topic_type, encoding, encoded_message_definition FROM message_definitions"
+            ):
+                defs[str(typ)] = (str(text), str(enc))
+        self._topics = []
+        for tid, name, typ, fmt, qos_text, digest_text in rows:
+            text, enc = defs.get(str(typ), ("", ""))
+            self._topics.append(
+                StorageTopic(
+                    id=int(tid),
+                    name=str(name),
+                    type=str(typ),
+                    serialization_format=str(fmt),
+                    offered_qos_profiles=str(qos_text),
+                    type_description_hash=str(digest_text),
+                    message_count=counts.get(int(tid), 0),
+                    definition=text,
+                    definition_encoding=enc,
+                )
+            )
+        self._defs = defs
+        self._range = (first, last)
+        self._metadata = ""
+        if "metadata" in tables:
+            row = self._db.execute("SELECT metadata FROM metadata ORDER BY id DESC LIMIT 1").fetchone()
+            self._metadata = str(row[0]) if row else ""
+
+    @property
+    def topics(self) -> list[StorageTopic]:
+        return list(self._topics)
+
+    @property
+    def definitions(self) -> dict[str, tuple[str, str]]:
+        return dict(self._defs)
+
+    @property
+    def time_range(self) -> tuple[int, int]:
+        return self._range
+
+    @property
+    def embedded_metadata(self) -> str:
+        return self._metadata
+
+    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+        # The timestamp index orders ties by rowid, i.e. by insertion: deterministic.
+        query = "SELECT topic_id, timestamp, data FROM messages"
+        args: tuple[int, ...] = ()
+        if topic_ids is not None:
+            args = tuple(topic_ids)
+            query += f" WHERE topic_id IN ({','.join('?' * len(args))})"
+        query += " ORDER BY timestamp"
+        try:
+            yield from self._db.execute(query, args)
+        except sqlite3.Error as err:
+            raise BagError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
+
+    def close(self) -> None:
+        self._db.close()
