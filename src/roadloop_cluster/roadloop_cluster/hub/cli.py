@@ -1,0 +1,236 @@
+"""`roadloop hub ...`: serve the hub, manage tokens, list the catalog, publish and roll back bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from roadloop_cluster.hub.auth import ADMIN, VEHICLE, add_token, list_tokens, revoke_tokens
+from roadloop_cluster.hub.config import HubConfig, load_hub_config
+from roadloop_cluster.hub.errors import HubError
+from roadloop_cluster.hub.server import open_hub
+from roadloop_cluster.hub.server import serve as serve_hub
+from roadloop_vehicle.bridge.wire import TarStream
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="The fleet hub: resumable bag uploads, the bag catalog, and the signed-bundle registry.",
+    no_args_is_help=True,
+)
+token_app = typer.Typer(help="Per-vehicle and admin bearer tokens (stored hashed; shown once).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+
+Root = Annotated[Path, typer.Option("--root", help="Hub data folder (store, catalog.db).")]
+Db = Annotated[str | None, typer.Option("--db", help="Catalog URL: postgresql://... (default SQLite ROOT/catalog.db).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="hub.yaml (default config/hub.yaml).")]
+HubUrl = Annotated[str, typer.Option("--hub", help="Hub base URL, e.g. http://127.0.0.1:8470.")]
+TokenFile = Annotated[Path, typer.Option("--token-file", help="File holding the admin token.")]
+
+
+def _cfg(config: Path | None, db: str | None) -> HubConfig:
+    cfg = load_hub_config(config)
+    return replace(cfg, db=db) if db is not None else cfg
+
+
+@app.command()
+def serve(
+    root: Root,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default from hub.yaml: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from hub.yaml: 8470).")] = None,
+    db: Db = None,
+    public_key: Annotated[Path | None, typer.Option(help="Ed25519 public key (PEM) for bundles.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the hub's HTTP API (plain HTTP: put a TLS reverse proxy in front, see docs/fleet.md)."""
+    cfg = _cfg(config, db)
+    if public_key is not None:
+        cfg = replace(cfg, public_key=str(public_key.resolve()))
+    serve_hub(root, cfg, host, port)
+
+
+@token_app.command("add")
+def token_add(
+    name: Annotated[str, typer.Argument(help="Vehicle name (or admin name with --admin).")],
+    root: Root,
+    admin: Annotated[bool, typer.Option("--admin", help="An admin token (publishing, all bags).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Write the token to this file (0600).")] = None,
+    db: Db = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token; it is printed (or written) once and only its sha256 is kept."""
+    hub = open_hub(root, _cfg(config, db))
+    token = add_token(hub.db, name, ADMIN if admin else VEHICLE)
+    if out is None:
+        typer.echo(token)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+
+
+@token_app.command("ls")
+def token_ls(root: Root, db: Db = None, config: ConfigOpt = None) -> None:
+    """List token holders (hash prefixes only)."""
+    hub = open_hub(root, _cfg(config, db))
+    table = Table("principal", "role", "created", "revoked", "hash")
+    for t in list_tokens(hub.db):
+        table.add_row(t["principal"], t["role"], _when(t["created"]), "yes" if t["revoked"] else "", t["hash_prefix"])
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str, root: Root, db: Db = None, config: ConfigOpt = None) -> None:
+    """Revoke every token of NAME."""
+    hub = open_hub(root, _cfg(config, db))
+    n = revoke_tokens(hub.db, name)
+    if n == 0:
+        raise HubError(f"no active token for {name!r}")
+    typer.echo(f"revoked {n} token(s) of {name}")
+
+
+def _when(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ns(ns: int) -> str:
+    return _when(ns / 1e9) if ns else "-"
+
+
+@app.command("ls")
+def ls(
+    root: Root,
+    vehicle: Annotated[str | None, typer.Option(help="Only this vehicle's bags.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only bags with this tag (e.g. disengagement).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    db: Db = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the catalog: bag, vehicle, time range, topics and counts, tags, arrival, sha256."""
+    hub = open_hub(root, _cfg(config, db))
+    rows = hub.list_bags(None, vehicle, tag)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("vehicle", "bag", "sha256", "start (UTC)", "dur s", "msgs", "topics", "tags", "arrived (UTC)")
+    for r in rows:
+        dur = (r["end_ns"] - r["start_ns"]) / 1e9 if r["readable"] else 0.0
+        topics = ", ".join(f"{t['topic']}:{t['count']}" for t in r["topics"]) or (r["error"] or "-")
+        table.add_row(
+            r["vehicle"], r["bag_name"], r["sha256"][:12], _ns(r["start_ns"]), f"{dur:.1f}",
+            str(r["message_count"]), topics, ",".join(r["tags"]), _when(r["arrived"]),
+        )  # fmt: skip
+    Console(width=200).print(table)
+
+
+@app.command("export-bags")
+def export_bags(
+    root: Root,
+    out: Annotated[Path, typer.Option(help="Folder to fill with one symlink per bag: <vehicle>__<bag>.")],
+    vehicle: Annotated[str | None, typer.Option(help="Only this vehicle's bags.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only bags with this tag.")] = None,
+    db: Db = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Materialise stored bags as plain bag folders (symlinks into ROOT/bags/<sha256>) for `roadloop data build`."""
+    hub = open_hub(root, _cfg(config, db))
+    out.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for r in hub.list_bags(None, vehicle, tag):
+        if not r["readable"]:
+            continue
+        link = out / f"{r['vehicle']}__{r['bag_name']}"
+        target = hub.store.bag_dir(r["sha256"]).resolve()
+        if link.is_symlink() and link.resolve() == target:
+            continue
+        tmp = out / f".{link.name}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target, target_is_directory=True)
+        os.replace(tmp, link)
+        n += 1
+    typer.echo(f"{n} bag(s) linked under {out}")
+
+
+def _client(hub: str, token_file: Path) -> httpx.Client:
+    try:
+        token = token_file.read_text().strip()
+    except OSError as err:
+        raise HubError(f"{token_file}: cannot read token: {err.strerror}") from err
+    return httpx.Client(base_url=hub, headers={"Authorization": f"Bearer {token}"}, timeout=120.0)
+
+
+def _check(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text
+        raise HubError(f"hub refused ({resp.status_code}): {detail}")
+    return resp.json()
+
+
+@app.command()
+def publish(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder (policy.onnx, manifest.json, manifest.sig).")],
+    hub: HubUrl,
+    token_file: TokenFile,
+    channel: Annotated[str, typer.Option(help="Channel: candidate or production.")] = "candidate",
+) -> None:
+    """Publish a signed bundle to a channel (the hub verifies it against its public key first)."""
+    if not bundle.is_dir():
+        raise HubError(f"{bundle}: no such bundle folder")
+    try:
+        stream = TarStream(bundle)
+    except ValueError as err:
+        raise HubError(f"{bundle}: {err}") from err
+    headers = {"Content-Length": str(stream.size), "Content-Type": "application/x-tar"}
+    try:
+        with _client(hub, token_file) as client:
+            rel = _check(client.post(f"/v1/channels/{channel}/bundles", content=stream.iter_blocks(), headers=headers))
+    except httpx.HTTPError as err:
+        raise HubError(f"{hub}: {type(err).__name__}: {err}") from err
+    typer.echo(f"{channel}: {rel['name']} v{rel['version']} (release {rel['seq']}, bundle {rel['bundle_id'][:12]})")
+
+
+@app.command()
+def rollback(
+    hub: HubUrl,
+    token_file: TokenFile,
+    channel: Annotated[str, typer.Option(help="Channel to roll back.")] = "production",
+    to_version: Annotated[int | None, typer.Option(help="Version to return to (default: the previous one).")] = None,
+) -> None:
+    """Make an earlier release of a channel current again (kept in the channel's history)."""
+    body = {} if to_version is None else {"to_version": to_version}
+    try:
+        with _client(hub, token_file) as client:
+            rel = _check(client.post(f"/v1/channels/{channel}/rollback", json=body))
+    except httpx.HTTPError as err:
+        raise HubError(f"{hub}: {type(err).__name__}: {err}") from err
+    typer.echo(f"{channel}: now {rel['name']} v{rel['version']} (release {rel['seq']})")
+
+
+@app.command()
+def history(hub: HubUrl, token_file: TokenFile, channel: Annotated[str, typer.Option()] = "production") -> None:
+    """A channel's releases, oldest first (the last one is current)."""
+    try:
+        with _client(hub, token_file) as client:
+            rows = _check(client.get(f"/v1/channels/{channel}/history"))
+    except httpx.HTTPError as err:
+        raise HubError(f"{hub}: {type(err).__name__}: {err}") from err
+    table = Table("seq", "action", "name", "version", "bundle", "at (UTC)")
+    for r in rows:
+        table.add_row(str(r["seq"]), r["action"], r["name"], str(r["version"]), r["bundle_id"][:12], _when(r["at"]))
+    Console().print(table)

@@ -1,0 +1,40 @@
+"""The hub's settings (`config/hub.yaml`, section `hub:`); CLI options override single fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
+from roadloop_core.errors import ConfigError
+
+__all__ = ["HubConfig", "load_hub_config"]
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    host: str = "127.0.0.1"
+    port: int = 8470
+    db: str = ""  # empty: SQLite at ROOT/catalog.db; or postgresql://user@host/db
+    public_key: str = ""  # Ed25519 public key (PEM) every published bundle must verify against
+    channels: list[str] = field(default_factory=lambda: ["candidate", "production"])
+    max_chunk_bytes: int = 16 << 20  # largest chunk PUT body
+    max_upload_bytes: int = 64 << 30  # largest bag (tar stream) one upload may declare
+    max_bundle_bytes: int = 512 << 20  # largest bundle tar a publish may send
+    max_json_bytes: int = 64 << 10  # every other request body
+    log_level: str = "warning"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_chunk_bytes <= 256 << 20:
+            raise ValueError("max_chunk_bytes must be in (0, 256 MiB]")
+        if not self.channels:
+            raise ValueError("channels must name at least one channel")
+
+
+def load_hub_config(path: Path | None = None) -> HubConfig:
+    path = path or config_dir() / "hub.yaml"
+    data = load_yaml(path)
+    section = data.get("hub", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'hub:' must be a mapping")
+    return dataclass_from_dict(HubConfig, section, f"{path}: hub")

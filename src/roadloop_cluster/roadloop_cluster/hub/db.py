@@ -1,0 +1,137 @@
+"""The catalog database: SQLite by default, PostgreSQL by URL, one schema and one SQL dialect.
+
+Queries are written once with `?` placeholders and portable types (TEXT, BIGINT,
+DOUBLE PRECISION); for PostgreSQL the placeholders become `%s`. One connection
+serialised by a lock is plenty for a hub whose heavy work (hashing, disk) happens
+outside the database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from roadloop_cluster.hub.errors import CatalogError
+
+__all__ = ["Database", "open_database"]
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS tokens (
+        token_hash TEXT PRIMARY KEY, principal TEXT NOT NULL, role TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS uploads (
+        id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, bag_name TEXT NOT NULL, size BIGINT NOT NULL,
+        sha256 TEXT NOT NULL, chunk_size BIGINT NOT NULL, n_chunks INTEGER NOT NULL, priority INTEGER NOT NULL,
+        tags TEXT NOT NULL, state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, completed DOUBLE PRECISION)""",
+    "CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (vehicle, bag_name, sha256)",
+    """CREATE TABLE IF NOT EXISTS chunks (
+        upload_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
+        PRIMARY KEY (upload_id, idx))""",
+    """CREATE TABLE IF NOT EXISTS chunk_events (
+        upload_id TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS chunk_events_by_upload ON chunk_events (upload_id)",
+    """CREATE TABLE IF NOT EXISTS objects (
+        sha256 TEXT PRIMARY KEY, size BIGINT NOT NULL, storage TEXT NOT NULL, start_ns BIGINT NOT NULL,
+        end_ns BIGINT NOT NULL, message_count BIGINT NOT NULL, readable INTEGER NOT NULL, error TEXT NOT NULL,
+        custom_data TEXT NOT NULL, stored DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS topics (
+        sha256 TEXT NOT NULL, topic TEXT NOT NULL, type TEXT NOT NULL, count BIGINT NOT NULL,
+        PRIMARY KEY (sha256, topic))""",
+    """CREATE TABLE IF NOT EXISTS bags (
+        vehicle TEXT NOT NULL, bag_name TEXT NOT NULL, sha256 TEXT NOT NULL, priority INTEGER NOT NULL,
+        tags TEXT NOT NULL, arrived DOUBLE PRECISION NOT NULL, upload_id TEXT NOT NULL,
+        PRIMARY KEY (vehicle, bag_name, sha256))""",
+    """CREATE TABLE IF NOT EXISTS bundles (
+        id TEXT PRIMARY KEY, name TEXT NOT NULL, version INTEGER NOT NULL, manifest TEXT NOT NULL,
+        stored DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS releases (
+        channel TEXT NOT NULL, seq INTEGER NOT NULL, bundle_id TEXT NOT NULL, action TEXT NOT NULL,
+        principal TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, PRIMARY KEY (channel, seq))""",
+]
+
+
+class Database:
+    """A DB-API connection behind a lock; `?` placeholders on both engines."""
+
+    def __init__(self, conn: Any, kind: str, where: str) -> None:
+        self._conn = conn
+        self.kind = kind
+        self.where = where
+        self._lock = threading.RLock()
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """All statements inside commit together or not at all."""
+        with self._lock:
+            try:
+                yield self
+                self._conn.commit()
+            except BaseException:
+                self._conn.rollback()
+                raise
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._lock:
+            try:
+                cur = self._conn.cursor()
+                cur.execute(self._sql(sql), tuple(params))
+                return int(cur.rowcount)
+            except Exception as err:
+                raise CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0]) from err
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                cur = self._conn.cursor()
+                cur.execute(self._sql(sql), tuple(params))
+                cols = [d[0] for d in cur.description]
+                return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+            except Exception as err:
+                raise CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0]) from err
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def commit(self) -> None:
+        with self._lock:
+            self._conn.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def open_database(url: str, root: Path) -> Database:
+    """`url` empty: SQLite at ROOT/catalog.db; `sqlite:///path`; or `postgresql://...` (psycopg)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            import psycopg
+        except ImportError as err:
+            raise CatalogError(f"{url}: psycopg is not installed") from err
+        try:
+            conn: Any = psycopg.connect(url, connect_timeout=10)
+        except psycopg.Error as err:
+            raise CatalogError(f"cannot connect to PostgreSQL: {str(err).strip().splitlines()[0]}") from err
+        db = Database(conn, "postgresql", "postgresql catalog")
+    else:
+        path = Path(url.removeprefix("sqlite:///")) if url else root / "catalog.db"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sconn = sqlite3.connect(path, check_same_thread=False, timeout=30.0, isolation_level="DEFERRED")
+            sconn.execute("PRAGMA journal_mode=WAL")
+            sconn.execute("PRAGMA synchronous=FULL")
+        except (sqlite3.Error, OSError) as err:
+            raise CatalogError(f"{path}: cannot open the catalog: {err}") from err
+        db = Database(sconn, "sqlite", str(path))
+    with db.transaction():
+        for stmt in SCHEMA:
+            db.execute(stmt)
+    return db

@@ -1,0 +1,150 @@
+"""What travels between bridge and hub: safe names, and a bag as one deterministic tar stream.
+
+A rosbag2 bag is a folder (metadata.yaml + storage files), so it travels as one
+plain USTAR tar of its regular files: sorted names at the top level, mode 0644,
+uid/gid 0, mtime 0, no user names, ended by two zero blocks. The same folder
+always gives the same bytes, so the tar's sha256 identifies the bag's content
+(the hub's content address). The bridge never writes the tar: `TarStream` maps
+any byte range of it onto the bag's files (headers are built in memory), so a
+chunk is read straight from the bag and a resumed upload re-reads only what it sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BLOCK",
+    "CHANNEL_RE",
+    "NAME_RE",
+    "SHA256_RE",
+    "TarStream",
+    "check_name",
+    "chunk_count",
+    "chunk_range",
+    "is_safe_name",
+]
+
+# One path component, ASCII, starting with a letter or digit (so never ".", ".." or a hidden file),
+# at most 100 characters (the USTAR name field, so a name always fits a plain tar header).
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+CHANNEL_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+BLOCK = 512
+
+
+def is_safe_name(name: str) -> bool:
+    return bool(NAME_RE.match(name)) and ".." not in name
+
+
+def check_name(name: str, what: str) -> str:
+    """Return `name` or raise ValueError saying which name is refused and why."""
+    if not is_safe_name(name):
+        raise ValueError(
+            f"{what} {name!r} refused: use 1-100 of [A-Za-z0-9._-], starting with a letter or digit, no '..'"
+        )
+    return name
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    return max(1, -(-size // chunk_size))
+
+
+def chunk_range(index: int, size: int, chunk_size: int) -> tuple[int, int]:
+    """(offset, length) of chunk `index` in an object of `size` bytes."""
+    start = index * chunk_size
+    return start, max(0, min(chunk_size, size - start))
+
+
+@dataclass(frozen=True)
+class _Segment:
+    offset: int  # where the segment starts in the tar stream
+    length: int
+    data: bytes | None  # header or padding bytes held in memory, or None for file content
+    path: Path | None = None
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime, info.type = size, 0o644, 0, tarfile.REGTYPE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info.tobuf(format=tarfile.USTAR_FORMAT, encoding="utf-8", errors="strict")
+
+
+class TarStream:
+    """The deterministic tar of a folder's regular files, readable at any offset without a copy."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[tuple[str, int, int]] = []  # (name, size, mtime_ns) as seen when built
+        segments: list[_Segment] = []
+        pos = 0
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            check_name(entry.name, f"{folder}: file")
+            st = entry.stat(follow_symlinks=False)
+            self.files.append((entry.name, st.st_size, st.st_mtime_ns))
+            head = _header(entry.name, st.st_size)
+            segments.append(_Segment(pos, len(head), head))
+            pos += len(head)
+            segments.append(_Segment(pos, st.st_size, None, Path(entry.path)))
+            pos += st.st_size
+            pad = -st.st_size % BLOCK
+            if pad:
+                segments.append(_Segment(pos, pad, b"\0" * pad))
+                pos += pad
+        segments.append(_Segment(pos, 2 * BLOCK, b"\0" * (2 * BLOCK)))
+        pos += 2 * BLOCK
+        self._segments = segments
+        self.size = pos
+
+    def unchanged(self) -> bool:
+        """True while every file still has the size and mtime it had when the stream was built."""
+        try:
+            now = [
+                (e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                for e in sorted(os.scandir(self.folder), key=lambda e: e.name)
+                if e.is_file(follow_symlinks=False)
+            ]
+        except OSError:
+            return False
+        return now == self.files
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes [offset, offset+length) of the stream (shorter only at its end)."""
+        out = bytearray()
+        end = min(offset + length, self.size)
+        for seg in self._segments:
+            s0, s1 = seg.offset, seg.offset + seg.length
+            if s1 <= offset or s0 >= end:
+                continue
+            lo, hi = max(offset, s0) - s0, min(end, s1) - s0
+            if seg.data is not None:
+                out += seg.data[lo:hi]
+            else:
+                assert seg.path is not None
+                with open(seg.path, "rb") as f:
+                    f.seek(lo)
+                    got = f.read(hi - lo)
+                if len(got) != hi - lo:
+                    raise OSError(f"{seg.path}: shrank while being read")
+                out += got
+        return bytes(out)
+
+    def iter_blocks(self, block: int = 4 << 20) -> Iterator[bytes]:
+        for off in range(0, self.size, block):
+            yield self.read(off, block)
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        for data in self.iter_blocks():
+            h.update(data)
+        return h.hexdigest()
