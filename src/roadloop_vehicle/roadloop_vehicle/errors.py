@@ -4,8 +4,24 @@ from __future__ import annotations
 
 from roadloop_core.errors import RoadloopError
 
-__all__ = ["VehicleError"]
+__all__ = ["BackendUnavailableError", "ModelError", "ObservationError", "ReplayError", "VehicleError"]
 
 
 class VehicleError(RoadloopError):
     """Base of roadloop_vehicle's errors."""
+
+
+class ModelError(VehicleError):
+    """A bundle was refused (signature, hashes, spec) or its model failed to load or run."""
+
+
+class BackendUnavailableError(VehicleError):
+    """An inference backend (TensorRT, CUDA) is not installed on this machine."""
+
+
+class ObservationError(VehicleError):
+    """Input messages cannot form an observation (missing topic, undecodable message)."""
+
+
+class ReplayError(VehicleError):
+    """A bag cannot be replayed (missing camera topic, unreadable bag, bad output path)."""

@@ -1,0 +1,84 @@
+"""The messages the pipeline publishes, built with the rosbags typestore (the bag is the wire)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rosbags.typesys.store import Typestore
+
+from roadloop_vehicle.control.controller import Command
+
+__all__ = ["command_from_msg", "command_msg", "diagnostics_msg", "header", "trajectory_msg", "waypoints_from_path"]
+
+LEVEL_OK, LEVEL_WARN, LEVEL_ERROR = 0, 1, 2
+
+
+def header(store: Typestore, stamp_ns: int, frame_id: str) -> Any:
+    T = store.types
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
+        frame_id=frame_id,
+    )
+
+
+def trajectory_msg(store: Typestore, stamp_ns: int, waypoints: npt.NDArray[np.float32], frame_id: str) -> Any:
+    """nav_msgs/Path of ego-frame waypoints (x forward, y left)."""
+    T = store.types
+    hdr = header(store, stamp_ns, frame_id)
+    poses = [
+        T["geometry_msgs/msg/PoseStamped"](
+            header=hdr,
+            pose=T["geometry_msgs/msg/Pose"](
+                position=T["geometry_msgs/msg/Point"](x=float(x), y=float(y), z=0.0),
+                orientation=T["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+            ),
+        )
+        for x, y in waypoints
+    ]
+    return T["nav_msgs/msg/Path"](header=hdr, poses=poses)
+
+
+def waypoints_from_path(msg: Any) -> npt.NDArray[np.float32]:
+    return np.array([(p.pose.position.x, p.pose.position.y) for p in msg.poses], dtype=np.float32).reshape(-1, 2)
+
+
+def command_msg(store: Typestore, stamp_ns: int, cmd: Command, frame_id: str) -> Any:
+    T = store.types
+    drive = T["ackermann_msgs/msg/AckermannDrive"](
+        steering_angle=float(cmd.steering_angle),
+        steering_angle_velocity=float(cmd.steering_angle_velocity),
+        speed=float(cmd.speed),
+        acceleration=float(cmd.acceleration),
+        jerk=float(cmd.jerk),
+    )
+    return T["ackermann_msgs/msg/AckermannDriveStamped"](header=header(store, stamp_ns, frame_id), drive=drive)
+
+
+def command_from_msg(msg: Any) -> Command:
+    d = msg.drive
+    return Command(
+        steering_angle=float(d.steering_angle),
+        speed=float(d.speed),
+        acceleration=float(d.acceleration),
+        jerk=float(d.jerk),
+        steering_angle_velocity=float(d.steering_angle_velocity),
+    )
+
+
+def diagnostics_msg(store: Typestore, stamp_ns: int, statuses: Sequence[tuple[int, str, str, dict[str, str]]]) -> Any:
+    """diagnostic_msgs/DiagnosticArray from (level, name, message, key/values) tuples."""
+    T = store.types
+    status = [
+        T["diagnostic_msgs/msg/DiagnosticStatus"](
+            level=level,
+            name=name,
+            message=message,
+            hardware_id="roadloop",
+            values=[T["diagnostic_msgs/msg/KeyValue"](key=k, value=v) for k, v in values.items()],
+        )
+        for level, name, message, values in statuses
+    ]
+    return T["diagnostic_msgs/msg/DiagnosticArray"](header=header(store, stamp_ns, ""), status=status)

@@ -1,0 +1,64 @@
+"""ObservationAssembler: the vehicle side of the shared feature code.
+
+It decodes only the roles the observation spec consumes and hands them to the
+very `FrameSynchronizer` and `compute_features` the dataset builder uses, so the
+policy sees on the car exactly what it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rosbags.typesys.store import Typestore
+
+from roadloop_core.errors import RoadloopError
+from roadloop_core.features import Features, FrameSynchronizer, ObservationSpec, compute_features
+from roadloop_core.registry import TopicRegistry
+from roadloop_vehicle.errors import ObservationError
+
+__all__ = ["ObservationAssembler"]
+
+
+class ObservationAssembler:
+    """`step(role, cdr_bytes) -> list[Features]` (usually zero or one)."""
+
+    def __init__(self, spec: ObservationSpec, registry: TopicRegistry, typestore: Typestore) -> None:
+        self.spec = spec
+        self.typestore = typestore
+        self.sync = FrameSynchronizer(spec)
+        self.typenames = {role: registry[role].type for role in spec.roles()}
+        self.topics = {role: registry[role].name for role in spec.roles()}
+
+    @property
+    def drops(self) -> Counter[str]:
+        return self.sync.drops
+
+    def wants(self, role: str) -> bool:
+        return role in self.typenames
+
+    def decode(self, role: str, data: bytes | memoryview) -> Any:
+        try:
+            return self.typestore.deserialize_cdr(
+                bytes(data) if isinstance(data, memoryview) else data, self.typenames[role]
+            )
+        except Exception as err:  # rosbags raises plain struct/Index errors on truncated CDR
+            raise ObservationError(f"{self.topics[role]}: cannot decode {self.typenames[role]}: {err!r}") from err
+
+    def step(self, role: str, data: bytes | memoryview) -> list[Features]:
+        if role not in self.typenames:
+            return []
+        msg = self.decode(role, data)
+        try:
+            return [compute_features(frame, self.spec) for frame in self.sync.push(role, msg)]
+        except RoadloopError as err:
+            raise ObservationError(f"{self.topics[role]}: {err}") from err
+
+    def push_decoded(self, role: str, msg: Any) -> list[Features]:
+        """Same as `step` for an already-decoded message (the simulator hands those over)."""
+        if role not in self.typenames:
+            return []
+        try:
+            return [compute_features(frame, self.spec) for frame in self.sync.push(role, msg)]
+        except RoadloopError as err:
+            raise ObservationError(f"{self.topics[role]}: {err}") from err

@@ -1,0 +1,5 @@
+"""Deterministic replay of a bag through the onboard pipeline on a simulated clock."""
+
+from roadloop_vehicle.replay.runner import ReplayResult, replay_bag
+
+__all__ = ["ReplayResult", "replay_bag"]

@@ -1,0 +1,13 @@
+"""SafetySupervisor: an explicit state machine gating every command sent to the vehicle."""
+
+from roadloop_vehicle.safety.supervisor import (
+    Fault,
+    SafetyConfig,
+    SafetyInput,
+    SafetyOutput,
+    SafetySupervisor,
+    State,
+    transition,
+)
+
+__all__ = ["Fault", "SafetyConfig", "SafetyInput", "SafetyOutput", "SafetySupervisor", "State", "transition"]
