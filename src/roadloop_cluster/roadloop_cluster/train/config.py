@@ -1,0 +1,62 @@
+"""Typed training configuration, loaded from config/train.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roadloop_core.config import dataclass_from_dict, load_yaml
+from roadloop_core.errors import ConfigError
+
+from roadloop_cluster.models.config import ModelConfig
+
+__all__ = ["OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    speed_loss_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    epochs: int = 8
+    batch_size: int = 64
+    seed: int = 0
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 3
+    threads_per_rank: int = 0
+    amp: str = "bf16"
+    comm_hook: str = "none"
+    powersgd_rank: int = 1
+    log_every: int = 10
+    baseline_steps: int = 300
+
+    def __post_init__(self) -> None:
+        if self.amp not in ("bf16", "fp16", "none"):
+            raise ValueError(f"amp must be bf16, fp16 or none, got {self.amp!r}")
+        if self.comm_hook not in ("none", "fp16", "powersgd"):
+            raise ValueError(f"comm_hook must be none, fp16 or powersgd, got {self.comm_hook!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise ValueError("epochs, batch_size, checkpoint_every and keep_checkpoints must be >= 1")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def load_train_config(path: Path) -> TrainConfig:
+    """Read config/train.yaml; any unknown or ill-typed key is a ConfigError naming it."""
+    data = load_yaml(path)
+    if not data:
+        raise ConfigError(f"{path}: empty training config")
+    return dataclass_from_dict(TrainConfig, data, str(path))

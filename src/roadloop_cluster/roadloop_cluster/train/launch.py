@@ -1,0 +1,87 @@
+"""Pre-flight checks, then torchrun's own launcher (torch.distributed.run) starting the ranks."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from roadloop_cluster.train.config import load_train_config
+from roadloop_cluster.train.data import check_compatible, read_dataset_info
+from roadloop_cluster.train.errors import NonFiniteLossError, TrainError
+
+__all__ = ["launch", "torchrun_args"]
+
+
+def torchrun_args(
+    nproc: int, max_restarts: int, nnodes: str | None, rdzv_endpoint: str | None, rdzv_id: str
+) -> list[str]:
+    """Standalone on one machine; c10d rendezvous (elastic MIN:MAX nodes) when --nnodes is given."""
+    if nnodes is None:
+        head = ["--standalone", "--nnodes", "1"]
+    else:
+        if not rdzv_endpoint:
+            raise TrainError("--nnodes needs --rdzv-endpoint HOST:PORT (the c10d rendezvous every node joins)")
+        head = ["--nnodes", nnodes, "--rdzv-backend", "c10d", "--rdzv-endpoint", rdzv_endpoint, "--rdzv-id", rdzv_id]
+    return [*head, "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts)]
+
+
+def _failures(out: Path) -> list[dict[str, Any]]:
+    found = []
+    for p in sorted(out.glob("failure-rank*.json")):
+        try:
+            found.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return found
+
+
+def launch(
+    config: Path,
+    data: Path,
+    out: Path,
+    nproc: int = 1,
+    max_restarts: int = 0,
+    nnodes: str | None = None,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str = "roadloop",
+) -> dict[str, Any]:
+    """Check config against dataset (before any process starts), run the ranks, return metrics.json."""
+    cfg = load_train_config(config)
+    info = read_dataset_info(data)
+    check_compatible(info, cfg.model)
+    if nproc < 1:
+        raise TrainError(f"--nproc must be >= 1, got {nproc}")
+    if nnodes is None and cfg.run.batch_size % nproc:
+        raise TrainError(f"{config}: run.batch_size {cfg.run.batch_size} is not divisible by --nproc {nproc}")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("failure-rank*.json"):
+        stale.unlink()
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    args = torchrun_args(nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id)
+    args += ["--module", "roadloop_cluster.train.train"]
+    args += ["--config", str(config.resolve()), "--data", str(data.resolve()), "--out", str(out.resolve())]
+    sys.stdout.flush()
+    try:
+        run(parse_args(args))
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        raise TrainError(
+            f"training failed after {max_restarts} restart(s): rank {rank}: {failure.message or 'exit ' + str(failure.exitcode)}"
+            f" (resume with the same command; checkpoints in {out / 'checkpoints'})"
+        ) from None
+    failures = _failures(out)
+    if failures:
+        from roadloop_cluster.train.checkpoint import latest_checkpoint
+
+        last = latest_checkpoint(out)
+        kept = f"last good checkpoint kept: {last}" if last else "no checkpoint had been written"
+        raise NonFiniteLossError(f"{'; '.join(f['message'] for f in failures)}; {kept}")
+    metrics_path = out / "metrics.json"
+    if not metrics_path.is_file():
+        raise TrainError(f"{metrics_path}: training ended without writing its metrics")
+    return dict(json.loads(metrics_path.read_text()))

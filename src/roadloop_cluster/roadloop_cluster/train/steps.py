@@ -1,0 +1,185 @@
+"""The pieces the training entry (train.py) calls, each a small function of explicit inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from roadloop_cluster.models.policy import DrivingPolicy
+from roadloop_cluster.train.checkpoint import write_atomic
+from roadloop_cluster.train.config import OptimConfig, TrainConfig
+from roadloop_cluster.train.data import Batch, DatasetInfo, SplitData
+from roadloop_cluster.train.metrics import ErrorSums, evaluate_baselines, metrics_from_sums, train_ego_baseline
+from roadloop_cluster.train.parallelize import Dist, all_reduce_sum, autocast
+
+__all__ = [
+    "FAILURE_FILE",
+    "Logger",
+    "baselines",
+    "build_optimizer",
+    "forward_loss",
+    "maybe_inject_fault",
+    "pack",
+    "report_nonfinite",
+    "unpack",
+    "validate",
+    "write_outputs",
+]
+
+FAILURE_FILE = "failure.json"
+
+
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, total_steps: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (no decay on biases and norms) with linear warm-up then cosine to lr * min_lr_ratio."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    b1, b2 = cfg.betas
+    optim = torch.optim.AdamW(groups, lr=cfg.lr, betas=(b1, b2))
+    warm = max(1, cfg.warmup_steps)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return optim, torch.optim.lr_scheduler.LambdaLR(optim, factor)
+
+
+def forward_loss(model: nn.Module, b: Batch, d: Dist, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample loss (L1 on waypoints in metres + weighted L1 on target speed) and predicted waypoints."""
+    with autocast(d, cfg.run.amp):
+        wp, speed = model(b.ego_state, b.route_target, b.image)
+    per_sample = (wp.float() - b.waypoints).abs().mean(dim=(1, 2))
+    per_sample = per_sample + cfg.optim.speed_loss_weight * (speed.float() - b.target_speed).abs()[:, 0]
+    return per_sample, wp
+
+
+def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batch, data: SplitData, d: Dist) -> None:
+    """Name the step and the shard rows whose loss is not finite; rank 0 also names the last checkpoint."""
+    bad = b.index[~torch.isfinite(per_sample.detach().cpu()).numpy()]
+    where = data.describe(bad) if len(bad) else "no sample of this rank (gradients became non-finite)"
+    msg = f"non-finite loss at step {step + 1} (rank {d.rank}): {where}"
+    write_atomic(run_dir / f"failure-rank{d.rank}.json", json.dumps({"step": step + 1, "message": msg}).encode())
+
+
+def maybe_inject_fault(step: int, d: Dist) -> None:
+    """ROADLOOP_FAULT_KILL=RANK:STEP SIGKILLs that rank after that step, in the first attempt only.
+
+    It is how the resume test (and a person checking elastic restarts) kills a rank mid-epoch.
+    """
+    spec = os.environ.get("ROADLOOP_FAULT_KILL")
+    if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return
+    rank, at = (int(x) for x in spec.split(":"))
+    if rank == d.rank and step == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@torch.no_grad()
+def validate(model: DrivingPolicy, val: SplitData, d: Dist, cfg: TrainConfig) -> dict[str, float]:
+    """Open-loop metrics on the val split, each rank taking every world_size-th sample, summed over ranks."""
+    model.eval()
+    sums = ErrorSums(cfg.model.horizon)
+    mine = np.arange(d.rank, len(val), d.world_size, dtype=np.int64)
+    for lo in range(0, len(mine), 256):
+        b = val.batch(mine[lo : lo + 256]).to(d.device)
+        _, wp = forward_loss(model, b, d, cfg)
+        sums.add(wp, b.waypoints)
+    model.train()
+    return metrics_from_sums(all_reduce_sum(sums.sums, d), cfg.model.dt)
+
+
+def baselines(run_dir: Path, train: SplitData, val: SplitData, cfg: TrainConfig) -> dict[str, dict[str, float]]:
+    """Constant velocity and the ego-status MLP on the val split, computed once per run (rank 0)."""
+    path = run_dir / "baselines.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    ego = train_ego_baseline(train, cfg.model.horizon, cfg.run.baseline_steps, cfg.run.seed)
+    out = evaluate_baselines(val, ego, cfg.model.horizon, cfg.model.dt)
+    write_atomic(path, json.dumps(out, indent=2).encode())
+    return out
+
+
+def pack(obj: Any) -> bytes:
+    return pickle.dumps(obj)
+
+
+def unpack(blob: Any) -> Any:
+    return pickle.loads(blob)
+
+
+class Logger:
+    """TensorBoard scalars and a progress bar, on rank 0 only."""
+
+    def __init__(self, run_dir: Path, d: Dist, total: int, done: int) -> None:
+        self.enabled = d.is_main
+        self.tb: Any = None
+        self.bar: Any = None
+        if self.enabled:
+            from torch.utils.tensorboard import SummaryWriter
+            from tqdm import tqdm
+
+            self.tb = SummaryWriter(str(run_dir / "tb"))
+            self.bar = tqdm(total=total, initial=done, desc="train", unit="step", dynamic_ncols=True)
+        self.t0, self.samples = time.perf_counter(), 0
+
+    def step(self, step: int, loss: float, lr: float, gnorm: float, samples: int, log_every: int) -> None:
+        self.samples += samples
+        if not self.enabled:
+            return
+        self.bar.update(1)
+        if step % log_every == 0:
+            rate = self.samples / max(time.perf_counter() - self.t0, 1e-9)
+            for k, v in {"loss": loss, "lr": lr, "grad_norm": gnorm, "samples_per_s": rate}.items():
+                self.tb.add_scalar(f"train/{k}", v, step)
+            self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}")
+            self.t0, self.samples = time.perf_counter(), 0
+
+    def epoch(self, epoch: int, step: int, val: dict[str, float], base: dict[str, dict[str, float]]) -> None:
+        if not self.enabled:
+            return
+        for k, v in val.items():
+            self.tb.add_scalar(f"val/{k}", v, step)
+        for name, m in base.items():
+            for k, v in m.items():
+                self.tb.add_scalar(f"baseline_{name}/{k}", v, step)
+        cv = base["constant_velocity"].get("l2_3s", float("nan"))
+        self.bar.write(f"epoch {epoch}: " + " ".join(f"{k}={v:.3f}" for k, v in val.items()) + f" (CV l2_3s={cv:.3f})")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.bar.close()
+            self.tb.close()
+
+
+def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info: DatasetInfo, metrics: Any) -> None:
+    """RUN/model.pt (final weights), RUN/run.json (what export needs) and RUN/metrics.json, each atomic."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    write_atomic(run_dir / "model.pt", buf.getvalue())
+    run = {
+        "config": cfg,
+        "dataset": {"root": str(info.root.resolve()), "dataset_id": info.dataset_id},
+        "observation": info.index.get("observation", {}),
+        "label": info.index["label"],
+        "normalization": {k: dict(zip(("mean", "std"), info.stat(k), strict=True)) for k in ("ego_state", "route_target")},
+        "step_scale": float(model.step_scale),
+    }
+    write_atomic(run_dir / "run.json", json.dumps(run, indent=2).encode())
+    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())

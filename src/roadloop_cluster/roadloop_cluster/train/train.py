@@ -1,0 +1,111 @@
+"""The training entry one rank runs under torchrun: read it top to bottom.
+
+`roadloop train` launches it; by hand: `torchrun --nproc-per-node 2 -m roadloop_cluster.train.train
+--config config/train.yaml --data DATASET --out RUN`. Resumes from RUN/checkpoints/latest if present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from roadloop_core.config import dataclass_to_dict
+
+from roadloop_cluster.models import build_policy
+from roadloop_cluster.train import steps
+from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from roadloop_cluster.train.config import load_train_config
+from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
+from roadloop_cluster.train.metrics import step_scale
+from roadloop_cluster.train.parallelize import all_reduce_sum, grad_scaler, init_distributed, parallelize, shutdown
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    for flag in ("--config", "--data", "--out"):
+        p.add_argument(flag, type=Path, required=True)
+    args = p.parse_args(argv)
+    cfg, out = load_train_config(args.config), args.out
+    out.mkdir(parents=True, exist_ok=True)
+    d = init_distributed(cfg.run)
+    torch.manual_seed(cfg.run.seed)  # same initial weights on every rank (DDP also broadcasts them)
+
+    info = read_dataset_info(args.data)
+    train, val = SplitData(info, "train", cfg.model.uses_image), SplitData(info, "val", cfg.model.uses_image)
+    model = build_policy(cfg.model, step_scale(train.arrays["waypoints"])).to(d.device)
+    ddp = parallelize(model, d, cfg.run)
+    stream = BatchStream(train, cfg.run.batch_size, d.rank, d.world_size, cfg.run.seed)
+    total = stream.steps_per_epoch * cfg.run.epochs
+    optim, sched = steps.build_optimizer(model, cfg.optim, total)
+    scaler = grad_scaler(d, cfg.run.amp)
+
+    step, history, ckpt_s = 0, [], 0.0
+    last = latest_checkpoint(out)
+    if last is not None:
+        template = {"step": 0, "data": b"", "sched": b"", "history": b""}
+        state = load_checkpoint(last, model, optim, template)
+        step, history = int(state["step"]), steps.unpack(state["history"])
+        stream.load_state_dict(steps.unpack(state["data"]))
+        sched.load_state_dict(steps.unpack(state["sched"]))
+
+    def checkpoint() -> None:
+        nonlocal ckpt_s
+        t = time.perf_counter()
+        trainer = {"step": step, "data": steps.pack(stream.state_dict()), "sched": steps.pack(sched.state_dict())}
+        save_checkpoint(out, step, model, optim, {**trainer, "history": steps.pack(history)}, cfg.run.keep_checkpoints)
+        ckpt_s += time.perf_counter() - t
+
+    base = steps.baselines(out, train, val, cfg) if d.is_main else {}
+    log = steps.Logger(out, d, total, step)
+    train_s, epoch_s, samples = 0.0, [], 0
+    while stream.epoch < cfg.run.epochs:
+        t_epoch = time.perf_counter()
+        batches = stream.epoch_batches()
+        for i, idx in enumerate(batches):
+            t = time.perf_counter()
+            b = train.batch(idx).to(d.device)
+            optim.zero_grad(set_to_none=True)
+            per_sample, _ = steps.forward_loss(ddp, b, d, cfg)
+            scaler.scale(per_sample.mean()).backward()
+            scaler.unscale_(optim)
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            stats = all_reduce_sum(torch.stack([per_sample.detach().sum().cpu(), gnorm.detach().cpu()]).double(), d)
+            if not torch.isfinite(stats).all():  # every rank sees the same reduced values: all stop together
+                steps.report_nonfinite(out, step, per_sample, b, train, d)
+                log.close()
+                shutdown()
+                return
+            scaler.step(optim)
+            scaler.update()
+            sched.step()
+            step += 1
+            stream.advance()
+            train_s += time.perf_counter() - t
+            samples += cfg.run.batch_size
+            loss = float(stats[0]) / cfg.run.batch_size
+            log.step(step, loss, sched.get_last_lr()[0], float(stats[1]) / d.world_size, cfg.run.batch_size, cfg.run.log_every)
+            steps.maybe_inject_fault(step, d)
+            if step % cfg.run.checkpoint_every == 0 and i + 1 < len(batches):
+                checkpoint()
+        metrics = steps.validate(model, val, d, cfg)
+        history.append({"epoch": stream.epoch, "step": step, **metrics})
+        log.epoch(stream.epoch, step, metrics, base)
+        stream.next_epoch()
+        epoch_s.append(time.perf_counter() - t_epoch)
+        checkpoint()
+
+    log.close()
+    if d.is_main:
+        final = {"val": history[-1], "baselines": base, "history": history, "world_size": d.world_size,
+                 "steps": step, "samples_per_s": samples / max(train_s, 1e-9), "train_seconds": train_s,
+                 "checkpoint_seconds": ckpt_s, "epoch_seconds": epoch_s, "device": str(d.device),
+                 "resumed_from": last.name if last else None}
+        steps.write_outputs(out, model, dataclass_to_dict(cfg), info, final)
+    shutdown()
+
+
+if __name__ == "__main__":
+    main()
