@@ -28,7 +28,7 @@ class ObservationSpec:
     imu: str | None = "imu"
     odometry: str = "odometry"
     route: str = "route"
-    image_width: int = 128
+    image_width: int = 64
     image_height: int = 64
     sample_rate_hz: float = 10.0
     # An input older (or, for interpolation brackets, farther) than this from the frame stamp is stale.

@@ -1,0 +1,148 @@
+"""One bag -> spooled sample arrays + drop counts + statistics (runs in a pool worker).
+
+Samples are appended to raw per-array files as they are produced, so a worker's
+memory stays bounded by the label horizon whatever the bag's length. Any failure
+inside a bag (truncated file, corrupt chunk, undecodable message) skips that bag
+with its reason; the build carries on with the others.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from roadloop_cluster.data.config import DatasetConfig
+from roadloop_cluster.data.discover import bag_sha256
+from roadloop_cluster.data.samples import Sample, SampleBuilder, array_names
+from roadloop_cluster.data.stats import RunningStats
+from roadloop_core.bag import open_bag
+from roadloop_core.errors import RoadloopError
+from roadloop_core.registry import load_registry
+
+__all__ = ["STAT_ARRAYS", "BagJob", "BagResult", "extract_bag", "read_spool"]
+
+STAT_ARRAYS = ("ego_state", "route_target", "waypoints", "command")
+_FLUSH = 128
+
+
+@dataclass(frozen=True)
+class BagJob:
+    bag: Path
+    spool: Path
+    config: DatasetConfig
+    registry_path: Path | None
+
+
+@dataclass
+class BagResult:
+    bag: Path
+    sha256: str
+    count: int = 0
+    error: str | None = None
+    drops: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, RunningStats] = field(default_factory=dict)
+    shapes: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
+
+
+class _Spool:
+    def __init__(self, folder: Path, names: tuple[str, ...]) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.names = names
+        self.files: dict[str, BinaryIO] = {n: open(folder / f"{n}.bin", "wb") for n in names}  # noqa: SIM115
+        self.buf: list[Sample] = []
+        self.count = 0
+        self.stats = {n: RunningStats() for n in STAT_ARRAYS}
+        self.shapes: dict[str, tuple[tuple[int, ...], str]] = {}
+
+    def add(self, sample: Sample) -> None:
+        self.buf.append(sample)
+        if len(self.buf) >= _FLUSH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        b = self.buf
+        arrays: dict[str, np.ndarray] = {
+            "ego_state": np.stack([s.features.ego_state for s in b]),
+            "route_target": np.stack([s.features.route_target for s in b]),
+            "waypoints": np.stack([s.waypoints for s in b]),
+            "command": np.stack([s.command for s in b]),
+            "stamp_ns": np.array([s.features.stamp_ns for s in b], dtype=np.int64),
+        }
+        if "image" in self.names:
+            arrays["image"] = np.stack([s.features.image for s in b])  # type: ignore[misc]
+        for name, arr in arrays.items():
+            self.shapes[name] = (arr.shape[1:], arr.dtype.str)
+            self.files[name].write(np.ascontiguousarray(arr).tobytes())
+        for name in STAT_ARRAYS:
+            self.stats[name].update(arrays[name])
+        self.count += len(b)
+        self.buf = []
+
+    def close(self) -> None:
+        self.flush()
+        for f in self.files.values():
+            f.close()
+
+
+def extract_bag(job: BagJob) -> BagResult:
+    """Stream one bag through the SampleBuilder into `job.spool`; never raises for a bad bag."""
+    result = BagResult(job.bag, "")
+    spool: _Spool | None = None
+    try:
+        result.sha256 = bag_sha256(job.bag)
+        reg = load_registry(job.registry_path)
+        spec = job.config.observation
+        build = job.config.build
+        with open_bag(job.bag, distro=reg.typestore) as bag:
+            present = {t.name for t in bag.info.topics}
+            role_of: dict[str, str] = {}
+            for role in [*spec.roles(), build.command]:
+                topic = reg[role]
+                if topic.name not in present:
+                    result.error = f"missing topic {topic.name} (role {role})"
+                    return result
+                role_of[topic.name] = role
+            builder = SampleBuilder(spec, build.command, build.command_slop_s)
+            names = tuple(n for n in array_names(spec) if n != "source")
+            spool = _Spool(job.spool, names)
+            for raw in bag.messages(topics=sorted(role_of)):
+                for sample in builder.step(role_of[raw.topic], bag.decode(raw)):
+                    spool.add(sample)
+            builder.finish()
+            spool.close()
+        result.count = spool.count
+        result.drops = dict(sorted(builder.all_drops().items()))
+        result.stats = spool.stats
+        result.shapes = spool.shapes
+        if result.count == 0:
+            result.error = "no usable samples" + _drop_note(builder.all_drops())
+    except RoadloopError as err:
+        result.error = str(err)
+    except Exception as err:  # a corrupt bag can fail anywhere inside rosbags/mcap/zstd: skip it, with the reason
+        result.error = f"unreadable: {type(err).__name__}: {err}"
+    finally:
+        if spool is not None:
+            for f in spool.files.values():
+                f.close()
+    if result.error is not None:
+        result.count = 0
+        shutil.rmtree(job.spool, ignore_errors=True)
+    return result
+
+
+def _drop_note(drops: Counter[str]) -> str:
+    top = ", ".join(f"{k} {v}" for k, v in drops.most_common(3))
+    return f" (dropped: {top})" if top else ""
+
+
+def read_spool(folder: Path, result: BagResult, name: str) -> np.ndarray:
+    """The spooled array `name` of a finished bag, memory-mapped."""
+    shape, dtype = result.shapes[name]
+    return np.memmap(folder / f"{name}.bin", dtype=np.dtype(dtype), mode="r", shape=(result.count, *shape))

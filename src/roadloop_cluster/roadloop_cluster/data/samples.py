@@ -1,0 +1,120 @@
+"""SampleBuilder: the builder's pure core, decoded messages in -> labelled samples out.
+
+Features come from the shared `roadloop_core.features` code (what the vehicle runs);
+this class adds what only an offline builder can know, the future: K ego poses at
+dt from interpolated odometry, expressed in the frame's ego frame, and the driver's
+recorded command nearest the frame. A frame waits (bounded: horizon x rate frames)
+until odometry covers its whole horizon; frames at the end of a bag without a full
+future are dropped as `no_future`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from roadloop_core.features import Features, FrameSynchronizer, ObservationSpec, Pose2D, compute_features
+from roadloop_core.features.geometry import OdomSample, bracket, interpolate_odometry, to_ego_frame
+from roadloop_core.features.messages import header_stamp_ns, odom_sample
+
+__all__ = ["ARRAY_NAMES", "Sample", "SampleBuilder", "array_names"]
+
+ARRAY_NAMES = ("image", "ego_state", "route_target", "waypoints", "command", "stamp_ns", "source")
+
+
+def array_names(spec: ObservationSpec) -> tuple[str, ...]:
+    """The arrays of a dataset built with `spec` (no `image` in state-only mode), in file order."""
+    return tuple(n for n in ARRAY_NAMES if n != "image" or not spec.state_only)
+
+
+@dataclass(frozen=True)
+class Sample:
+    features: Features
+    waypoints: np.ndarray  # (K, 2) float32, ego frame
+    command: np.ndarray  # (2,) float32: steering angle rad, speed m/s
+
+
+class SampleBuilder:
+    """`step(role, msg)` -> samples whose labels became known; `finish()` at the end of the bag."""
+
+    def __init__(self, spec: ObservationSpec, command_role: str, command_slop_s: float) -> None:
+        self.spec = spec
+        self.command_role = command_role
+        self.sync = FrameSynchronizer(spec)
+        self.drops: Counter[str] = Counter()
+        self._cmd_slop = round(command_slop_s * 1e9)
+        self._horizon_ns = [round(k * spec.label_dt_s * 1e9) for k in range(1, spec.label_horizon + 1)]
+        self._odom: deque[OdomSample] = deque()
+        self._cmds: deque[tuple[int, float, float]] = deque()
+        self._pending: deque[tuple[Features, Pose2D]] = deque()
+
+    def step(self, role: str, msg: Any, stamp_ns: int | None = None) -> list[Sample]:
+        t = header_stamp_ns(msg) if stamp_ns is None else stamp_ns
+        if role == self.command_role:
+            if not self._cmds or t > self._cmds[-1][0]:
+                self._cmds.append((t, float(msg.drive.steering_angle), float(msg.drive.speed)))
+            return self._resolve()
+        if role == self.spec.odometry and (not self._odom or t > self._odom[-1].stamp_ns):
+            self._odom.append(odom_sample(msg, t))
+        for frame in self.sync.push(role, msg, t):
+            self._pending.append((compute_features(frame, self.spec), frame.pose))
+        return self._resolve()
+
+    def finish(self) -> list[Sample]:
+        """End of the bag: frames without a full future horizon are dropped."""
+        self.sync.flush()
+        self.drops["no_future"] += len(self._pending)
+        self._pending.clear()
+        return []
+
+    def all_drops(self) -> Counter[str]:
+        return self.sync.drops + self.drops
+
+    def _resolve(self) -> list[Sample]:
+        out: list[Sample] = []
+        last_horizon = self._horizon_ns[-1]
+        while self._pending and self._odom:
+            feats, pose = self._pending[0]
+            if self._odom[-1].stamp_ns < feats.stamp_ns + last_horizon:
+                break  # the future is not recorded yet
+            self._pending.popleft()
+            sample = self._label(feats, pose)
+            if sample is not None:
+                out.append(sample)
+        self._trim()
+        return out
+
+    def _label(self, feats: Features, pose: Pose2D) -> Sample | None:
+        slop = self.spec.slop_ns
+        future = np.empty((len(self._horizon_ns), 2), dtype=np.float64)
+        for k, dt in enumerate(self._horizon_ns):
+            t = feats.stamp_ns + dt
+            br = bracket(self._odom, t)
+            if br is None or t - br[0].stamp_ns > slop or br[1].stamp_ns - t > slop:
+                self.drops["label_odometry_gap"] += 1
+                return None
+            p = interpolate_odometry(br[0], br[1], t)
+            future[k] = (p.x, p.y)
+        best: tuple[int, float, float] | None = None
+        for cmd in self._cmds:  # nearest command; on a tie the later one (the reaction to this frame)
+            if abs(cmd[0] - feats.stamp_ns) <= self._cmd_slop and (
+                best is None or abs(cmd[0] - feats.stamp_ns) <= abs(best[0] - feats.stamp_ns)
+            ):
+                best = cmd
+        if best is None:
+            self.drops["command_missing"] += 1
+            return None
+        waypoints = to_ego_frame(pose, future).astype(np.float32)
+        return Sample(feats, waypoints, np.array([best[1], best[2]], dtype=np.float32))
+
+    def _trim(self) -> None:
+        """Forget odometry and commands no pending or future frame can need."""
+        oldest = self._pending[0][0].stamp_ns if self._pending else (self._odom[-1].stamp_ns if self._odom else 0)
+        keep_from = oldest - 2 * max(self.spec.slop_ns, self._cmd_slop) - self.spec.period_ns
+        while len(self._odom) > 2 and self._odom[1].stamp_ns < keep_from:
+            self._odom.popleft()
+        while len(self._cmds) > 1 and self._cmds[0][0] < keep_from - self._cmd_slop:
+            self._cmds.popleft()
