@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from roadloop_core.features.spec import ObservationSpec
+
 __all__ = ["write_synthetic_dataset"]
 
 
@@ -102,7 +104,14 @@ def write_synthetic_dataset(
         if split == "train":
             stats_src = {"ego_state": ego, "route_target": route, "waypoints": wps.reshape(-1, 2)}
     stats = {k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in stats_src.items()}
-    observation = {"image": None if image_size is None else {"height": image_size[0], "width": image_size[1]}}
+    hw = image_size or (64, 64)
+    observation = ObservationSpec(
+        camera=None if image_size is None else "camera",
+        image_height=hw[0],
+        image_width=hw[1],
+        label_horizon=horizon,
+        label_dt_s=dt,
+    ).to_dict()
     index = {
         "format": "roadloop-dataset/1",
         "dataset_id": f"synthetic-{seed}-{n_train}-{n_val}",
