@@ -16,7 +16,15 @@ import yaml
 from roadloop_core.bag.types import FileInfo, TopicInfo
 from roadloop_core.errors import BagError
 
-__all__ = ["MAX_VERSION", "BagMetadata", "dump_metadata", "parse_metadata", "read_metadata", "write_metadata"]
+__all__ = [
+    "MAX_VERSION",
+    "BagMetadata",
+    "dump_metadata",
+    "parse_embedded",
+    "parse_metadata",
+    "read_metadata",
+    "write_metadata",
+]
 
 MAX_VERSION = 9
 NO_START = 2**63 - 1  # rosbag2's starting_time of an empty bag
@@ -115,6 +123,20 @@ def parse_metadata(text: str, where: str) -> BagMetadata:
         custom_data=custom,
         ros_distro=str(m.get("ros_distro") or ""),
     )
+
+
+def parse_embedded(text: str, where: str) -> BagMetadata | None:
+    """The metadata a storage file embeds (sqlite3 `metadata` table, mcap `rosbag2` record), if parseable."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    if isinstance(doc, dict) and "rosbag2_bagfile_information" not in doc:
+        doc = {"rosbag2_bagfile_information": doc}
+    try:
+        return parse_metadata(yaml.safe_dump(doc), where)
+    except BagError:
+        return None
 
 
 def read_metadata(bag_dir: Path) -> BagMetadata:

@@ -23,14 +23,13 @@ import zstandard
 from rosbags.typesys.store import Typestore
 
 from roadloop_core.bag.metadata import NO_START, BagMetadata, read_metadata
-from roadloop_core.bag.storage import STORAGE_SUFFIXES, StorageReader, open_storage, storage_id_for
+from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, StorageReader, open_storage, storage_id_for
 from roadloop_core.bag.types import BagInfo, RawMessage, TopicInfo
 from roadloop_core.errors import BagError, TypesysError
 from roadloop_core.typesys import make_typestore, register_definition
 
 __all__ = ["ACTIVE_SUFFIX", "BagReader", "open_bag"]
 
-ACTIVE_SUFFIX = ".active"  # a storage file still being written (or left by a killed writer)
 SUPPORTED_FORMATS = ("cdr",)
 
 

@@ -17,9 +17,10 @@ from typing import Protocol
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagError
 
-__all__ = ["STORAGE_SUFFIXES", "StorageReader", "open_storage", "storage_id_for"]
+__all__ = ["ACTIVE_SUFFIX", "STORAGE_SUFFIXES", "StorageReader", "open_storage", "storage_id_for"]
 
 STORAGE_SUFFIXES = {".db3": "sqlite3", ".mcap": "mcap"}
+ACTIVE_SUFFIX = ".active"  # a storage file still being written (or left behind by a killed writer)
 
 
 class StorageReader(Protocol):
@@ -27,6 +28,8 @@ class StorageReader(Protocol):
 
     path: Path
     storage_id: str  # "sqlite3" | "mcap"
+    damage: str  # why a linear read stopped before the end of the file ("" = intact)
+    custom_data: dict[str, str]  # custom data the writer stored in the file itself
 
     @property
     def topics(self) -> list[StorageTopic]: ...

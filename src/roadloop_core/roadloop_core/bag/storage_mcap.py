@@ -20,7 +20,9 @@ from mcap.stream_reader import StreamReader
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagError
 
-__all__ = ["McapStorage", "scan_mcap"]
+__all__ = ["CUSTOM_DATA_RECORD", "McapStorage", "scan_mcap"]
+
+CUSTOM_DATA_RECORD = "roadloop.custom_data"  # the writer stores custom data at each file's start
 
 # Everything the mcap parser can raise on a damaged file: its own errors, struct/zstd/utf-8
 # faults, and allocation failures from corrupted sizes.
@@ -101,7 +103,7 @@ class McapStorage:
             raise BagError(f"{self.path}: not an mcap file (bad magic)")
         self._map.seek(0)
         self._summary: Any = None
-        self.scan_error = ""
+        self.damage = ""
         try:
             self._reader: SeekingReader | None = SeekingReader(self._map, record_size_limit=len(self._map))  # type: ignore[arg-type]
             self._summary = self._reader.get_summary()
@@ -125,7 +127,7 @@ class McapStorage:
         else:
             self._map.seek(0)
             scan = scan_mcap(self._map)
-            self.scan_error = scan.error
+            self.damage = scan.error
             schemas, channels, counts, meta = scan.schemas, scan.channels, scan.counts, scan.metadata
             self._range = (scan.first, scan.last) if scan.counts else (0, 0)
             self.chunk_compression = ""
@@ -150,7 +152,10 @@ class McapStorage:
                 )
             )
         self._metadata = ""
+        self.custom_data: dict[str, str] = {}
         for m in meta:
+            if m.name == CUSTOM_DATA_RECORD:
+                self.custom_data.update(m.metadata)
             if m.name == "rosbag2" and "serialized_metadata" in m.metadata:
                 self._metadata = m.metadata["serialized_metadata"]
 

@@ -17,9 +17,11 @@ class Sqlite3Storage:
 
     storage_id = "sqlite3"
     chunk_compression = ""
+    damage = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.custom_data: dict[str, str] = {}
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
         except sqlite3.Error as err:

@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     _register_verbs()
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="roadloop", standalone_mode=False)
+        # standalone_mode=False: click *returns* the code of `raise typer.Exit(n)` instead of exiting.
+        rc = command.main(args=args, prog_name="roadloop", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except click.exceptions.Exit as ex:
         sys.exit(ex.exit_code)
     except click.ClickException as err:

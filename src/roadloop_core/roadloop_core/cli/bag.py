@@ -1,0 +1,207 @@
+"""`roadloop bag info|check|reindex`: look into, verify and repair rosbag2 bags (sqlite3 and mcap)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from roadloop_core.bag import BagInfo, open_bag
+from roadloop_core.bag.reindex import reindex_bag
+
+__all__ = ["app", "qos_summary"]
+
+app = typer.Typer(
+    help="Inspect, verify and repair rosbag2 bags (sqlite3 and mcap, Humble..Kilted).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+PATH_HELP = "Bag folder (with metadata.yaml), or a single .mcap/.db3 file."
+DISTRO_HELP = "Typestore used to decode known types (jazzy or humble)."
+
+_NAMES = {
+    "reliability": {1: "reliable", 2: "best_effort", 0: "system_default", 3: "unknown"},
+    "durability": {1: "transient_local", 2: "volatile", 0: "system_default", 3: "unknown"},
+    "history": {1: "keep_last", 2: "keep_all", 0: "system_default", 3: "unknown"},
+}
+
+
+def qos_summary(text: str) -> list[dict[str, Any]]:
+    """The offered QoS profiles of a topic as plain dicts (reliability, durability, history, depth)."""
+    try:
+        items = yaml.safe_load(text) if text else []
+    except yaml.YAMLError:
+        return []
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        row: dict[str, Any] = {}
+        for key, names in _NAMES.items():
+            v = item.get(key)
+            row[key] = names.get(v, str(v)) if isinstance(v, int) else str(v)
+        row["depth"] = item.get("depth")
+        out.append(row)
+    return out
+
+
+def _stamp(ns: int) -> str:
+    when = datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"{when} UTC ({ns // 1_000_000_000}.{ns % 1_000_000_000:09d})"
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1024
+    return f"{n} B"
+
+
+def _compression(info: BagInfo) -> str:
+    if info.compression_mode:
+        return f"{info.compression_format} ({info.compression_mode})"
+    if info.chunk_compression:
+        return f"{info.chunk_compression} (mcap chunks)"
+    return "none"
+
+
+def info_dict(info: BagInfo, problems: list[str]) -> dict[str, Any]:
+    return {
+        "path": str(info.path),
+        "storage": info.storage,
+        "version": info.version,
+        "ros_distro": info.ros_distro,
+        "files": [str(f) for f in info.files],
+        "size_bytes": info.size_bytes,
+        "compression_mode": info.compression_mode,
+        "compression_format": info.compression_format,
+        "chunk_compression": info.chunk_compression,
+        "start_ns": info.start_ns,
+        "end_ns": info.end_ns,
+        "duration_s": info.duration_s,
+        "message_count": info.message_count,
+        "topics": [
+            {
+                "name": t.name,
+                "type": t.type,
+                "message_count": t.message_count,
+                "serialization_format": t.serialization_format,
+                "qos": qos_summary(t.offered_qos_profiles),
+            }
+            for t in info.topics
+        ],
+        "custom_data": info.custom_data,
+        "problems": problems,
+    }
+
+
+@app.command("info")
+def info_cmd(
+    path: Path = typer.Argument(..., help=PATH_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    distro: str = typer.Option("jazzy", "--distro", help=DISTRO_HELP),
+) -> None:
+    """Storage, compression, duration, start/end and, per topic, type, message count and QoS."""
+    with open_bag(path, distro) as bag:
+        info, problems = bag.info, list(bag.problems)
+    if as_json:
+        print(json.dumps(info_dict(info, problems)))
+        return
+    rows = [
+        ("Files", ", ".join(f.name for f in info.files)),
+        ("Bag size", _size(info.size_bytes)),
+        ("Storage id", f"{info.storage}" + (f" (metadata version {info.version})" if info.version else "")),
+        ("ROS distro", info.ros_distro or "-"),
+        ("Compression", _compression(info)),
+        ("Duration", f"{info.duration_s:.3f} s"),
+        ("Start", _stamp(info.start_ns) if info.message_count else "-"),
+        ("End", _stamp(info.end_ns) if info.message_count else "-"),
+        ("Messages", str(info.message_count)),
+    ]
+    for k, v in rows:
+        print(f"{k + ':':<14}{v}")
+    print("Topics:")
+    width = max((len(t.name) for t in info.topics), default=0)
+    for t in info.topics:
+        qos = qos_summary(t.offered_qos_profiles)
+        q = "; ".join(f"{p['reliability']}, {p['durability']}, {p['history']}({p['depth']})" for p in qos) or "-"
+        print(f"  {t.name:<{width}}  {t.type}  count={t.message_count}  format={t.serialization_format}  qos: {q}")
+    for k, v in sorted(info.custom_data.items()):
+        print(f"Custom data:  {k}={v}")
+    for p in problems:
+        print(f"PROBLEM: {p}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+@app.command("check")
+def check_cmd(
+    path: Path = typer.Argument(..., help=PATH_HELP),
+    distro: str = typer.Option("jazzy", "--distro", help=DISTRO_HELP),
+) -> None:
+    """Decode every message; print decoded/undecodable per topic. Exit 0 only if all decode and counts match."""
+    decoded: dict[str, int] = {}
+    failed: dict[str, int] = {}
+    first_error: dict[str, str] = {}
+    with open_bag(path, distro) as bag, _progress() as progress:
+        info = bag.info
+        task = progress.add_task("decoding", total=info.message_count)
+        for raw in bag.messages():
+            try:
+                bag.decode(raw)
+                decoded[raw.topic] = decoded.get(raw.topic, 0) + 1
+            except Exception as exc:  # a decode failure is a finding of the check, not a crash
+                failed[raw.topic] = failed.get(raw.topic, 0) + 1
+                first_error.setdefault(raw.topic, str(exc))
+            progress.advance(task)
+        problems = list(bag.problems)
+    width = max((len(t.name) for t in info.topics), default=0)
+    print(f"{'topic':<{width}}  {'decoded':>8}  {'undecodable':>11}  type")
+    for t in info.topics:
+        print(f"{t.name:<{width}}  {decoded.get(t.name, 0):>8}  {failed.get(t.name, 0):>11}  {t.type}")
+    for topic, why in first_error.items():
+        print(f"UNDECODABLE {topic}: {why}")
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    total_ok, total_bad = sum(decoded.values()), sum(failed.values())
+    verdict = "OK" if not total_bad and not problems else "FAILED"
+    print(f"{verdict}: {total_ok} decoded, {total_bad} undecodable, {len(problems)} problem(s)")
+    if verdict != "OK":
+        raise typer.Exit(1)
+
+
+@app.command("reindex")
+def reindex_cmd(path: Path = typer.Argument(..., help="Bag folder whose metadata.yaml is missing or stale.")) -> None:
+    """Rebuild metadata.yaml from the storage files; finish files a killed writer left (`*.mcap.active`)."""
+    with _progress() as progress:
+        task = progress.add_task("reindex", total=None)
+
+        def report(what: str, done: int, total: int) -> None:
+            progress.update(task, description=what, completed=done, total=total)
+
+        meta, recovered = reindex_bag(path, report)
+    for r in recovered:
+        tail = f" (stopped at damaged tail: {r.stopped_by})" if r.stopped_by else ""
+        print(f"recovered {r.source.name} -> {r.target.name}: {r.messages} messages{tail}")
+    print(
+        f"wrote {Path(path) / 'metadata.yaml'}: {len(meta.relative_file_paths)} file(s), "
+        f"{len(meta.topics)} topic(s), {meta.message_count} messages"
+    )
