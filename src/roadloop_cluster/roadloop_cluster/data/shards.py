@@ -62,7 +62,10 @@ def open_npz_mmap(path: Path) -> dict[str, np.ndarray]:
                 name_len, extra_len = struct.unpack("<HH", local[26:30])
                 f.seek(info.header_offset + 30 + name_len + extra_len)
                 version = np.lib.format.read_magic(f)
-                shape, fortran, dtype = np.lib.format._read_array_header(f, version)  # type: ignore[attr-defined]
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
                 if fortran or dtype.hasobject:
                     raise DataError(f"{path}: member {info.filename} is not a plain C-ordered array")
                 offset = f.tell()
