@@ -7,11 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.bundle import Manifest, TensorSpec, write_bundle
-from roadloop_core.errors import BundleError
-
 from roadloop_cluster.export.onnx_export import OPSET, check_parity, export_onnx, load_run, parity_samples
 from roadloop_cluster.train.errors import ExportError
+from roadloop_core.bundle import Manifest, TensorSpec, write_bundle
+from roadloop_core.errors import BundleError
 
 __all__ = ["export_bundle"]
 

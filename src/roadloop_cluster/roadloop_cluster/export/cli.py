@@ -13,7 +13,9 @@ __all__ = ["export"]
 
 def export(
     run: Path = typer.Argument(..., help="Run folder written by `roadloop train` (model.pt, run.json, metrics.json)."),
-    out: Path = typer.Option(..., "--out", help="Bundle folder to create (must not exist; appears only when complete)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Bundle folder to create (must not exist; appears only when complete)."
+    ),
     sign_key: Path = typer.Option(..., "--sign-key", help="Ed25519 private key (PEM) from `roadloop keys gen`."),
     name: str = typer.Option("roadloop-policy", "--name", help="Model name in the manifest."),
     version: int = typer.Option(None, "--version", help="Manifest version [default: seconds since the epoch]."),

@@ -13,11 +13,10 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from roadloop_core.config import dataclass_from_dict
-
 from roadloop_cluster.models import DrivingPolicy, ModelConfig, build_policy
 from roadloop_cluster.train.data import DatasetInfo, SplitData, read_dataset_info
 from roadloop_cluster.train.errors import ExportError
+from roadloop_core.config import dataclass_from_dict
 
 __all__ = ["OPSET", "LoadedRun", "check_parity", "export_onnx", "load_run", "parity_samples"]
 
@@ -63,9 +62,9 @@ class _OnnxPolicy(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.policy.cfg.uses_image:
             image, ego, route = inputs
-            return self.policy(ego, route, image)
+            return self.policy.forward(ego, route, image)
         ego, route = inputs
-        return self.policy(ego, route, None)
+        return self.policy.forward(ego, route, None)
 
 
 def input_names(cfg: ModelConfig) -> list[str]:
@@ -135,6 +134,8 @@ def check_parity(
         o_wp, o_speed = sess.run(["waypoints", "target_speed"], {k: v for k, v in s.items()})
         diff = max(float(np.abs(o_wp - wp.numpy()).max()), float(np.abs(o_speed - speed.numpy()).max()))
         if not np.isfinite(diff) or diff > tol:
-            raise ExportError(f"{onnx_path}: parity check failed on validation sample {i}: max |onnx - torch| = {diff:.3g} > {tol:g}")
+            raise ExportError(
+                f"{onnx_path}: parity check failed on validation sample {i}: max |onnx - torch| = {diff:.3g} > {tol:g}"
+            )
         worst = max(worst, diff)
     return worst

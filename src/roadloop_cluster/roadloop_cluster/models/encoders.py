@@ -30,7 +30,8 @@ class SmallCNN(nn.Module):
         self.out_dim = cin
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.body(image).mean(dim=(2, 3))
+        feats: torch.Tensor = self.body(image)
+        return feats.mean(dim=(2, 3))
 
 
 class BasicBlock(nn.Module):
@@ -64,7 +65,8 @@ class ResNetEncoder(nn.Module):
         self.out_dim = cin
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.stem(image)).mean(dim=(2, 3))
+        feats: torch.Tensor = self.blocks(self.stem(image))
+        return feats.mean(dim=(2, 3))
 
 
 def build_encoder(kind: str, channels: list[int]) -> SmallCNN | ResNetEncoder:

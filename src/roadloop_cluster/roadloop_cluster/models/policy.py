@@ -49,7 +49,7 @@ class DrivingPolicy(nn.Module):
             feats.insert(0, self.encoder(image))
         h = self.fuse(torch.cat(feats, dim=1))
         speed = self.speed(h)
-        scale = self.step_scale
+        scale = self.get_buffer("step_scale")
         wp = torch.zeros(ego_state.shape[0], 2, dtype=h.dtype, device=h.device)
         out = []
         for _ in range(self.cfg.horizon):
@@ -57,6 +57,11 @@ class DrivingPolicy(nn.Module):
             wp = wp + self.delta(h) * scale
             out.append(wp)
         return torch.stack(out, dim=1), speed
+
+    @property
+    def scale(self) -> float:
+        """Metres per unit of the GRU's displacement output."""
+        return float(self.get_buffer("step_scale"))
 
 
 class EgoStatusMLP(nn.Module):

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
 from torch import nn
+from torch.distributed.checkpoint.filesystem import FileSystemReader
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from roadloop_cluster.train.errors import TrainError
 
@@ -91,7 +93,7 @@ def save_checkpoint(
     _barrier()
     msd, osd = get_state_dict(model, optim)
     state = {"model": msd, "optim": osd, "trainer": trainer, f"rng_rank{rank}": _rng_state()}
-    dcp.save(state, checkpoint_id=tmp)
+    dcp_save(state, checkpoint_id=tmp)
     _barrier()
     if rank == 0:
         shutil.rmtree(final, ignore_errors=True)
@@ -113,7 +115,7 @@ def load_checkpoint(
     loaded trainer state is returned.
     """
     rank = dist.get_rank() if dist.is_initialized() else 0
-    keys = dcp.FileSystemReader(path).read_metadata().state_dict_metadata
+    keys = FileSystemReader(path).read_metadata().state_dict_metadata
     msd, osd = get_state_dict(model, optim)
     state: dict[str, Any] = {"model": msd, "optim": osd, "trainer": trainer}
     rng_key = f"rng_rank{rank}"
@@ -121,7 +123,7 @@ def load_checkpoint(
     if has_rng:
         state[rng_key] = _rng_state()
     try:
-        dcp.load(state, checkpoint_id=path)
+        dcp_load(state, checkpoint_id=path)
     except Exception as err:
         raise TrainError(f"{path}: cannot load checkpoint: {err}") from err
     set_state_dict(model, optim, model_state_dict=state["model"], optim_state_dict=state["optim"])

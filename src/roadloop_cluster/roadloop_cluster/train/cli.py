@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from roadloop_core.config import config_dir
-
 from roadloop_cluster.train.launch import launch
+from roadloop_core.config import config_dir
 
 __all__ = ["train"]
 
@@ -38,5 +37,7 @@ def train(
     typer.echo(f"trained {m['steps']} steps on {m['world_size']} rank(s), {m['samples_per_s']:.0f} samples/s")
     for key in ("ade", "fde", "l2_1s", "l2_2s", "l2_3s"):
         if key in val:
-            typer.echo(f"  {key:<6} policy {val[key]:7.3f}   constant-velocity {cv[key]:7.3f}   ego-MLP {ego[key]:7.3f}")
+            typer.echo(
+                f"  {key:<6} policy {val[key]:7.3f}   constant-velocity {cv[key]:7.3f}   ego-MLP {ego[key]:7.3f}"
+            )
     typer.echo(f"run folder: {out}  (export with: roadloop export {out} --out BUNDLE --sign-key KEY)")

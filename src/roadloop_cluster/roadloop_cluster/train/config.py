@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from roadloop_cluster.models.config import ModelConfig
 from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
-
-from roadloop_cluster.models.config import ModelConfig
 
 __all__ = ["OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
 

@@ -152,7 +152,7 @@ class SplitData:
         self.route_mean, self.route_std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def __len__(self) -> int:
-        return int(len(self.shard_of))
+        return len(self.shard_of)
 
     def batch(self, idx: NDArray[np.int64]) -> Batch:
         a = self.arrays

@@ -67,11 +67,12 @@ def launch(
     args += ["--config", str(config.resolve()), "--data", str(data.resolve()), "--out", str(out.resolve())]
     sys.stdout.flush()
     try:
-        run(parse_args(args))
+        run(parse_args(args))  # type: ignore[no-untyped-call]
     except ChildFailedError as err:
         rank, failure = err.get_first_failure()
         raise TrainError(
-            f"training failed after {max_restarts} restart(s): rank {rank}: {failure.message or 'exit ' + str(failure.exitcode)}"
+            f"training failed after {max_restarts} restart(s): rank {rank}: "
+            f"{failure.message or 'exit ' + str(failure.exitcode)}"
             f" (resume with the same command; checkpoints in {out / 'checkpoints'})"
         ) from None
     failures = _failures(out)

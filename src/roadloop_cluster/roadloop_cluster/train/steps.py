@@ -178,8 +178,10 @@ def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info
         "dataset": {"root": str(info.root.resolve()), "dataset_id": info.dataset_id},
         "observation": info.index.get("observation", {}),
         "label": info.index["label"],
-        "normalization": {k: dict(zip(("mean", "std"), info.stat(k), strict=True)) for k in ("ego_state", "route_target")},
-        "step_scale": float(model.step_scale),
+        "normalization": {
+            k: dict(zip(("mean", "std"), info.stat(k), strict=True)) for k in ("ego_state", "route_target")
+        },
+        "step_scale": model.scale,
     }
     write_atomic(run_dir / "run.json", json.dumps(run, indent=2).encode())
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())

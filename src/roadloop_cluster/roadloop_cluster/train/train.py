@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-from roadloop_core.config import dataclass_to_dict
-
 from roadloop_cluster.models import build_policy
 from roadloop_cluster.train import steps
 from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -21,6 +19,7 @@ from roadloop_cluster.train.config import load_train_config
 from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
 from roadloop_cluster.train.metrics import step_scale
 from roadloop_cluster.train.parallelize import all_reduce_sum, grad_scaler, init_distributed, parallelize, shutdown
+from roadloop_core.config import dataclass_to_dict
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             b = train.batch(idx).to(d.device)
             optim.zero_grad(set_to_none=True)
             per_sample, _ = steps.forward_loss(ddp, b, d, cfg)
-            scaler.scale(per_sample.mean()).backward()
+            scaler.scale(per_sample.mean()).backward()  # type: ignore[no-untyped-call]
             scaler.unscale_(optim)
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             stats = all_reduce_sum(torch.stack([per_sample.detach().sum().cpu(), gnorm.detach().cpu()]).double(), d)
@@ -86,7 +85,14 @@ def main(argv: list[str] | None = None) -> None:
             train_s += time.perf_counter() - t
             samples += cfg.run.batch_size
             loss = float(stats[0]) / cfg.run.batch_size
-            log.step(step, loss, sched.get_last_lr()[0], float(stats[1]) / d.world_size, cfg.run.batch_size, cfg.run.log_every)
+            log.step(
+                step,
+                loss,
+                float(sched.get_last_lr()[0]),
+                float(stats[1]) / d.world_size,
+                cfg.run.batch_size,
+                cfg.run.log_every,
+            )
             steps.maybe_inject_fault(step, d)
             if step % cfg.run.checkpoint_every == 0 and i + 1 < len(batches):
                 checkpoint()
@@ -99,10 +105,19 @@ def main(argv: list[str] | None = None) -> None:
 
     log.close()
     if d.is_main:
-        final = {"val": history[-1], "baselines": base, "history": history, "world_size": d.world_size,
-                 "steps": step, "samples_per_s": samples / max(train_s, 1e-9), "train_seconds": train_s,
-                 "checkpoint_seconds": ckpt_s, "epoch_seconds": epoch_s, "device": str(d.device),
-                 "resumed_from": last.name if last else None}
+        final = {
+            "val": history[-1],
+            "baselines": base,
+            "history": history,
+            "world_size": d.world_size,
+            "steps": step,
+            "samples_per_s": samples / max(train_s, 1e-9),
+            "train_seconds": train_s,
+            "checkpoint_seconds": ckpt_s,
+            "epoch_seconds": epoch_s,
+            "device": str(d.device),
+            "resumed_from": last.name if last else None,
+        }
         steps.write_outputs(out, model, dataclass_to_dict(cfg), info, final)
     shutdown()
 
