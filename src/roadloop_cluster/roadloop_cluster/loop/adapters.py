@@ -1,0 +1,167 @@
+"""Reading what the parts wrote into the loop's summary: dataset index, training metrics, evaluations, replay.
+
+Each function turns one part's output files into the plain numbers the report shows. They
+are the only places that know those formats, so a format change touches one function.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from roadloop_cluster.loop.errors import LoopError
+
+__all__ = [
+    "dataset_summary",
+    "eval_summary",
+    "read_json",
+    "training_summary",
+]
+
+
+def read_json(path: Path, what: str) -> Any:
+    """Load a part's JSON output; a missing or broken file is a LoopError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LoopError(f"{path}: {what} was not written") from None
+    except (OSError, ValueError) as err:
+        raise LoopError(f"{path}: cannot read {what}: {err}") from err
+
+
+def dataset_summary(dataset: Path) -> dict[str, Any]:
+    """Counts from a dataset's `index.json` (the contract's dataset format)."""
+    index = read_json(dataset / "index.json", "the dataset index")
+    splits = index.get("splits", {})
+    sources = index.get("sources", [])
+    return {
+        "dataset_id": index.get("dataset_id"),
+        "train": int(splits.get("train", {}).get("count", 0)),
+        "val": int(splits.get("val", {}).get("count", 0)),
+        "bags": len(sources),
+        "skipped": len(index.get("skipped", [])),
+        "drops": sum(int(v) for v in (index.get("drops") or {}).values()),
+        "image": index.get("observation", {}).get("camera") is not None,
+        "label": index.get("label", {}),
+        "observation": index.get("observation", {}),
+    }
+
+
+def _finite(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(float(v)) else None
+
+
+def _tb_scalars(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series in a TensorBoard log folder (empty if there is none or it is unreadable)."""
+    if not tb_dir.is_dir():
+        return {}
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return {}
+    out: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted({p.parent for p in tb_dir.rglob("events.out.tfevents.*")}):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        for tag in acc.Tags().get("scalars", []):
+            out.setdefault(tag, []).extend((int(e.step), float(e.value)) for e in acc.Scalars(tag))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _pick(scalars: dict[str, list[tuple[int, float]]], *needles: str) -> list[tuple[int, float]]:
+    for needle in needles:
+        for tag, series in scalars.items():
+            if tag == needle:
+                return series
+    for needle in needles:
+        for tag, series in scalars.items():
+            if needle in tag:
+                return series
+    return []
+
+
+def training_summary(run: Path) -> dict[str, Any]:
+    """Curves (TensorBoard scalars) and final open-loop metrics (metrics.json) of a training run."""
+    metrics = read_json(run / "metrics.json", "the training metrics")
+    scalars = _tb_scalars(run / "tb")
+    loss = _pick(scalars, "train/loss", "loss")
+    val = _pick(scalars, "val/l2_3s", "val/policy/l2_3s", "l2_3s")
+    cv = _pick(scalars, "val/constant_velocity/l2_3s", "baseline/constant_velocity/l2_3s", "constant_velocity/l2_3s")
+    open_loop: dict[str, dict[str, float | None]] = {}
+    keys = ("l2_1s", "l2_2s", "l2_3s", "ade", "fde")
+    val_final = metrics.get("val") or {}
+    open_loop["model"] = {k: _finite(val_final.get(k)) for k in keys}
+    for name, m in (metrics.get("baselines") or {}).items():
+        open_loop[name] = {k: _finite(m.get(k)) for k in keys}
+    return {
+        "steps": [s for s, _ in loss],
+        "loss": [v for _, v in loss],
+        "epochs": list(range(1, len(val) + 1)),
+        "val_l2_3s": [v for _, v in val],
+        "cv_l2_3s": [v for _, v in cv],
+        "open_loop": open_loop,
+        "world_size": metrics.get("world_size"),
+        "total_steps": metrics.get("steps"),
+        "samples_per_s": _finite(metrics.get("samples_per_s")),
+        "scalar_tags": sorted(scalars),
+    }
+
+
+_AGG_KEYS = {
+    "ds": ("ds", "driving_score", "DS"),
+    "rc": ("rc", "route_completion", "RC"),
+    "ip": ("ip", "infraction_penalty", "IP"),
+    "success": ("success_rate", "success", "sr"),
+}
+
+
+def _get(d: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for n in names:
+        if n in d:
+            return d[n]
+    return None
+
+
+def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {k: _finite(_get(ep, names)) for k, names in _AGG_KEYS.items() if k != "success"}
+    row["scenario"] = ep.get("scenario")
+    row["seed"] = ep.get("seed")
+    infractions = ep.get("infractions") or {}
+    if isinstance(infractions, dict):
+        why = [f"{k}×{v}" if isinstance(v, int) and v > 1 else k for k, v in infractions.items() if v]
+    else:
+        why = [str(x) for x in infractions]
+    if ep.get("collision") and "collision" not in why:
+        why.append("collision")
+    if ep.get("timeout") or ep.get("timed_out"):
+        why.append("timeout")
+    row["why"] = ", ".join(why)
+    path = ep.get("path") or ep.get("trajectory")
+    if isinstance(path, dict) and path.get("x") and path.get("y"):
+        row["x"], row["y"] = path["x"], path["y"]
+    elif isinstance(path, list) and path and isinstance(path[0], (list, tuple)):
+        row["x"], row["y"] = [p[0] for p in path], [p[1] for p in path]
+    return row
+
+
+def eval_summary(path: Path, name: str) -> dict[str, Any]:
+    """Aggregate DS/RC/IP and per-episode rows from `roadloop sim eval --json` output."""
+    data = read_json(path, "the closed-loop evaluation")
+    agg = data.get("aggregate") or data.get("summary") or data
+    episodes = [_episode_row(e) for e in (data.get("episodes") or [])]
+    out: dict[str, Any] = {"name": name}
+    for key, names in _AGG_KEYS.items():
+        out[key] = _finite(_get(agg, names))
+    if out["ip"] is not None and out["ip"] > 1.0:
+        out["ip"] /= 100.0  # some report IP in percent
+    if out["success"] is not None and out["success"] <= 1.0:
+        out["success"] *= 100.0
+    out["episodes"] = len(episodes) or agg.get("episodes")
+    out["per_episode"] = episodes
+    if out["ds"] is None:
+        raise LoopError(f"{path}: no driving score in the evaluation output (keys: {sorted(agg)[:12]})")
+    return out

@@ -1,0 +1,120 @@
+"""The loop's configuration (`config/loop.yaml`): demo sizes per stage, typed and validated.
+
+Everything else (topics, scenarios, dataset, training, vehicle, bridge, hub) is read by the
+parts themselves from their own files under `config/`; the loop only names sizes and seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
+from roadloop_core.errors import ConfigError
+
+__all__ = [
+    "DriveConfig",
+    "GateConfig",
+    "InterventionConfig",
+    "LoopConfig",
+    "RecordConfig",
+    "TrainStageConfig",
+    "load_loop_config",
+]
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """Expert demonstrations recorded on the vehicle in round 1."""
+
+    episodes: int = 6
+    seed: int = 100
+
+
+@dataclass(frozen=True)
+class TrainStageConfig:
+    """How the cluster trains: a base training config plus the demo's overrides of its `run:` section."""
+
+    config: str = "train.yaml"
+    nproc: int = 2
+    epochs: int = 4
+    batch_size: int = 0  # 0: keep the training config's
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Closed-loop gate: the candidate must beat the incumbent's driving score by `margin` points."""
+
+    episodes: int = 4
+    seed: int = 1000
+    baseline: str = "lanekeep"
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class DriveConfig:
+    """The installed model driving closed loop on the vehicle after deployment."""
+
+    episodes: int = 4
+    seed: int = 2000
+
+
+@dataclass(frozen=True)
+class InterventionConfig:
+    """Round 2: episodes the policy fails are flagged and the expert's corrections recorded."""
+
+    episodes: int = 6
+    seed: int = 3000
+    fail_below_ds: float = 80.0  # an episode scoring under this driving score counts as failed
+    max_corrections: int = 6
+    correction_repeats: int = 1  # expert episodes recorded per failed one (same scenario and seed)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """`config/loop.yaml`."""
+
+    vehicle: str = "demo-car-1"
+    rounds: int = 2
+    scenarios: list[str] = field(default_factory=lambda: ["highway-light"])
+    dataset_config: str = "dataset.yaml"
+    record: RecordConfig = field(default_factory=RecordConfig)
+    train: TrainStageConfig = field(default_factory=TrainStageConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    drive: DriveConfig = field(default_factory=DriveConfig)
+    intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    hub_start_timeout_s: float = 60.0
+    stage_timeout_s: float = 1800.0
+
+    def __post_init__(self) -> None:
+        if self.rounds not in (1, 2):
+            raise ValueError(f"rounds must be 1 or 2, got {self.rounds}")
+        if not self.scenarios:
+            raise ValueError("scenarios must name at least one scenario")
+        for name, value in (
+            ("record.episodes", self.record.episodes),
+            ("gate.episodes", self.gate.episodes),
+            ("drive.episodes", self.drive.episodes),
+            ("intervention.episodes", self.intervention.episodes),
+            ("train.nproc", self.train.nproc),
+            ("train.epochs", self.train.epochs),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+
+    def resolve(self, name: str, base: Path | None = None) -> Path:
+        """A config file the loop hands to a part: absolute as given, else under `config/`."""
+        path = Path(name)
+        if path.is_absolute():
+            return path
+        return (base or config_dir()) / path
+
+
+def load_loop_config(path: Path) -> LoopConfig:
+    """Read `config/loop.yaml`; a bad key or value is a LoopError naming the file and the field."""
+    data: dict[str, Any] = load_yaml(path)
+    section = data.get("loop", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: 'loop:' must be a mapping")
+    return dataclass_from_dict(LoopConfig, section, str(path))

@@ -1,0 +1,474 @@
+"""The loop's stages: each a small function over a `LoopContext`, calling the parts through their CLIs.
+
+    hub ─► r1-record ─► r1-ship ─► r1-dataset ─► r1-train ─► r1-export ─► r1-gate ─► r1-deploy ─► r1-drive
+       └─► r2-fleet ─► r2-corrections ─► r2-ship ─► r2-dataset ─► r2-train ─► r2-export ─► r2-gate ─► ...
+
+Everything lives under OUT (see `Layout`); every command a stage runs is logged to
+OUT/logs/<stage>.log with its output, so a failed stage can be re-run by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from roadloop_cluster.loop.adapters import dataset_summary, eval_summary, read_json, training_summary
+from roadloop_cluster.loop.config import LoopConfig
+from roadloop_cluster.loop.errors import LoopError
+from roadloop_cluster.loop.hub import HubServer
+from roadloop_cluster.loop.proc import run_roadloop
+from roadloop_cluster.loop.runner import StageOutcome
+
+__all__ = ["Layout", "LoopContext"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything goes under OUT."""
+
+    out: Path
+
+    @property
+    def keys(self) -> Path:
+        return self.out / "keys"
+
+    @property
+    def secrets(self) -> Path:
+        return self.out / "secrets"
+
+    @property
+    def hub(self) -> Path:
+        return self.out / "hub"
+
+    @property
+    def vehicle(self) -> Path:
+        return self.out / "vehicle"
+
+    @property
+    def recordings(self) -> Path:
+        return self.vehicle / "recordings"
+
+    @property
+    def bridge_state(self) -> Path:
+        return self.vehicle / "bridge-state"
+
+    @property
+    def models(self) -> Path:
+        return self.vehicle / "models"
+
+    def round(self, n: int) -> Path:
+        return self.out / f"round{n}"
+
+
+@dataclass
+class LoopContext:
+    """State shared by the stages of one run: config, layout, the hub, and the summary being built."""
+
+    cfg: LoopConfig
+    layout: Layout
+    config_dir: Path
+    log_dir: Path
+    hub: HubServer | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    production: Path | None = None  # bundle currently in the production channel (None: lanekeep baseline)
+    production_name: str = ""
+    version: int = 0
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def roadloop(self, stage: str, *args: str | Path) -> str:
+        return run_roadloop(list(args), log=self.log_dir / f"{stage}.log", timeout_s=self.cfg.stage_timeout_s)
+
+    def rnd(self, n: int) -> dict[str, Any]:
+        rounds: list[dict[str, Any]] = self.summary.setdefault("rounds", [])
+        for r in rounds:
+            if r["round"] == n:
+                return r
+        r = {"round": n}
+        rounds.append(r)
+        return r
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.layout.out))
+        except ValueError:
+            return str(path)
+
+    @property
+    def hub_url(self) -> str:
+        if self.hub is None:
+            raise LoopError("the hub is not running")
+        return self.hub.url
+
+    @property
+    def admin_token(self) -> Path:
+        return self.layout.secrets / "admin.token"
+
+    @property
+    def vehicle_token(self) -> Path:
+        return self.layout.secrets / f"{self.cfg.vehicle}.token"
+
+    @property
+    def scenarios(self) -> str:
+        return ",".join(self.cfg.scenarios)
+
+    # -- setup and hub ----------------------------------------------------------------------------
+
+    def setup(self, stage: str, n: int) -> StageOutcome:
+        """Signing keys and hub tokens for this run, made with the same commands an operator uses."""
+        lay = self.layout
+        for d in (lay.secrets, lay.recordings, lay.bridge_state, lay.models):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(lay.secrets, 0o700)
+        self.roadloop(stage, "keys", "gen", "--out", lay.keys)
+        self.roadloop(
+            "setup", "hub", "token", "add", "loop-admin", "--admin", "--root", lay.hub, "--out", self.admin_token
+        )
+        self.roadloop(stage, "hub", "token", "add", self.cfg.vehicle, "--root", lay.hub, "--out", self.vehicle_token)
+        return StageOutcome(
+            {"vehicle": self.cfg.vehicle},
+            {"keys": self.rel(lay.keys), "secrets": self.rel(lay.secrets)},
+        )
+
+    def start_hub(self, stage: str, n: int) -> StageOutcome:
+        hub = HubServer(
+            self.layout.hub,
+            self.layout.keys / "signing.pub",
+            self.log_dir / "hub.log",
+            start_timeout_s=self.cfg.hub_start_timeout_s,
+        )
+        hub.start()
+        self.hub = hub
+        return StageOutcome({"url": hub.url}, {"hub": self.rel(self.layout.hub)})
+
+    # -- vehicle side ----------------------------------------------------------------------------
+
+    def record(self, stage: str, n: int) -> StageOutcome:
+        """Round 1: expert demonstrations recorded into the vehicle's recording folder."""
+        out = self.layout.recordings / f"r{n}-expert"
+        rec = self.cfg.record
+        self.roadloop(stage, "sim", "record", "--scenarios", self.scenarios, "--episodes", str(rec.episodes),
+                      "--seed", str(rec.seed), "--driver", "expert", "--out", out)  # fmt: skip
+        bags = _bags_in(out)
+        if not bags:
+            raise LoopError(f"`roadloop sim record` wrote no bag under {out}")
+        self.rnd(n)["recorded"] = {"bags": len(bags), "episodes": rec.episodes}
+        return StageOutcome({"bags": len(bags), "bytes": _size(out)}, {"recordings": self.rel(out)})
+
+    def ship(self, stage: str, n: int) -> StageOutcome:
+        """The vehicle bridge uploads every closed bag (priority first) and pulls models once."""
+        before = self._hub_bags()
+        t0 = time.perf_counter()
+        self._bridge(stage)
+        seconds = time.perf_counter() - t0
+        after = self._hub_bags()
+        new = len(after) - len(before)
+        local = _bags_in(self.layout.recordings)
+        missing = {b.name for b in local} - {r.get("bag_name") for r in after}
+        if missing:
+            raise LoopError(f"after the bridge ran, the hub lacks {len(missing)} bag(s): {sorted(missing)[:3]}")
+        prio = [r["bag_name"] for r in after if r not in before and r.get("tags")]
+        self.rnd(n)["shipped"] = {"new": new, "total": len(after)}
+        return StageOutcome(
+            {
+                "uploaded": new,
+                "hub_bags": len(after),
+                "tagged": len(prio),
+                "MB_per_s": _size(self.layout.recordings) / 1e6 / max(seconds, 1e-6),
+            }
+        )
+
+    def _bridge(self, stage: str) -> str:
+        lay = self.layout
+        return self.roadloop(
+            stage, "bridge", "run", "--watch", lay.recordings, "--hub", self.hub_url, "--token-file",
+            self.vehicle_token, "--state", lay.bridge_state, "--models", lay.models, "--public-key",
+            lay.keys / "signing.pub", "--once",
+        )  # fmt: skip
+
+    def _hub_bags(self) -> list[dict[str, Any]]:
+        import json
+
+        text = self.roadloop("hub-ls", "hub", "ls", "--root", self.layout.hub, "--json")
+        rows: list[dict[str, Any]] = json.loads(text)
+        return rows
+
+    # -- cluster side ----------------------------------------------------------------------------
+
+    def dataset(self, stage: str, n: int) -> StageOutcome:
+        """Every bag in the hub's store (content-addressed, symlinked out) -> one dataset."""
+        rd = self.layout.round(n)
+        bags = rd / "hub-bags"
+        self.roadloop(stage, "hub", "export-bags", "--root", self.layout.hub, "--out", bags)
+        ds = rd / "dataset"
+        self.roadloop(stage, "data", "build", bags, "--config", self.config_dir / self.cfg.dataset_config, "--out", ds)
+        s = dataset_summary(ds)
+        interventions = sum(1 for r in self._hub_bags() if _is_intervention(r))
+        s["interventions"] = interventions
+        self.rnd(n)["dataset"] = {k: s[k] for k in ("dataset_id", "bags", "train", "val", "interventions", "drops")}
+        return StageOutcome(
+            {k: s[k] for k in ("bags", "train", "val", "drops", "interventions")} | {"id": str(s["dataset_id"])[:12]},
+            {"dataset": self.rel(ds)},
+        )
+
+    def train(self, stage: str, n: int) -> StageOutcome:
+        rd = self.layout.round(n)
+        ds = rd / "dataset"
+        cfg_path = self._train_config(rd, ds)
+        run = rd / "run"
+        t0 = time.perf_counter()
+        self.roadloop(
+            stage, "train", "--config", cfg_path, "--data", ds, "--out", run, "--nproc", str(self.cfg.train.nproc)
+        )
+        seconds = time.perf_counter() - t0
+        t = training_summary(run)
+        self.rnd(n)["training"] = t
+        ol = t["open_loop"]
+        numbers: dict[str, Any] = {"ranks": t.get("world_size"), "steps": t.get("total_steps"), "seconds": seconds}
+        for who in ("model", "constant_velocity", "ego_mlp"):
+            if who in ol and ol[who].get("l2_3s") is not None:
+                numbers[f"{who}_l2_3s"] = ol[who]["l2_3s"]
+        return StageOutcome(numbers, {"run": self.rel(run), "train_config": self.rel(cfg_path)})
+
+    def _train_config(self, rd: Path, ds: Path) -> Path:
+        """The base training config with the demo's sizes, and the model's input/label spec set from the dataset."""
+        from roadloop_core.config import load_yaml
+
+        base = load_yaml(self.config_dir / self.cfg.train.config)
+        index = read_json(ds / "index.json", "the dataset index")
+        obs = index.get("observation", {})
+        label = index.get("label", {})
+        model = dict(base.get("model", {}))
+        if obs.get("camera") is None:
+            model["variant"] = "state"
+        if obs.get("image_height") and obs.get("image_width"):
+            model["image_size"] = [int(obs["image_height"]), int(obs["image_width"])]
+        if label.get("horizon"):
+            model["horizon"] = int(label["horizon"])
+        if label.get("dt"):
+            model["dt"] = float(label["dt"])
+        run = dict(base.get("run", {}))
+        run["epochs"] = self.cfg.train.epochs
+        if self.cfg.train.batch_size:
+            run["batch_size"] = self.cfg.train.batch_size
+        merged = {**base, "model": model, "run": run}
+        path = rd / "train.yaml"
+        path.write_text(
+            "# Written by `roadloop loop`: config/train.yaml with the demo's sizes and the dataset's spec.\n"
+            + yaml.safe_dump(merged, sort_keys=False)
+        )
+        return path
+
+    def export(self, stage: str, n: int) -> StageOutcome:
+        rd = self.layout.round(n)
+        bundle = rd / "bundle"
+        self.version = n
+        self.roadloop(stage, "export", rd / "run", "--out", bundle, "--sign-key", self.layout.keys / "signing.key",
+                      "--version", str(self.version))  # fmt: skip
+        self.roadloop(stage, "bundle", "verify", bundle, "--public-key", self.layout.keys / "signing.pub")
+        manifest = read_json(bundle / "manifest.json", "the bundle manifest")
+        name = f"{manifest.get('name', 'policy')}-v{manifest.get('version', n)}"
+        self.rnd(n)["bundle"] = {"name": name, "path": self.rel(bundle)}
+        return StageOutcome(
+            {"name": name, "onnx_kB": (bundle / "policy.onnx").stat().st_size / 1e3}, {"bundle": self.rel(bundle)}
+        )
+
+    def _eval(self, stage: str, driver: str, seed: int, episodes: int, json_out: Path, name: str,
+              plots: Path | None = None) -> dict[str, Any]:  # fmt: skip
+        args: list[str | Path] = ["sim", "eval", "--driver", driver, "--scenarios", self.scenarios,
+                                  "--episodes", str(episodes), "--seed", str(seed), "--json", json_out]  # fmt: skip
+        if plots is not None:
+            args += ["--plots", plots]
+        self.roadloop(stage, *args)
+        return eval_summary(json_out, name)
+
+    def gate(self, stage: str, n: int) -> StageOutcome:
+        """Candidate vs the production model (round 1: the lanekeep baseline) on the same scenarios and seeds."""
+        rd = self.layout.round(n)
+        g = self.cfg.gate
+        gdir = rd / "gate"
+        gdir.mkdir(parents=True, exist_ok=True)
+        cand_name = self.rnd(n)["bundle"]["name"]
+        if self.production is None:
+            inc = self._eval(stage, g.baseline, g.seed, g.episodes, gdir / "incumbent.json", g.baseline)
+        else:
+            inc = self._eval(stage, f"bundle:{self.production}", g.seed, g.episodes, gdir / "incumbent.json",
+                             self.production_name)  # fmt: skip
+        cand = self._eval(stage, f"bundle:{rd / 'bundle'}", g.seed, g.episodes, gdir / "candidate.json", cand_name)
+        won = cand["ds"] > inc["ds"] + g.margin
+        reason = "" if won else _why_not(cand, inc, g.margin)
+        self.roadloop(stage, "hub", "publish", rd / "bundle", "--hub", self.hub_url, "--token-file", self.admin_token,
+                      "--channel", "candidate")  # fmt: skip
+        if won:
+            self.roadloop(stage, "hub", "publish", rd / "bundle", "--hub", self.hub_url, "--token-file",
+                          self.admin_token, "--channel", "production")  # fmt: skip
+            self.production = rd / "bundle"
+            self.production_name = cand_name
+        self.rnd(n)["gate"] = {
+            "candidate": _strip(cand), "incumbent": _strip(inc), "published": won, "margin": g.margin, "reason": reason,
+        }  # fmt: skip
+        return StageOutcome(
+            {"candidate_ds": cand["ds"], "incumbent": inc["name"], "incumbent_ds": inc["ds"], "published": won},
+            {"gate": self.rel(gdir)},
+        )
+
+    def deploy(self, stage: str, n: int) -> StageOutcome:
+        """The bridge pulls the production channel, verifies and installs it; `current` must point at it."""
+        self._bridge(stage)
+        current = self.layout.models / "current"
+        if self.production is None:
+            installed = os.readlink(current) if current.is_symlink() else None
+            self.rnd(n)["deploy"] = {"installed": installed, "note": "nothing new in production"}
+            return StageOutcome({"installed": str(installed), "new": False})
+        if not current.is_symlink():
+            raise LoopError(f"the bridge ran but {current} is not a symlink to an installed bundle")
+        target = Path(os.readlink(current))
+        want = read_json(self.production / "manifest.json", "the production manifest")
+        got = read_json(current / "manifest.json", "the installed manifest")
+        if (got.get("name"), got.get("version")) != (want.get("name"), want.get("version")):
+            raise LoopError(
+                f"installed {got.get('name')} v{got.get('version')} "
+                f"but production is {want.get('name')} v{want.get('version')}"
+            )
+        self.rnd(n)["deploy"] = {"installed": target.name}
+        return StageOutcome({"installed": target.name, "new": True}, {"current": self.rel(current)})
+
+    def drive(self, stage: str, n: int) -> StageOutcome:
+        """The onboard pipeline with the installed bundle: closed loop in the simulator, a bag replay for latency."""
+        rd = self.layout.round(n)
+        current = self.layout.models / "current"
+        if not current.exists():
+            raise LoopError(f"no model is installed on the vehicle ({current} missing): nothing to drive")
+        d = self.cfg.drive
+        name = Path(os.readlink(current)).name if current.is_symlink() else current.name
+        plots = rd / "drive-plots"
+        res = self._eval(stage, f"bundle:{current}", d.seed, d.episodes, rd / "drive.json", name, plots)
+        drive = _strip(res)
+        drive["model"] = name
+        drive["paths"] = [
+            {"label": f"{e['scenario']} seed {e['seed']}", "x": e["x"], "y": e["y"], "failed": (e.get("ds") or 0) < 50}
+            for e in res["per_episode"] if e.get("x")
+        ]  # fmt: skip
+        drive["plots"] = [self.rel(p) for p in sorted(plots.glob("*.png"))[:4]] if plots.is_dir() else []
+        self.rnd(n)["drive"] = drive
+        latency = self._latency(stage, rd, current)
+        self.rnd(n)["latency"] = latency
+        return StageOutcome(
+            {"model": name, "ds": res["ds"], "rc": res["rc"], "ip": res["ip"], "p99_ms": latency.get("p99_ms")},
+            {"drive": self.rel(rd / "drive.json")},
+        )
+
+    def _latency(self, stage: str, rd: Path, bundle: Path) -> dict[str, Any]:
+        """Replay one recorded bag through the pipeline: `roadloop replay` stats plus per-frame samples."""
+        bags = _bags_in(self.layout.recordings)
+        if not bags:
+            return {}
+        bag = bags[0]
+        out = rd / "replay"
+        shutil.rmtree(out, ignore_errors=True)
+        stats_path = rd / "replay-stats.json"
+        self.roadloop(stage, "replay", bag, "--bundle", bundle, "--out", out, "--stats", stats_path,
+                      "--public-key", self.layout.keys / "signing.pub")  # fmt: skip
+        stats = read_json(stats_path, "the replay stats")
+        measured = stats.get("measured", {})
+        frame = (measured.get("latency_ms") or {}).get("frame", {})
+        samples = _frame_latencies(bag, bundle, self.layout.keys / "signing.pub")
+        return {
+            "bag": bag.name,
+            "frames": stats.get("frames"),
+            "fallbacks": stats.get("fallbacks"),
+            "p50_ms": frame.get("p50"),
+            "p99_ms": frame.get("p99"),
+            "realtime_factor": measured.get("realtime_factor"),
+            "samples_ms": samples,
+        }
+
+    # -- round 2: interventions --------------------------------------------------------------------
+
+    def fleet_drive(self, stage: str, n: int) -> StageOutcome:
+        """The deployed policy drives new episodes; those it fails are the fleet's interventions."""
+        rd = self.layout.round(n)
+        iv = self.cfg.intervention
+        current = self.layout.models / "current"
+        driver_bundle = current if current.exists() else self.layout.round(n - 1) / "bundle"
+        name = Path(os.readlink(current)).name if current.is_symlink() else f"{driver_bundle.name} (shadow)"
+        res = self._eval(stage, f"bundle:{driver_bundle}", iv.seed, iv.episodes, rd / "fleet.json", name)
+        failed = [e for e in res["per_episode"] if (e.get("ds") or 0.0) < iv.fail_below_ds][: iv.max_corrections]
+        self.rnd(n)["interventions"] = _strip(res) | {
+            "model": name, "episodes": len(res["per_episode"]), "failed": len(failed), "threshold": iv.fail_below_ds,
+            "failed_episodes": [{k: e.get(k) for k in ("scenario", "seed", "ds", "why")} for e in failed],
+            "corrections": 0,
+        }  # fmt: skip
+        return StageOutcome(
+            {"model": name, "ds": res["ds"], "episodes": len(res["per_episode"]), "failed": len(failed)}
+        )
+
+    def corrections(self, stage: str, n: int) -> StageOutcome:
+        """For each failed episode, the expert drives the same scenario and seed: recorded as an intervention."""
+        inter = self.rnd(n)["interventions"]
+        out = self.layout.recordings / f"r{n}-interventions"
+        count = 0
+        for i, ep in enumerate(inter["failed_episodes"]):
+            for k in range(self.cfg.intervention.correction_repeats):
+                dest = out / f"ep{i:02d}-{k}"
+                self.roadloop(stage, "sim", "record", "--scenarios", str(ep["scenario"]), "--env-seed",
+                              str(ep["seed"]), "--episodes", "1", "--driver", "expert", "--intervention",
+                              "--out", dest)  # fmt: skip
+                count += len(_bags_in(dest))
+        inter["corrections"] = count
+        return StageOutcome({"failed": inter["failed"], "corrections": count}, {"interventions": self.rel(out)})
+
+
+def _bags_in(root: Path) -> list[Path]:
+    """Closed bags (folders with metadata.yaml) under `root`, sorted by path."""
+    if not root.is_dir():
+        return []
+    return sorted(p.parent for p in root.rglob("metadata.yaml") if not p.parent.name.startswith("."))
+
+
+def _size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _is_intervention(row: dict[str, Any]) -> bool:
+    tags = row.get("tags") or []
+    return any(t in ("intervention", "disengagement") for t in tags)
+
+
+def _strip(res: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in res.items() if k != "per_episode"}
+
+
+def _why_not(cand: dict[str, Any], inc: dict[str, Any], margin: float) -> str:
+    parts = [f"DS {cand['ds']:.1f} is not above {inc['name']}'s {inc['ds']:.1f} + margin {margin:.1f}"]
+    if cand.get("rc") is not None and inc.get("rc") is not None and cand["rc"] < inc["rc"]:
+        parts.append(f"it completes less of the route (RC {cand['rc']:.1f} vs {inc['rc']:.1f})")
+    if cand.get("ip") is not None and inc.get("ip") is not None and cand["ip"] < inc["ip"]:
+        parts.append(f"it commits more infractions (IP {cand['ip']:.2f} vs {inc['ip']:.2f})")
+    reasons = sorted({e["why"] for e in cand.get("per_episode", []) if e.get("why")})
+    if reasons:
+        parts.append("failures: " + "; ".join(reasons[:4]))
+    return "; ".join(parts)
+
+
+def _frame_latencies(bag: Path, bundle: Path, public_key: Path) -> list[float]:
+    """Whole-frame latency of every frame, timed around Pipeline.step as `roadloop replay` does."""
+    from roadloop_core.bag import open_bag
+    from roadloop_vehicle.pipeline import Pipeline
+
+    pipeline = Pipeline(None, bundle, public_key=public_key, deterministic=True)
+    samples: list[float] = []
+    with open_bag(bag) as reader:
+        for raw in reader.messages():
+            n = len(pipeline.reports)
+            t0 = time.perf_counter()
+            pipeline.step(raw)
+            if len(pipeline.reports) > n:
+                samples.append((time.perf_counter() - t0) * 1e3)
+    return [round(s, 4) for s in samples]

@@ -1,0 +1,66 @@
+"""config/loop.yaml loads into LoopConfig; bad keys and values fail with the file and field named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from roadloop_cluster.loop.config import LoopConfig, load_loop_config
+from roadloop_core.errors import ConfigError
+
+
+def test_repository_loop_yaml_loads(repo_root: Path) -> None:
+    cfg = load_loop_config(repo_root / "config" / "loop.yaml")
+    assert isinstance(cfg, LoopConfig)
+    assert cfg.rounds == 2
+    assert cfg.train.nproc == 2
+    assert cfg.gate.baseline == "lanekeep"
+    assert cfg.scenarios
+
+
+def test_scenarios_exist_in_scenarios_yaml(repo_root: Path) -> None:
+    import yaml
+
+    cfg = load_loop_config(repo_root / "config" / "loop.yaml")
+    scen_file = repo_root / "config" / "scenarios.yaml"
+    if not scen_file.is_file():
+        pytest.skip("config/scenarios.yaml not written yet (simulation issue)")
+    known = set(yaml.safe_load(scen_file.read_text())["scenarios"])
+    assert set(cfg.scenarios) <= known
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("loop: {rounds: 3}", "rounds must be 1 or 2"),
+        ("loop: {scenarios: []}", "scenarios must name"),
+        ("loop: {record: {episodes: 0}}", "record.episodes"),
+        ("loop: {train: {nproc: two}}", "loop.yaml.train.nproc"),
+        ("loop: {gate: {margin: high}}", "gate.margin"),
+        ("loop: {epochs: 3}", "unknown parameter(s) epochs"),
+        ("loop: {drive: {episodes: 2, speed: 3}}", "unknown parameter(s) speed"),
+        ("loop: [1, 2]", "'loop:' must be a mapping"),
+        ("loop: {rounds: 2", "invalid YAML"),
+    ],
+)
+def test_bad_config_names_file_and_field(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "loop.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_loop_config(path)
+    message = str(info.value)
+    assert "loop.yaml" in message
+    assert needle in message
+    assert "\n" not in message
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_loop_config(tmp_path / "absent.yaml")
+
+
+def test_resolve_relative_to_config_dir(tmp_path: Path) -> None:
+    cfg = LoopConfig()
+    assert cfg.resolve("train.yaml", tmp_path) == tmp_path / "train.yaml"
+    assert cfg.resolve(str(tmp_path / "x.yaml")) == tmp_path / "x.yaml"
