@@ -1,0 +1,261 @@
+"""The bridge loop: scan -> queue -> upload by priority -> free disk -> pull models -> /diagnostics.
+
+All decisions come from `policy` (pure); this module only does the IO around them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roadloop_core.bundle import load_public_key
+from roadloop_core.errors import RoadloopError
+from roadloop_vehicle.bridge.client import HubClient
+from roadloop_vehicle.bridge.config import BridgeConfig
+from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses
+from roadloop_vehicle.bridge.errors import BridgeError, HubRefused, HubUnavailable
+from roadloop_vehicle.bridge.models import ModelPuller, PullResult, current_label
+from roadloop_vehicle.bridge.policy import backoff_delay, disk_status, plan_deletions
+from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
+from roadloop_vehicle.bridge.scanner import bag_size, scan
+from roadloop_vehicle.bridge.wire import TarStream, is_safe_name
+
+__all__ = ["Bridge", "RunReport"]
+
+log = logging.getLogger("roadloop.bridge")
+
+
+@dataclass
+class RunReport:
+    queued: int = 0
+    uploaded: list[str] = field(default_factory=list)
+    chunks_sent: int = 0
+    chunks_skipped: int = 0
+    deleted: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    model: PullResult | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class Bridge:
+    def __init__(
+        self,
+        cfg: BridgeConfig,
+        watch: Path,
+        hub_url: str,
+        token: str,
+        state: Path,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.cfg, self.watch, self.state = cfg, watch, state
+        state.mkdir(parents=True, exist_ok=True)
+        self.queue = UploadQueue(state / "queue.db")
+        self.client = HubClient(hub_url, token, cfg.request_timeout_s, cfg.bandwidth_bytes_per_s)
+        self.sink = JsonlSink(state / "diagnostics.jsonl")
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.models_dir = Path(os.path.expanduser(cfg.models_dir))
+        self.puller: ModelPuller | None = None
+        self.last_error = ""
+        self.on_bytes: Callable[[int], None] | None = None  # progress: bytes sent
+        self.on_total: Callable[[int], None] | None = None  # progress: bytes queued
+
+    def close(self) -> None:
+        self.client.close()
+        self.queue.close()
+
+    # -- discover --------------------------------------------------------------------------------
+    def discover(self) -> int:
+        new = 0
+        for bag in scan(self.watch, self.cfg.settle_s, time.time(), self.cfg.priority_tags):
+            if bag.closed and self.queue.add(bag.name, bag.priority, list(bag.tags), bag.start_ns):
+                new += 1
+                log.info("queued %s (priority %d, tags %s)", bag.name, bag.priority, ",".join(bag.tags))
+        return new
+
+    # -- upload ----------------------------------------------------------------------------------
+    def upload_one(self, entry: QueueEntry, report: RunReport) -> None:
+        """One attempt at one bag; raises HubUnavailable (retry later) or HubRefused (give up)."""
+        path = self.watch / entry.name
+        if not is_safe_name(entry.name):
+            self.queue.fail(entry.name, "bag folder name is not a safe name; rename it to upload")
+            report.failed.append(entry.name)
+            return
+        stream = TarStream(path)
+        if entry.sha256 is None or entry.files != [list(f) for f in stream.files]:
+            sha = stream.sha256()  # hashed once per content; a resumed upload reuses it
+            if not stream.unchanged():
+                raise HubUnavailable(f"{path}: changed while hashing")
+            self.queue.set_content(entry.name, stream.size, sha, stream.files)
+            entry = self.queue.get(entry.name) or entry
+        assert entry.sha256 is not None
+        upload: dict[str, Any] | None = None
+        if entry.upload_id:
+            try:
+                upload = self.client.upload_status(entry.upload_id)
+            except HubRefused as err:
+                if err.status not in (403, 404):
+                    raise
+                upload = None  # the hub lost or never had it: start a new upload
+        if upload is None:
+            upload = self.client.create_upload(
+                entry.name, stream.size, entry.sha256, self.cfg.chunk_bytes, entry.priority, entry.tags
+            )
+            self.queue.set_upload(entry.name, str(upload["upload_id"]))
+        if upload["state"] == "complete":
+            result: dict[str, Any] = upload
+        else:
+            try:
+                sent = self.client.send_missing(upload, stream, self.on_bytes)
+            except HubRefused as err:
+                if err.status == 409 and "whole sha256" in str(err):
+                    self.queue.set_content(entry.name, stream.size, "", [])  # rehash next attempt
+                raise
+            report.chunks_sent += int(sent["sent"])
+            report.chunks_skipped += int(sent["skipped"])
+            result = sent["result"]
+        if result.get("state") != "complete" or result.get("sha256") != entry.sha256:
+            raise HubUnavailable(f"{entry.name}: hub did not confirm sha256 {entry.sha256[:12]}…")
+        if not stream.unchanged():
+            self.queue.set_content(entry.name, stream.size, "", [])
+            raise HubUnavailable(f"{path}: changed during upload; it will be sent again")
+        self.queue.confirm(entry.name)
+        report.uploaded.append(entry.name)
+        log.info("confirmed %s sha256 %s", entry.name, entry.sha256[:12])
+
+    def drain(self, report: RunReport) -> None:
+        """Upload queued bags in priority order; transient failures back off (jittered) and retry."""
+        self.queue.reset_attempts()
+        if self.on_total is not None:
+            self.on_total(sum(bag_size(self.watch / e.name) for e in self.queue.pending()))
+        while True:
+            pending = self.queue.pending()
+            if not pending:
+                return
+            progressed = False
+            for entry in pending:
+                if entry.attempts >= self.cfg.max_attempts:
+                    continue
+                try:
+                    self.upload_one(entry, report)
+                    progressed = True
+                    self.last_error = ""
+                except HubRefused as err:
+                    if err.status in (401, 403):
+                        raise BridgeError(f"hub refused the token: {err}") from err
+                    self.queue.fail(entry.name, str(err))
+                    report.failed.append(entry.name)
+                    self.last_error = str(err)
+                except (HubUnavailable, OSError) as err:
+                    attempts = self.queue.failed_attempt(entry.name, str(err))
+                    self.last_error = str(err)
+                    delay = backoff_delay(attempts, self.cfg.backoff_base_s, self.cfg.backoff_max_s, self.rng)
+                    log.warning("%s: %s (attempt %d, retry in %.1fs)", entry.name, err, attempts, delay)
+                    self.sleep(delay)
+                    break  # re-read the queue: a higher-priority bag may have arrived meanwhile
+            if not progressed and not [e for e in self.queue.pending() if e.attempts < self.cfg.max_attempts]:
+                return
+
+    # -- disk ------------------------------------------------------------------------------------
+    def free_disk(self, report: RunReport) -> None:
+        entries = {e.name: e for e in self.queue.all()}
+        bags = []
+        usage = 0
+        for found in scan(self.watch, self.cfg.settle_s, time.time(), self.cfg.priority_tags):
+            usage += found.size
+            e = entries.get(found.name)
+            if e is not None:
+                bags.append(e.local(found.size))
+        for victim in plan_deletions(bags, usage, self.cfg.quota_bytes):
+            entry = entries[victim.name]
+            path = self.watch / victim.name
+            if entry.files != [list(f) for f in TarStream(path).files]:
+                continue  # not what the hub confirmed any more: never delete it
+            trash = self.watch / f".deleting-{victim.name}"
+            os.rename(path, trash)  # a half-deleted bag never looks like a bag
+            self.queue.deleted(victim.name)
+            shutil.rmtree(trash, ignore_errors=True)
+            report.deleted.append(victim.name)
+            log.info("freed %s (%d B, confirmed by the hub)", victim.name, victim.size)
+
+    def publish_diagnostics(self) -> None:
+        entries = self.queue.all()
+        usage = 0
+        unconfirmed = 0
+        states = {e.name: e.state for e in entries}
+        for found in scan(self.watch, self.cfg.settle_s, time.time(), self.cfg.priority_tags):
+            usage += found.size
+            if states.get(found.name) != "confirmed":
+                unconfirmed += found.size
+        disk = disk_status(usage, self.cfg.quota_bytes, unconfirmed, self.cfg.warn_fraction)
+        try:
+            free = shutil.disk_usage(self.watch).free
+        except OSError:
+            free = 0
+        queued = sum(1 for e in entries if e.state == "queued")
+        failed = sum(1 for e in entries if e.state == "failed")
+        items = statuses(self.cfg.vehicle, disk, free, queued, failed, self.last_error, current_label(self.models_dir))
+        self.sink.publish(items, time.time_ns())
+
+    # -- models ----------------------------------------------------------------------------------
+    def pull_model(self) -> PullResult | None:
+        if not self.cfg.pull_models:
+            return None
+        if self.puller is None:
+            if not self.cfg.public_key:
+                raise BridgeError("bridge.yaml: public_key is required to pull models (or set pull_models: false)")
+            from roadloop_core.features import ObservationSpec
+
+            key_path = Path(os.path.expanduser(self.cfg.public_key))
+            obs_path = Path(self.cfg.observation_config) if self.cfg.observation_config else None
+            golden = Path(os.path.expanduser(self.cfg.golden_bag)) if self.cfg.golden_bag else None
+            self.puller = ModelPuller(
+                self.client,
+                self.cfg.channel,
+                self.models_dir,
+                self.state,
+                load_public_key(key_path),
+                key_path,
+                ObservationSpec.from_config(obs_path).to_dict(),
+                golden,
+            )
+        return self.puller.poll()
+
+    # -- one pass --------------------------------------------------------------------------------
+    def run_once(self) -> RunReport:
+        report = RunReport()
+        report.queued = self.discover()
+        try:
+            self.drain(report)
+        finally:
+            self.free_disk(report)
+        try:
+            report.model = self.pull_model()
+        except HubUnavailable as err:
+            report.errors.append(str(err))
+            self.last_error = str(err)
+        except RoadloopError as err:
+            if isinstance(err, BridgeError) and "public_key is required" in str(err):
+                raise
+            report.errors.append(str(err))
+        report.left = [e.name for e in self.queue.pending()]
+        self.publish_diagnostics()
+        return report
+
+    def run_forever(self, stop: Callable[[], bool] = lambda: False) -> None:
+        while not stop():
+            try:
+                self.run_once()
+            except HubUnavailable as err:
+                log.warning("%s", err)
+            self.sleep(self.cfg.poll_interval_s)
