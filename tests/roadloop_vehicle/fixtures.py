@@ -26,7 +26,7 @@ from roadloop_core.typesys import typestore_for
 K = 8
 
 
-def tiny_policy(path: Path, height: int = 64, width: int = 128, *, nan: bool = False, horizon: int = K) -> Path:
+def tiny_policy(path: Path, height: int = 64, width: int = 64, *, nan: bool = False, horizon: int = K) -> Path:
     steps = np.arange(1, horizon + 1, dtype=np.float32).reshape(1, horizon, 1) / horizon
     inits = [
         numpy_helper.from_array(steps, "steps"),
@@ -82,7 +82,7 @@ def make_bundle(
     name: str = "tiny",
     nan: bool = False,
 ) -> Path:
-    obs = observation or ObservationSpec()
+    obs = observation or ObservationSpec.from_config()
     src = onnx_path or tiny_policy(out.parent / f".{out.name}.onnx", obs.image_height, obs.image_width, nan=nan)
     manifest = Manifest(
         name=name,

@@ -40,6 +40,9 @@ class OutMessage:
 
 @dataclass(frozen=True)
 class FrameReport:
+    """One safety decision: a policy frame, or a watchdog tick while no command arrives."""
+
+    kind: str  # "frame" | "watchdog"
     stamp_ns: int
     now_ns: int
     model: str | None
@@ -129,6 +132,13 @@ class Pipeline:
         self._roles = {spec.name: role for role, spec in self.registry.topics.items()}
         self.last_seen: dict[str, int | None] = {}
         self.reports: list[FrameReport] = []
+        # Like safety_node's timer: with no command for longer than command_raw's staleness, the
+        # supervisor still runs at the command rate (a camera that stops also stops the frames).
+        cmd_spec = self.registry["command_raw"]
+        self._watchdog_after_ns = int(cmd_spec.stale_after_s(self.registry.stale_factor) * 1e9)
+        self._tick_ns = int(1e9 / cmd_spec.rate_hz)
+        self._last_command_ns: int | None = None
+        self._last_tick_ns: int | None = None
 
     @property
     def manager(self) -> Any:
@@ -145,12 +155,42 @@ class Pipeline:
         out: list[OutMessage] = []
         for frame in self.drive.step(role, raw.data):
             out.extend(self.finish(frame, raw.timestamp_ns))
+        if not out:
+            out.extend(self.watchdog(raw.timestamp_ns))
         return out
+
+    def watchdog(self, now_ns: int) -> list[OutMessage]:
+        """A safety tick without a command, when commands stopped coming (stale inputs, no model)."""
+        last = self._last_command_ns
+        if last is None or now_ns - last <= self._watchdog_after_ns:
+            return []
+        if self._last_tick_ns is not None and now_ns - self._last_tick_ns < self._tick_ns:
+            return []
+        self._last_tick_ns = now_ns
+        t0 = time.perf_counter()
+        safe = self.safety.step(
+            SafetyInput(
+                now_ns=now_ns,
+                last_seen_ns=self.last_seen,
+                command=None,
+                model_available=self.drive.manager.active is not None,
+            )
+        )
+        timings = {"safety": (time.perf_counter() - t0) * 1e3}
+        self.reports.append(FrameReport("watchdog", now_ns, now_ns, None, safe.state, safe.faults, timings))
+        reg = self.registry
+        cmd = command_msg(self.typestore, now_ns, safe.command, EGO_FRAME)
+        msgs = [OutMessage("command", reg["command"].name, reg["command"].type, now_ns, cmd)]
+        diag = self.safety.diagnostics(now_ns, safe, None, self.drive.manager.drain_events())
+        if diag is not None:
+            msgs.append(OutMessage("diagnostics", reg["diagnostics"].name, reg["diagnostics"].type, now_ns, diag))
+        return msgs
 
     def finish(self, frame: DriveOutput, now_ns: int) -> list[OutMessage]:
         """Safety and the outgoing messages of one frame (`now_ns`: the simulated clock)."""
         t0 = time.perf_counter()
-        self.last_seen["command_raw"] = now_ns
+        self.last_seen["command_raw"] = self._last_command_ns = now_ns
+        self._last_tick_ns = None
         outputs = frame.outputs
         inp = SafetyInput(
             now_ns=now_ns,
@@ -174,5 +214,5 @@ class Pipeline:
             msgs.append(OutMessage("diagnostics", reg["diagnostics"].name, reg["diagnostics"].type, now_ns, diag))
         timings = dict(frame.timings_ms)
         timings["safety"] = safety_ms
-        self.reports.append(FrameReport(frame.stamp_ns, now_ns, frame.model, safe.state, safe.faults, timings))
+        self.reports.append(FrameReport("frame", frame.stamp_ns, now_ns, frame.model, safe.state, safe.faults, timings))
         return msgs

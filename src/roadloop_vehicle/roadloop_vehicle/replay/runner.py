@@ -115,7 +115,7 @@ def replay_bag(
                 t0 = time.perf_counter()
                 n_reports = len(pipeline.reports)
                 outs = pipeline.step(raw)
-                if len(pipeline.reports) > n_reports:
+                if len(pipeline.reports) > n_reports and pipeline.reports[-1].kind == "frame":
                     frame_ms.append((time.perf_counter() - t0) * 1e3)
                 for o in outs:
                     writer.write(o.topic, o.timestamp_ns, pipeline.typestore.serialize_cdr(o.msg, o.typename))
@@ -132,7 +132,8 @@ def replay_bag(
         os.replace(tmp, out_path)
         staging.rmdir()
 
-    reports = pipeline.reports
+    reports = [r for r in pipeline.reports if r.kind == "frame"]
+    ticks = [r for r in pipeline.reports if r.kind == "watchdog"]
     states = Counter(r.state.value for r in reports)
     result = ReplayResult()
     result.deterministic = {
@@ -143,8 +144,9 @@ def replay_bag(
         "drops": dict(sorted(pipeline.drive.assembler.drops.items())),
         "fallbacks": pipeline.safety.fallback_entries,
         "fallback_frames": sum(1 for r in reports if r.state is not State.ACTIVE),
+        "watchdog_ticks": len(ticks),
         "states": dict(sorted(states.items())),
-        "faults": dict(sorted(Counter(f for r in reports for f in r.faults).items())),
+        "faults": dict(sorted(Counter(f for r in pipeline.reports for f in r.faults).items())),
         "models": sorted({r.model for r in reports if r.model}),
         "duration_s": round(info.duration_s, 6),
     }

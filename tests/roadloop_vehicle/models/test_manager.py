@@ -1,0 +1,177 @@
+"""ModelManager: refusal with the running model kept, swap between frames, rollback, `current` watching."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from roadloop_core.bundle import generate_keypair
+from roadloop_core.features import ObservationSpec
+from roadloop_vehicle.models import ModelManager, ModelManagerConfig
+from roadloop_vehicle.runtime import ModelInputs, RuntimeConfig
+
+OBS = ObservationSpec.from_config()
+
+
+def manager(pub: Path, models_dir: Path | None = None, **cfg: object) -> ModelManager:
+    config = ModelManagerConfig(models_dir=str(models_dir or "/nonexistent"), **cfg)  # type: ignore[arg-type]
+    return ModelManager(config, RuntimeConfig(warmup_runs=1), OBS.to_dict(), pub)
+
+
+def x() -> ModelInputs:
+    return ModelInputs(
+        np.full((OBS.image_height, OBS.image_width, 3), 50, np.uint8),
+        np.array([4.0, 0, 0, 0], np.float32),
+        np.array([10.0, 0], np.float32),
+    )
+
+
+def serve(mgr: ModelManager) -> str:
+    model = mgr.begin_frame()
+    assert model is not None
+    mgr.report(model, model.runtime.step(x()))
+    return model.label
+
+
+@pytest.fixture()
+def v2(tmp_path: Path, fx: ModuleType, keypair: tuple[Path, Path]) -> Path:
+    return fx.make_bundle(tmp_path / "tiny-v2", keypair[0], version=2)  # type: ignore[no-any-return]
+
+
+def tamper_byte(bundle: Path) -> None:
+    onnx = bundle / "policy.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    onnx.write_bytes(bytes(data))
+
+
+def resign_with_other_key(bundle: Path, tmp_path: Path, fx: ModuleType) -> None:
+    other_priv, _ = generate_keypair(tmp_path / "other")
+    fresh = fx.make_bundle(tmp_path / "resigned", other_priv, version=2)
+    shutil.copy(fresh / "manifest.sig", bundle / "manifest.sig")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "reason"),
+    [
+        (lambda b, tmp, fx: tamper_byte(b), "sha256"),
+        (lambda b, tmp, fx: resign_with_other_key(b, tmp, fx), "signature"),
+        (lambda b, tmp, fx: (b / "manifest.sig").unlink(), "unsigned"),
+        (lambda b, tmp, fx: (b / "extra.bin").write_bytes(b"x"), "not listed"),
+    ],
+)
+def test_tampered_bundle_refused_and_running_model_kept(
+    bundle: Path, v2: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType, break_it: object, reason: str
+) -> None:
+    mgr = manager(keypair[1])
+    assert mgr.offer(bundle)
+    assert serve(mgr) == "tiny-v1"
+    break_it(v2, tmp_path, fx)  # type: ignore[operator]
+    assert not mgr.offer(v2)
+    refused = [e for e in mgr.drain_events() if e.kind == "refused"]
+    assert len(refused) == 1 and reason in refused[0].reason
+    assert serve(mgr) == "tiny-v1"  # still driving on the old one
+
+
+def test_incompatible_observation_spec_refused(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    other = dataclasses.replace(OBS, sample_rate_hz=20.0)
+    b = fx.make_bundle(tmp_path / "tiny-v3", keypair[0], version=3, observation=other)
+    mgr = manager(keypair[1])
+    mgr.offer(bundle)
+    serve(mgr)
+    assert not mgr.offer(b)
+    (event,) = [e for e in mgr.drain_events() if e.kind == "refused"]
+    assert "observation spec incompatible" in event.reason and "sample_rate_hz" in event.reason
+    assert serve(mgr) == "tiny-v1"
+
+
+def test_swap_happens_between_frames_only(bundle: Path, v2: Path, keypair: tuple[Path, Path]) -> None:
+    mgr = manager(keypair[1])
+    mgr.offer(bundle)
+    frame_model = mgr.begin_frame()
+    assert frame_model is not None and frame_model.label == "tiny-v1"
+    mgr.offer(v2)  # loaded (e.g. by the watcher thread) while a frame is being served
+    assert mgr.active is frame_model  # the frame in flight keeps its model
+    mgr.report(frame_model, frame_model.runtime.step(x()))
+    assert serve(mgr) == "tiny-v2"
+    kinds = [(e.kind, e.label) for e in mgr.drain_events()]
+    assert kinds == [("loaded", "tiny-v1"), ("activated", "tiny-v1"), ("loaded", "tiny-v2"), ("activated", "tiny-v2")]
+
+
+def test_rollback_when_new_model_produces_nan(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    bad = fx.make_bundle(tmp_path / "tiny-v4", keypair[0], version=4, nan=True)
+    mgr = manager(keypair[1])
+    mgr.offer(bundle)
+    serve(mgr)
+    # a NaN on the neutral warm-up input is already refused at load
+    assert not mgr.offer(bad)
+    assert serve(mgr) == "tiny-v1"
+
+
+def test_rollback_when_nan_appears_in_service(bundle: Path, v2: Path, keypair: tuple[Path, Path]) -> None:
+    mgr = manager(keypair[1])
+    mgr.offer(bundle)
+    serve(mgr)
+    mgr.offer(v2)
+    model = mgr.begin_frame()
+    assert model is not None and model.label == "tiny-v2"
+    out = model.runtime.step(x())
+    out.waypoints[2, 0] = np.nan  # what a model that diverges on a real input hands back
+    mgr.report(model, out)
+    assert serve(mgr) == "tiny-v1"
+    rolled = [e for e in mgr.drain_events() if e.kind == "rolled_back"]
+    assert rolled and "NaN" in rolled[0].reason and rolled[0].label == "tiny-v2"
+
+
+def test_rollback_after_latency_budget_missed_x_frames_in_a_row(
+    bundle: Path, v2: Path, keypair: tuple[Path, Path]
+) -> None:
+    mgr = manager(keypair[1], latency_budget_ms=1e-6, latency_strikes=3)  # any real inference misses it
+    mgr.offer(bundle)
+    serve(mgr)
+    mgr.offer(v2)
+    assert [serve(mgr) for _ in range(4)] == ["tiny-v2", "tiny-v2", "tiny-v2", "tiny-v1"]
+    (event,) = [e for e in mgr.drain_events() if e.kind == "rolled_back"]
+    assert "3 frames in a row" in event.reason
+    # the rolled-back version is not offered again by the watcher
+    assert v2.resolve() in mgr._rejected
+
+
+def test_watches_the_current_symlink(
+    bundle: Path, v2: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    models = tmp_path / "MODELS"
+    (models / "versions").mkdir(parents=True)
+    for b in (bundle, v2):
+        shutil.copytree(b, models / "versions" / b.name)
+    mgr = manager(keypair[1], models_dir=models)
+    assert not mgr.poll_current()  # no `current` yet
+
+    def point_at(name: str) -> None:  # the bridge's atomic switch: new symlink + os.replace
+        tmp = models / ".current.tmp"
+        tmp.symlink_to(Path("versions") / name)
+        os.replace(tmp, models / "current")
+
+    point_at("tiny-v1")
+    assert mgr.poll_current() and serve(mgr) == "tiny-v1"
+    assert not mgr.poll_current()  # unchanged
+    point_at("tiny-v2")
+    assert mgr.poll_current() and serve(mgr) == "tiny-v2"
+    bad = models / "versions" / "tiny-v9"
+    shutil.copytree(v2, bad)
+    tamper_byte(bad)
+    point_at("tiny-v9")
+    assert not mgr.poll_current()
+    assert serve(mgr) == "tiny-v2"
+    assert not mgr.poll_current()  # a refused target is not retried every poll
+    assert [e.kind for e in mgr.drain_events()].count("refused") == 1

@@ -1,0 +1,167 @@
+"""Replay: byte-identical output twice, stats, the CLI, bad input, NaN fallback in the same frame."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from roadloop_core.bag import open_bag
+from roadloop_core.cli import main
+from roadloop_vehicle.errors import ReplayError
+from roadloop_vehicle.replay import replay_bag
+
+
+def digest(bag: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(bag.iterdir())}
+
+
+def test_replay_twice_is_byte_identical(
+    drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a = replay_bag(drive_bag, tmp_path / "a" / "out", bundle, public_key=keypair[1])
+    b = replay_bag(drive_bag, tmp_path / "b" / "out", bundle, public_key=keypair[1])
+    assert digest(tmp_path / "a" / "out") == digest(tmp_path / "b" / "out")
+    assert a.deterministic == b.deterministic
+    d = a.deterministic
+    assert d["frames"] == 30 and d["fallbacks"] == 0 and d["states"] == {"active": 30}
+    assert d["models"] == ["tiny-v1"]
+    m = a.measured
+    assert set(m["latency_ms"]) >= {"sync", "policy", "inference", "control", "safety", "frame"}
+    assert m["realtime_factor"] > 0
+
+
+def test_output_bag_contents(drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    replay_bag(drive_bag, out, bundle, public_key=keypair[1])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left behind"
+    with open_bag(out) as bag:
+        counts = {t.name: t.message_count for t in bag.info.topics}
+        assert counts["/planning/trajectory"] == 30 and counts["/control/command"] == 30
+        assert counts["/diagnostics"] >= 3  # first frame, then once per simulated second
+        cmds = [bag.decode(r) for r in bag.messages(["/control/command"])]
+        diags = [bag.decode(r) for r in bag.messages(["/diagnostics"])]
+        paths = [bag.decode(r) for r in bag.messages(["/planning/trajectory"])]
+    # straight road, route along x: steering ~0, speed target = 0.5 * 5 m/s + 5 (tiny policy)
+    assert all(abs(c.drive.steering_angle) < 1e-3 for c in cmds)
+    assert cmds[-1].drive.speed == pytest.approx(7.5, abs=1e-3)
+    assert len(paths[0].poses) == 8 and paths[0].poses[-1].pose.position.x == pytest.approx(10.0, abs=0.1)
+    first = {s.name: s for s in diags[0].status}
+    assert first["roadloop/safety"].level == 0 and first["roadloop/model"].message == "tiny-v1"
+    assert any(kv.value.startswith("activated tiny-v1") for kv in first["roadloop/model"].values)
+
+
+def test_stale_camera_in_the_bag_triggers_fallback_and_recovery(
+    fx: ModuleType, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bag = fx.write_drive_bag(tmp_path / "gap", seconds=5.0, camera_gap=(1.0, 2.0))
+    res = replay_bag(bag, tmp_path / "out", bundle, public_key=keypair[1])
+    d = res.deterministic
+    # no camera -> no frames: the watchdog (safety_node's timer) sees camera and command go stale
+    assert d["fallbacks"] == 1
+    assert set(d["faults"]) == {"stale:camera", "stale:command_raw", "no_command"}
+    assert 5 <= d["watchdog_ticks"] <= 9  # 10 Hz from 0.3 s after the last command until the camera returns
+    assert d["frames"] == 40 and d["states"] == {"active": 31, "recovering": 9}  # recovery_frames = 10
+    with open_bag(tmp_path / "out") as b:
+        levels = [max(s.level for s in b.decode(r).status) for r in b.messages(["/diagnostics"])]
+    assert 2 in levels  # the fallback is on /diagnostics with level ERROR
+
+
+def test_nan_model_falls_back_within_the_same_frame(
+    fx: ModuleType, drive_bag: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # NaN only on real inputs (not on warm-up): image mean * NaN gain is NaN for any image -> refused at load
+    bad = fx.make_bundle(tmp_path / "nan-v1", keypair[0], nan=True)
+    with pytest.raises(ReplayError, match="NaN"):
+        replay_bag(drive_bag, tmp_path / "out", bad, public_key=keypair[1])
+
+
+def test_nan_in_service_commands_a_stop_in_that_frame(
+    drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from roadloop_vehicle.runtime import policy
+
+    real_step = policy.PolicyRuntime.step
+    calls = {"n": 0}
+
+    def flaky(self: policy.PolicyRuntime, x: object) -> object:
+        out = real_step(self, x)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if calls["n"] == 10 + 4:  # after warm-up (3 + 1 check), the 10th frame
+            out.waypoints[0, 0] = math.nan
+        return out
+
+    monkeypatch.setattr(policy.PolicyRuntime, "step", flaky)
+    res = replay_bag(drive_bag, tmp_path / "out", bundle, public_key=keypair[1])
+    assert res.deterministic["faults"] == {"nan_output": 1}
+    with open_bag(tmp_path / "out") as b:
+        cmds = [b.decode(r).drive for r in b.messages(["/control/command"])]
+    # the stop starts in the NaN frame itself: speed command drops, acceleration ramps down (jerk-limited)
+    assert cmds[9].speed < cmds[8].speed and cmds[9].acceleration < cmds[8].acceleration
+    assert cmds[12].acceleration < 0
+    assert all(math.isfinite(c.steering_angle) for c in cmds)
+
+
+def test_bag_without_camera_is_a_clear_error(
+    fx: ModuleType, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bag = fx.write_drive_bag(tmp_path / "nocam", seconds=1.0, skip_roles=("camera",))
+    with pytest.raises(ReplayError, match=r"no /sensors/camera/front/image \(camera\) topic"):
+        replay_bag(bag, tmp_path / "out", bundle, public_key=keypair[1])
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_replay_with_stats(
+    drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["replay", str(drive_bag), "--bundle", str(bundle), "--public-key", str(keypair[1])]
+    main([*args, "--out", str(tmp_path / "r1" / "out"), "--stats", str(tmp_path / "s1.json")])
+    main([*args, "--out", str(tmp_path / "r2" / "out"), "--stats", str(tmp_path / "s2.json")])
+    assert "30 frames" in capsys.readouterr().out
+    s1, s2 = (json.loads((tmp_path / f"s{i}.json").read_text()) for i in (1, 2))
+    assert {k: v for k, v in s1.items() if k != "measured"} == {k: v for k, v in s2.items() if k != "measured"}
+    assert digest(tmp_path / "r1" / "out") == digest(tmp_path / "r2" / "out")
+    assert s1["measured"]["latency_ms"]["frame"]["p99"] >= s1["measured"]["latency_ms"]["frame"]["p50"] > 0
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("nocam", "no /sensors/camera/front/image (camera) topic"),
+        ("tampered", "sha256"),
+        ("exists", "already exists"),
+        ("missing_bag", "no such file"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(
+    case: str,
+    message: str,
+    fx: ModuleType,
+    drive_bag: Path,
+    bundle: Path,
+    keypair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    bag, b, out = drive_bag, bundle, tmp_path / "out"
+    if case == "nocam":
+        bag = fx.write_drive_bag(tmp_path / "nocam", seconds=1.0, skip_roles=("camera",))
+    elif case == "tampered":
+        b = tmp_path / "tampered"
+        shutil.copytree(bundle, b)
+        (b / "policy.onnx").write_bytes((b / "policy.onnx").read_bytes() + b"\0")
+    elif case == "exists":
+        out.mkdir()
+    elif case == "missing_bag":
+        bag = tmp_path / "nope"
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", str(bag), "--bundle", str(b), "--public-key", str(keypair[1]), "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
