@@ -1,0 +1,104 @@
+"""`roadloop sim ...`: record demonstrations and score drivers closed loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="sim",
+    help="Simulation (highway-env by default): record episodes as bags, evaluate drivers closed loop.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+SCENARIOS_HELP = "Comma-separated scenario names from config/scenarios.yaml (default: all of them, round-robin)."
+DRIVER_HELP = "Who drives: expert | constant | lanekeep | bundle:PATH (a model bundle run by the onboard pipeline)."
+
+
+@app.command("record")
+def record(
+    out: Path = typer.Option(..., "--out", help="Folder for the bags (one mcap bag per episode)."),
+    scenarios: str = typer.Option("all", "--scenarios", help=SCENARIOS_HELP),
+    episodes: int = typer.Option(2, "--episodes", min=1, help="Number of episodes to record."),
+    seed: int = typer.Option(0, "--seed", help="Base seed: episode k uses seed*1000 + the scenario's k-th seed."),
+    driver: str = typer.Option("expert", "--driver", help=DRIVER_HELP),
+    intervene_on: Path | None = typer.Option(
+        None,
+        "--intervene-on",
+        help="An eval report (JSON): replay its failed episodes with the expert taking over before the failure; "
+        "records from the takeover on (custom data roadloop.intervention=true).",
+    ),
+    takeover_lead_s: float = typer.Option(
+        2.0, "--takeover-lead", help="Seconds before the first infraction at which the expert takes over."
+    ),
+    scenarios_file: Path | None = typer.Option(
+        None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
+    ),
+) -> None:
+    """Record episodes as rosbag2 mcap bags with every registry topic (same seed -> same messages)."""
+    from roadloop_sim.record import record_episodes
+    from roadloop_sim.scenarios import load_scenarios
+
+    done = record_episodes(
+        out,
+        scenarios=scenarios,
+        episodes=episodes,
+        seed=seed,
+        driver=driver,
+        intervene_on=intervene_on,
+        takeover_lead_s=takeover_lead_s,
+        scenario_set=load_scenarios(scenarios_file),
+    )
+    for ep in done:
+        m = ep.metrics
+        typer.echo(
+            f"{ep.path}  {m['scenario']} seed {m['seed']}: "
+            f"RC {m['route_completion']:.0f}% DS {m['driving_score']:.1f} ({m['end_reason']})"
+        )
+    typer.echo(f"{len(done)} bag(s) in {out}")
+
+
+@app.command("eval")
+def evaluate_cmd(
+    driver: str = typer.Option("expert", "--driver", help=DRIVER_HELP),
+    scenarios: str = typer.Option("all", "--scenarios", help=SCENARIOS_HELP),
+    episodes: int = typer.Option(6, "--episodes", min=1, help="Number of episodes."),
+    seed: int = typer.Option(0, "--seed", help="Base seed: episode k uses seed*1000 + the scenario's k-th seed."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report here (identical on a rerun)."),
+    plots: Path | None = typer.Option(
+        None, "--plots", help="Folder for PNGs: each episode's path over the road and speed profile."
+    ),
+    scenarios_file: Path | None = typer.Option(
+        None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
+    ),
+) -> None:
+    """Drive closed loop and score like CARLA Leaderboard 2.0: DS = mean(RC x IP), success, infractions/km, comfort."""
+    from roadloop_sim.evaluate import evaluate, write_report
+    from roadloop_sim.scenarios import load_scenarios
+
+    report = evaluate(
+        driver,
+        scenarios=scenarios,
+        episodes=episodes,
+        seed=seed,
+        plots=plots,
+        scenario_set=load_scenarios(scenarios_file),
+    )
+    if json_out is not None:
+        write_report(report, json_out)
+    for e in report["episodes"]:
+        inf = ", ".join(f"{k} {v}" for k, v in e["infractions"].items() if v) or "no infractions"
+        typer.echo(
+            f"{e['index']:3d} {e['scenario']:<14} seed {e['seed']:<6} DS {e['driving_score']:6.1f}  "
+            f"RC {e['route_completion']:5.1f}%  {e['end_reason']:<14} {inf}"
+        )
+    s = report["summary"]
+    typer.echo(
+        f"{driver}: DS {s['driving_score']:.1f}  RC {s['route_completion']:.1f}%  IP {s['infraction_penalty']:.3f}  "
+        f"success {100 * s['success_rate']:.0f}%  infractions/km {s['infractions_per_km']:.2f}  "
+        f"mean speed {s['mean_speed']:.1f} m/s  comfort {s['comfort']:.2f}"
+    )

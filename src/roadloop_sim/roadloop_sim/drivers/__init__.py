@@ -1,0 +1,79 @@
+"""Drivers and the `--driver` resolver: expert | constant | lanekeep | bundle:PATH.
+
+`bundle:PATH` resolves to the class in `roadloop_sim.drivers.bundle` (written by the onboard
+work: it wraps `roadloop_vehicle.pipeline`), imported lazily so that the other drivers work
+without it. See `roadloop_sim.protocol` for the Driver protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+from roadloop_core.errors import RoadloopError
+from roadloop_core.registry import TopicRegistry
+from roadloop_sim.drivers.baselines import ConstantDriver, LaneKeepDriver
+from roadloop_sim.drivers.expert import ExpertConfig, ExpertDriver
+from roadloop_sim.errors import DriverError
+from roadloop_sim.protocol import Driver
+
+__all__ = [
+    "DRIVERS",
+    "ConstantDriver",
+    "ExpertConfig",
+    "ExpertDriver",
+    "LaneKeepDriver",
+    "driver_name",
+    "make_driver",
+]
+
+DRIVERS = ("expert", "constant", "lanekeep", "bundle:PATH")
+
+
+def _bundle_driver(path: str, registry: TopicRegistry | None) -> Driver:
+    if not path:
+        raise DriverError("driver 'bundle:PATH' needs a bundle folder after 'bundle:'")
+    if not Path(path).exists():
+        raise DriverError(f"driver bundle:{path}: no such bundle folder")
+    try:
+        module = importlib.import_module("roadloop_sim.drivers.bundle")
+    except ModuleNotFoundError as err:
+        raise DriverError(
+            f"driver bundle:{path}: roadloop_sim.drivers.bundle is not available ({err}); "
+            "it needs the onboard pipeline (roadloop_vehicle)"
+        ) from err
+    cls = getattr(module, "BundleDriver", None)
+    if cls is None:
+        classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
+        cls = next((c for c in classes if hasattr(c, "act") and hasattr(c, "reset")), None)
+    if cls is None:
+        raise DriverError("roadloop_sim.drivers.bundle defines no driver class (expected BundleDriver)")
+    try:
+        params = inspect.signature(cls).parameters
+        kwargs: dict[str, Any] = {"registry": registry} if "registry" in params and registry is not None else {}
+        driver: Driver = cls(Path(path), **kwargs)
+    except RoadloopError:
+        raise
+    except Exception as err:  # the bundle driver's own failure, whatever its type, as one line
+        raise DriverError(f"driver bundle:{path}: {type(err).__name__}: {err}") from err
+    return driver
+
+
+def make_driver(spec: str, registry: TopicRegistry | None = None) -> Driver:
+    """Build a driver from its CLI spec; an unknown spec is a DriverError listing the valid ones."""
+    name, _, arg = spec.partition(":")
+    if name == "expert" and not arg:
+        return ExpertDriver(distro=registry.typestore if registry else "jazzy")
+    if name == "constant" and not arg:
+        return ConstantDriver(registry)
+    if name == "lanekeep" and not arg:
+        return LaneKeepDriver(registry)
+    if name == "bundle":
+        return _bundle_driver(arg, registry)
+    raise DriverError(f"unknown driver '{spec}'; valid: {', '.join(DRIVERS)}")
+
+
+def driver_name(spec: str, driver: Any) -> str:
+    return str(getattr(driver, "name", spec)) if not spec.startswith("bundle:") else spec

@@ -1,0 +1,106 @@
+"""Closed-loop evaluation: run a driver over a scenario plan and score it (see metrics.py).
+
+The JSON report holds no wall-clock values, so the same driver, scenarios, episodes and seed
+give a byte-identical report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_sim.drivers import driver_name, make_driver
+from roadloop_sim.metrics import aggregate, episode_metrics
+from roadloop_sim.protocol import Simulator
+from roadloop_sim.runner import run_episode
+from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
+
+__all__ = ["evaluate", "write_report"]
+
+REPORT_FORMAT = "roadloop-sim-eval/1"
+
+
+def _rounded(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 6)
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    return v
+
+
+def evaluate(
+    driver: str,
+    *,
+    scenarios: str | None = None,
+    episodes: int = 6,
+    seed: int = 0,
+    plots: Path | None = None,
+    scenario_set: ScenarioSet | None = None,
+    registry: TopicRegistry | None = None,
+    simulator: Simulator | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run `episodes` episodes with `driver` and return the report (per episode + aggregate)."""
+    scenario_set = scenario_set or load_scenarios()
+    registry = registry or load_registry()
+    selected = scenario_set.select(scenarios)
+    plan = episode_plan(selected, episodes, seed)
+    drv = make_driver(driver, registry)
+    label = driver_name(driver, drv)
+    if simulator is None:
+        from roadloop_sim.highway import HighwayEnvSimulator
+
+        sim: Simulator = HighwayEnvSimulator(scenario_set, registry)
+    else:
+        sim = simulator
+    results = []
+    try:
+        for k, (sc, s) in enumerate(tqdm(plan, desc=f"eval {label}", unit="episode", disable=not progress)):
+            log = run_episode(sim, drv, sc.name, s, registry=registry, cfg=scenario_set.simulation, driver_label=label)
+            m = {"index": k, **episode_metrics(log)}
+            results.append(m)
+            if plots is not None:
+                from roadloop_sim.plots import plot_episode
+
+                plot_episode(log, m, Path(plots) / f"{k:03d}_{sc.name}_s{s}.png")
+    finally:
+        if simulator is None:
+            sim.close()
+    if plots is not None and results:
+        from roadloop_sim.plots import plot_summary
+
+        plot_summary(results, label, Path(plots) / "summary.png")
+    report = {
+        "format": REPORT_FORMAT,
+        "driver": driver,
+        "scenarios": [sc.name for sc in selected],
+        "episodes_requested": episodes,
+        "seed": seed,
+        "simulation": {
+            "sim_rate_hz": scenario_set.simulation.sim_rate_hz,
+            "policy_rate_hz": scenario_set.simulation.policy_rate_hz,
+        },
+        "summary": aggregate(results),
+        "episodes": results,
+    }
+    return dict(_rounded(report))
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write the report atomically (temp + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

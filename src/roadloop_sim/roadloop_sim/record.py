@@ -1,0 +1,184 @@
+"""Recording episodes as rosbag2 mcap bags (one per episode), including expert interventions.
+
+`record_episodes(out, ...)` runs `--episodes` episodes and writes `out/<NNN>_<scenario>_s<seed>/`.
+A bag is written under a hidden `.partial` name and renamed only once closed, so a folder
+with the final name is always a complete bag. Custom data: roadloop.scenario, roadloop.seed,
+roadloop.episode, roadloop.driver, roadloop.intervention (+ roadloop.takeover_s).
+
+Interventions (the loop's round 2): `intervene_on=EVAL_JSON` replays every failed episode of a
+`roadloop sim eval` report with the same scenario, seed and driver, lets the expert take over
+`takeover_lead_s` before the first infraction (from the start if the route was simply not
+finished) and records from the takeover on, so the bag holds the expert's corrections in the
+states the policy led into.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from roadloop_core.bag import BagWriter
+from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_sim.drivers import ExpertDriver, driver_name, make_driver
+from roadloop_sim.errors import SimError
+from roadloop_sim.highway import HighwayEnvSimulator
+from roadloop_sim.metrics import episode_metrics
+from roadloop_sim.protocol import Simulator
+from roadloop_sim.runner import run_episode
+from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
+
+__all__ = ["EpisodeJob", "RecordedEpisode", "interventions_from_report", "record_episodes"]
+
+
+@dataclass(frozen=True)
+class EpisodeJob:
+    index: int
+    scenario: str
+    seed: int
+    driver: str
+    takeover_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordedEpisode:
+    path: Path
+    job: EpisodeJob
+    metrics: dict[str, Any]
+
+
+def interventions_from_report(report_path: Path, lead_s: float = 2.0, driver: str | None = None) -> list[EpisodeJob]:
+    """The failed episodes of an eval report as takeover jobs (expert from failure - lead_s)."""
+    try:
+        report = json.loads(Path(report_path).read_text())
+        episodes = report["episodes"]
+        default_driver = str(report.get("driver", "expert"))
+    except FileNotFoundError:
+        raise SimError(f"{report_path}: no such eval report") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise SimError(f"{report_path}: not a roadloop sim eval report ({type(err).__name__}: {err})") from err
+    jobs = []
+    for i, ep in enumerate(episodes):
+        try:
+            if ep["success"]:
+                continue
+            first = ep.get("first_infraction_s")
+            takeover = max(0.0, float(first) - lead_s) if first is not None else 0.0
+            jobs.append(
+                EpisodeJob(
+                    int(ep.get("index", i)), str(ep["scenario"]), int(ep["seed"]), driver or default_driver, takeover
+                )
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise SimError(f"{report_path}: episodes[{i}]: missing or bad field {err}") from err
+    return jobs
+
+
+def record_episodes(
+    out: Path,
+    *,
+    scenarios: str | None = None,
+    episodes: int = 2,
+    seed: int = 0,
+    driver: str = "expert",
+    intervene_on: Path | None = None,
+    takeover_lead_s: float = 2.0,
+    scenario_set: ScenarioSet | None = None,
+    registry: TopicRegistry | None = None,
+    simulator: Simulator | None = None,
+    progress: bool = True,
+) -> list[RecordedEpisode]:
+    """Record episodes (or the interventions of an eval report) as bags under `out`."""
+    scenario_set = scenario_set or load_scenarios()
+    registry = registry or load_registry()
+    if intervene_on is not None:
+        jobs = interventions_from_report(intervene_on, takeover_lead_s, None if driver == "expert" else driver)
+    else:
+        plan = episode_plan(scenario_set.select(scenarios), episodes, seed)
+        jobs = [EpisodeJob(k, sc.name, s, driver) for k, (sc, s) in enumerate(plan)]
+    for job in jobs:
+        scenario_set.get(job.scenario)  # fail before any work on an unknown name
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sim = simulator or HighwayEnvSimulator(scenario_set, registry)
+    cfg = scenario_set.simulation
+    done: list[RecordedEpisode] = []
+    total_m = sum(scenario_set.get(j.scenario).route_length_m for j in jobs)
+    bar = tqdm(
+        total=round(total_m),
+        desc=f"recording {len(jobs)} episode(s)",
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} m of route [{elapsed}<{remaining}]",
+        disable=not progress,
+    )
+    try:
+        for job in jobs:
+            suffix = "_intervention" if job.takeover_s is not None else ""
+            final = out / f"{job.index:03d}_{job.scenario}_s{job.seed}{suffix}"
+            if final.exists():
+                raise SimError(f"{final}: already exists (choose another --out or remove it)")
+            partial = out / ".partial" / final.name
+            if partial.exists():
+                shutil.rmtree(partial)  # left over by an interrupted run: never a complete bag
+            partial.parent.mkdir(exist_ok=True)
+            drv = make_driver(job.driver, registry)
+            label = driver_name(job.driver, drv)
+            custom = {
+                "roadloop.scenario": job.scenario,
+                "roadloop.seed": str(job.seed),
+                "roadloop.episode": str(job.index),
+                "roadloop.driver": label if job.takeover_s is None else f"{label}+expert",
+                "roadloop.intervention": "true" if job.takeover_s is not None else "false",
+            }
+            if job.takeover_s is not None:
+                custom["roadloop.takeover_s"] = f"{job.takeover_s:.3f}"
+            writer = BagWriter(partial, distro=registry.typestore, custom_data=custom)
+            for spec in registry.recorded():
+                writer.add_topic(spec.name, spec.type, spec.qos)
+            try:
+                log = run_episode(
+                    sim,
+                    drv,
+                    job.scenario,
+                    job.seed,
+                    registry=registry,
+                    cfg=cfg,
+                    driver_label=custom["roadloop.driver"],
+                    writer=writer,
+                    takeover_driver=ExpertDriver(distro=registry.typestore) if job.takeover_s is not None else None,
+                    takeover_s=job.takeover_s,
+                    on_step=lambda dm: bar.update(dm),
+                )
+            finally:
+                writer.close()
+            bar.update(max(0.0, scenario_set.get(job.scenario).route_length_m - log.progress_m))
+            _fsync_tree(partial)
+            os.replace(partial, final)
+            done.append(RecordedEpisode(final, job, episode_metrics(log)))
+    finally:
+        bar.close()
+        staging = out / ".partial"
+        if staging.is_dir() and not any(staging.iterdir()):
+            staging.rmdir()
+        if simulator is None:
+            sim.close()
+    return done
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

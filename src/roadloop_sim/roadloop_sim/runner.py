@@ -1,0 +1,164 @@
+"""The closed loop: simulator -> driver -> command guard -> simulator, optionally into a bag.
+
+One function, `run_episode`, serves recording and evaluation, so a recorded episode and a
+scored one are the same run. A command with NaN/inf or out-of-range values is an
+"invalid_command" infraction and is replaced by a stop (speed 0, straight wheels);
+the bag's command topic holds the command that was applied.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from roadloop_core.bag import BagWriter, RawMessage
+from roadloop_core.registry import QosProfile, TopicRegistry
+from roadloop_sim.messages import MessageFactory
+from roadloop_sim.protocol import Driver, EgoSample, Observation, Simulator
+from roadloop_sim.scenarios import SimulationConfig
+
+__all__ = ["EpisodeLog", "Infraction", "run_episode", "sanitize_command"]
+
+
+@dataclass(frozen=True)
+class Infraction:
+    kind: str  # collision_vehicle | collision_static | off_road | invalid_command
+    t: float
+    x: float
+    y: float
+
+
+@dataclass
+class EpisodeLog:
+    scenario: str
+    seed: int
+    driver: str
+    samples: list[EgoSample] = field(default_factory=list)
+    infractions: list[Infraction] = field(default_factory=list)
+    progress_m: float = 0.0
+    route_length_m: float = 0.0
+    reason: str = ""
+    lanes: tuple[npt.NDArray[np.float64], ...] = ()
+    takeover_t: float | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples[-1].t if self.samples else 0.0
+
+    def distances(self) -> tuple[float, float]:
+        """(distance driven, distance driven off-road), metres."""
+        total = off = 0.0
+        for a, b in zip(self.samples, self.samples[1:], strict=False):
+            d = math.hypot(b.x - a.x, b.y - a.y)
+            total += d
+            off += d if b.off_road else 0.0
+        return total, off
+
+
+def sanitize_command(command: Any, cfg: SimulationConfig, factory: MessageFactory) -> tuple[Any, bool]:
+    """(command to apply, whether the original was invalid). Invalid: non-finite or out of the limits."""
+    d = command.drive
+    values = (d.steering_angle, d.speed, d.acceleration)
+    ok = all(math.isfinite(float(v)) for v in values)
+    ok = ok and abs(float(d.steering_angle)) <= cfg.max_steering_angle + 1e-6
+    ok = ok and -1e-6 <= float(d.speed) <= cfg.max_speed + 1e-6 and float(d.acceleration) >= 0.0
+    if ok:
+        return command, False
+    return factory.command(
+        int(command.header.stamp.sec) * 1_000_000_000 + int(command.header.stamp.nanosec), 0.0, 0.0
+    ), True
+
+
+def run_episode(
+    sim: Simulator,
+    driver: Driver,
+    scenario: str,
+    seed: int,
+    *,
+    registry: TopicRegistry,
+    cfg: SimulationConfig,
+    driver_label: str,
+    writer: BagWriter | None = None,
+    takeover_driver: Driver | None = None,
+    takeover_s: float | None = None,
+    on_step: Callable[[float], None] | None = None,
+) -> EpisodeLog:
+    """Run one episode; write every message to `writer` (from `takeover_s` on when a takeover is set)."""
+    factory = MessageFactory(registry.typestore)
+    store = factory.store
+    types = {t.name: t.type for t in registry.topics.values()}
+    latched = {t.name for t in registry.topics.values() if t.qos.profile is QosProfile.LATCHED}
+    cmd_topic = registry["command"].name
+    traj_topic = registry["trajectory"].name if "trajectory" in registry.topics else None
+    log = EpisodeLog(scenario=scenario, seed=seed, driver=driver_label, takeover_t=takeover_s)
+    res = sim.reset(scenario, seed)
+    log.lanes = res.privileged.lanes
+    driver.reset(scenario, seed)
+    if takeover_driver is not None:
+        takeover_driver.reset(scenario, seed)
+    latest: dict[str, Any] = {}
+    recording_started = False
+    active = driver
+    wants_raw = bool(getattr(driver, "wants_raw", False)) or bool(getattr(takeover_driver, "wants_raw", False))
+    last_progress = 0.0
+    while True:
+        t = (res.time_ns - cfg.start_time_s * 1_000_000_000) / 1e9
+        record_now = writer is not None and (takeover_s is None or t >= takeover_s - 1e-9)
+        raw: list[RawMessage] = []
+        if record_now or wants_raw:
+            raw = [
+                RawMessage(topic, types[topic], ts, store.serialize_cdr(msg, types[topic]))
+                for topic, ts, msg in res.messages
+            ]
+        if record_now and writer is not None:
+            if not recording_started:  # a late joiner of a latched topic gets its last message
+                fresh = {m.topic for m in raw}
+                for topic in sorted(latched - fresh):
+                    if topic in latest:
+                        writer.write(topic, res.time_ns, store.serialize_cdr(latest[topic], types[topic]))
+                recording_started = True
+            for m in raw:
+                writer.write(m.topic, m.timestamp_ns, m.data)
+        for topic, _, msg in res.messages:
+            latest[topic] = msg
+        _account(log, res.truth, res.privileged)
+        if on_step is not None:
+            on_step(log.progress_m - last_progress)
+            last_progress = log.progress_m
+        if res.truth.done:
+            log.reason = res.truth.reason
+            break
+        if takeover_driver is not None and takeover_s is not None and t >= takeover_s - 1e-9:
+            active = takeover_driver
+        obs = Observation(res.time_ns, latest, res.messages, res.privileged, raw if wants_raw else [])
+        command = active.act(obs)
+        applied, invalid = sanitize_command(command, cfg, factory)
+        if invalid:
+            e = res.privileged.ego
+            log.infractions.append(Infraction("invalid_command", t, e.x, e.y))
+        if record_now and writer is not None:
+            writer.write(cmd_topic, res.time_ns, store.serialize_cdr(applied, types[cmd_topic]))
+            plan = getattr(active, "last_trajectory", None)
+            if traj_topic is not None and plan is not None:
+                writer.write(traj_topic, res.time_ns, store.serialize_cdr(plan, types[traj_topic]))
+        res = sim.step(applied)
+    return log
+
+
+def _account(log: EpisodeLog, truth: Any, privileged: Any) -> None:
+    was_off = log.samples[-1].off_road if log.samples else False
+    for s in truth.samples:
+        if s.off_road and not was_off:
+            log.infractions.append(Infraction("off_road", s.t, s.x, s.y))
+        was_off = s.off_road
+        log.samples.append(s)
+    if truth.collision is not None:
+        s = log.samples[-1]
+        log.infractions.append(Infraction(f"collision_{truth.collision}", s.t, s.x, s.y))
+    log.progress_m = truth.progress_m
+    log.route_length_m = truth.route_length_m
