@@ -102,7 +102,7 @@ def test_manifest_tensor_contract_is_checked(bundle: Path, mutate: object, messa
 
 def test_onnx_that_does_not_match_the_manifest(tmp_path: Path, fx: ModuleType, bundle: Path) -> None:
     other = fx.tiny_policy(tmp_path / "p.onnx", *hw(bundle), horizon=4)
-    with pytest.raises(ModelError, match="onnxruntime|match"):
+    with pytest.raises(ModelError, match=r"onnxruntime|match"):
         rt = PolicyRuntime(other, spec_of(bundle), RuntimeConfig(warmup_runs=1))
         rt.step(ModelInputs(np.zeros((*hw(bundle), 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -154,10 +155,10 @@ def test_controlled_stop_decelerates_with_steering_held_and_limits_obeyed() -> N
     out = run(rows)
     active_steer = out[59][2].steering_angle
     speeds = [c.speed for _, _, c in out[60:]]
-    assert all(b <= a for a, b in zip(speeds, speeds[1:], strict=False)), "speed never rises in a stop"
+    assert all(b <= a for a, b in itertools.pairwise(speeds)), "speed never rises in a stop"
     assert speeds[-1] == 0.0 and out[-1][2].acceleration == pytest.approx(0.0, abs=CFG.max_jerk_mps3 * 0.1)
     assert all(c.steering_angle == pytest.approx(active_steer) for _, _, c in out[60:])
-    for (_, _, a), (_, _, b) in zip(out, out[1:], strict=False):
+    for (_, _, a), (_, _, b) in itertools.pairwise(out):
         assert abs(b.acceleration - a.acceleration) <= CFG.max_jerk_mps3 * 0.1 + 1e-9
         assert abs(b.steering_angle - a.steering_angle) <= CFG.max_steering_rate_radps * 0.1 + 1e-9
         assert all(math.isfinite(v) for v in (b.steering_angle, b.speed, b.acceleration, b.jerk))
