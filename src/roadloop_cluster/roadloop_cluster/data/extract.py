@@ -101,6 +101,12 @@ def extract_bag(job: BagJob) -> BagResult:
         spec = job.config.observation
         build = job.config.build
         with open_bag(job.bag, distro=reg.typestore) as bag:
+            # the reader recovers what a damaged bag still holds and lists what disagrees with its metadata;
+            # a dataset must not silently take half a drive, so such a bag is skipped with the first problem
+            problems = list(getattr(bag, "problems", []))
+            if problems:
+                result.error = f"truncated or inconsistent: {problems[0]}"
+                return result
             present = {t.name for t in bag.info.topics}
             role_of: dict[str, str] = {}
             for role in [*spec.roles(), build.command]:

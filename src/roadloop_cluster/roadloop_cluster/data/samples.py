@@ -66,8 +66,9 @@ class SampleBuilder:
     def finish(self) -> list[Sample]:
         """End of the bag: frames without a full future horizon are dropped."""
         self.sync.flush()
-        self.drops["no_future"] += len(self._pending)
-        self._pending.clear()
+        if self._pending:
+            self.drops["no_future"] += len(self._pending)
+            self._pending.clear()
         return []
 
     def all_drops(self) -> Counter[str]:
@@ -93,7 +94,7 @@ class SampleBuilder:
         for k, dt in enumerate(self._horizon_ns):
             t = feats.stamp_ns + dt
             br = bracket(self._odom, t)
-            if br is None or t - br[0].stamp_ns > slop or br[1].stamp_ns - t > slop:
+            if br is None or br[1].stamp_ns - t > slop or (t - br[0].stamp_ns > slop and br[1].stamp_ns != t):
                 self.drops["label_odometry_gap"] += 1
                 return None
             p = interpolate_odometry(br[0], br[1], t)

@@ -113,7 +113,7 @@ def route_target(route_xy: np.ndarray, pose: Pose2D, lookahead_m: float) -> np.n
 
 
 def bracket(samples: Sequence[OdomSample], t_ns: int) -> tuple[OdomSample, OdomSample] | None:
-    """The samples at/before and at/after `t_ns` in a stamp-ordered sequence, or None."""
+    """The samples before (or at) and at/after `t_ns` in a stamp-ordered sequence, or None."""
     lo, hi = 0, len(samples)
     while lo < hi:  # first index with stamp >= t
         mid = (lo + hi) // 2
@@ -124,8 +124,7 @@ def bracket(samples: Sequence[OdomSample], t_ns: int) -> tuple[OdomSample, OdomS
     if lo == len(samples):
         return None
     b = samples[lo]
-    if b.stamp_ns == t_ns:
-        return b, b
     if lo == 0:
-        return None
+        return (b, b) if b.stamp_ns == t_ns else None
+    # on an exact hit the previous sample still gives the acceleration (interpolation weight is 1)
     return samples[lo - 1], b

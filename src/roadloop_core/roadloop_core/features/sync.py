@@ -92,8 +92,9 @@ class FrameSynchronizer:
 
     def flush(self) -> list[Frame]:
         """End of input: frames still waiting for odometry are dropped (`end_of_stream`)."""
-        self.drops["end_of_stream"] += len(self._pending)
-        self._pending.clear()
+        if self._pending:
+            self.drops["end_of_stream"] += len(self._pending)
+            self._pending.clear()
         return []
 
     # -- internals ---------------------------------------------------------------------------
@@ -152,7 +153,7 @@ class FrameSynchronizer:
             self.drops["odometry_missing"] += 1
             return None
         a, b = br
-        if t - a.stamp_ns > slop or b.stamp_ns - t > slop:
+        if b.stamp_ns - t > slop or (t - a.stamp_ns > slop and b.stamp_ns != t):
             self.drops["odometry_stale"] += 1
             return None
         imu: ImuSample | None = None

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from roadloop_core.features import FeatureError, image_msg_to_rgb, resize_box
+
+from .msgs import image
+
+RNG = np.random.default_rng(0)
+IMG = RNG.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("src", "out_hw", "expected"),
+    [
+        (IMG, (6, 8), IMG),  # same size: unchanged
+        (IMG, (3, 4), (IMG.reshape(3, 2, 4, 2, 3).astype(np.int64).sum(axis=(1, 3)) + 2) // 4),  # exact 2x2 means
+        (IMG, (6, 16), np.repeat(IMG, 2, axis=1)),  # 2x wider: nearest column
+        (IMG, (12, 8), np.repeat(IMG, 2, axis=0)),  # 2x taller: nearest row
+        (IMG, (1, 1), (IMG.reshape(-1, 3).astype(np.int64).sum(axis=0)[None, None] + 24) // 48),  # global mean
+    ],
+)
+def test_resize_box_table(src: np.ndarray, out_hw: tuple[int, int], expected: np.ndarray) -> None:
+    out = resize_box(src, *out_hw)
+    assert out.dtype == np.uint8
+    assert out.shape == (*out_hw, 3)
+    np.testing.assert_array_equal(out, expected.astype(np.uint8))
+
+
+def test_resize_box_uneven_ratio_covers_every_source_pixel() -> None:
+    ones = np.full((7, 5, 3), 200, np.uint8)
+    out = resize_box(ones, 3, 2)
+    assert out.shape == (3, 2, 3)
+    assert (out == 200).all()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "array", "expected"),
+    [
+        ("rgb8", IMG, IMG),
+        ("bgr8", IMG, IMG[:, :, ::-1]),
+        ("rgba8", np.dstack([IMG, np.full(IMG.shape[:2], 9, np.uint8)]), IMG),
+        ("bgra8", np.dstack([IMG[:, :, ::-1], np.full(IMG.shape[:2], 9, np.uint8)]), IMG),
+        ("mono8", IMG[:, :, 0], np.repeat(IMG[:, :, :1], 3, axis=2)),
+    ],
+)
+def test_image_msg_to_rgb_encodings(encoding: str, array: np.ndarray, expected: np.ndarray) -> None:
+    np.testing.assert_array_equal(image_msg_to_rgb(image(0, array, encoding)), expected)
+
+
+def test_row_padding_is_skipped() -> None:
+    np.testing.assert_array_equal(image_msg_to_rgb(image(0, IMG, pad=5)), IMG)
+
+
+def test_unsupported_encoding_is_one_clear_error() -> None:
+    with pytest.raises(FeatureError, match="encoding '16UC1' unsupported"):
+        image_msg_to_rgb(image(0, IMG[:, :, :2].copy(), "16UC1"))
+
+
+def test_short_buffer_is_an_error() -> None:
+    msg = image(0, IMG)
+    msg.height = 10
+    with pytest.raises(FeatureError, match="too short"):
+        image_msg_to_rgb(msg)
