@@ -132,6 +132,7 @@ def encode(msg: Any, typename: str | None = None, distro: str = "jazzy") -> memo
 def decode(data: bytes | memoryview, typename: str, distro: str = "jazzy") -> Any:
     """CDR bytes -> message; arrays of numbers are numpy views into `data`."""
     try:
-        return typestore_for(distro).deserialize_cdr(data, typename)
+        # A memoryview: rosbags slices off the CDR header, and slicing bytes would copy the payload.
+        return typestore_for(distro).deserialize_cdr(memoryview(data), typename)
     except Exception as err:  # rosbags raises assorted errors for malformed bytes
         raise CodecError(f"{len(data)} bytes do not decode as {typename}: {type(err).__name__}: {err}") from err

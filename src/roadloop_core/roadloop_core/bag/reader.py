@@ -287,7 +287,8 @@ class BagReader:
         if reason is not None:
             raise BagError(f"{self.path}: {raw.topic}: cannot decode {raw.typename}: {reason}")
         try:
-            return self.typestore.deserialize_cdr(raw.data, raw.typename)
+            # A memoryview: rosbags slices off the CDR header, and slicing bytes would copy the payload.
+            return self.typestore.deserialize_cdr(memoryview(raw.data), raw.typename)
         except Exception as err:  # rosbags raises assorted errors on malformed CDR
             raise BagError(
                 f"{self.path}: {raw.topic} @ {raw.timestamp_ns}: bytes do not decode as {raw.typename}: "
