@@ -79,7 +79,8 @@ def test_cdr_test_decodes_from_embedded_definitions(conformance_dir: Path, stora
     with open_bag(conformance_dir / storage / "cdr_test") as reader:
         assert "test_msgs/msg/Arrays" in reader.typestore.fielddefs  # registered from the bag, not the store
         msgs = [reader.decode(r) for r in reader.messages(["/array_topic"])]
-    assert [list(m.string_values) for m in msgs][0] == ["Complex Hello1", "Complex Hello2", "Complex Hello3"]
+    assert all(len(m.string_values) == 3 for m in msgs)
+    assert list(msgs[0].string_values) == ["Complex Hello1", "Complex Hello2", "Complex Hello3"]
     assert list(msgs[0].int64_values_default) == [0, 2**63 - 1, -(2**63)]
 
 
