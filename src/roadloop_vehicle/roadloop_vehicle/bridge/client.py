@@ -22,7 +22,7 @@ from roadloop_vehicle.bridge.wire import TarStream, chunk_count, chunk_range
 
 __all__ = ["HubClient", "UploadReport"]
 
-PIECE = 64 << 10  # granularity of the bandwidth cap inside one chunk body
+PIECE = 16 << 10  # granularity of the bandwidth cap inside one chunk body
 
 
 class UploadReport(dict[str, Any]):
