@@ -55,3 +55,13 @@ def small_shard_config(tmp_path_factory: pytest.TempPathFactory, repo_root: Path
     path = tmp_path_factory.mktemp("cfg16") / "dataset.yaml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="session")
+def dataset(bag_root: Path, small_shard_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera dataset built from `bag_root` with 16-sample shards, by a 2-process pool."""
+    from roadloop_cluster.data import BuildOptions, build_dataset
+
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    build_dataset([bag_root], out, BuildOptions(config_path=small_shard_config, workers=2, progress=False))
+    return out
