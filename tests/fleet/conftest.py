@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+
 from roadloop_cluster.hub.auth import add_token
-from roadloop_cluster.hub.config import HubConfig
 from roadloop_cluster.hub.db import open_database
 from roadloop_core.bag import BagWriter
 from roadloop_core.codec import numpy_to_image
@@ -59,7 +59,16 @@ class HubProc:
         return path
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "roadloop_cluster.hub", "serve", "--root", str(self.root), "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "roadloop_cluster.hub",
+            "serve",
+            "--root",
+            str(self.root),
+            "--port",
+            str(self.port),
+        ]
         if self.db_url:
             cmd += ["--db", self.db_url]
         if self.public_key:

@@ -83,7 +83,7 @@ def test_hub_restarted_mid_upload(hub_proc, make_bag, tmp_path: Path) -> None:
     hub.stop(kill=True)
     time.sleep(1.0)  # the bridge meets a dead hub and backs off
     hub.start()
-    out, err = proc.communicate(timeout=240)
+    _out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     assert _catalog(hub) == shas
     for evs in _events(hub).values():
