@@ -90,7 +90,6 @@ def _summary() -> dict[str, Any]:
         "episodes": 6,
         "failed": 2,
         "corrections": 2,
-        "threshold": 80.0,
         "ds": 60.0,
         "rc": 80.0,
         "ip": 0.75,

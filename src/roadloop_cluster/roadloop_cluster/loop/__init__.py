@@ -6,11 +6,10 @@ stage does), `adapters` (reading the parts' outputs), `report` (report.md + figu
 `run` (the order of stages), `cli` (the verb).
 """
 
-from roadloop_cluster.loop.config import LoopConfig, load_loop_config
-from roadloop_cluster.loop.errors import LoopError, StageFailed
-from roadloop_cluster.loop.report import write_report
-from roadloop_cluster.loop.run import plan, run_loop
-from roadloop_cluster.loop.runner import StageOutcome, StageResult, StageRunner
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "LoopConfig",
@@ -24,3 +23,23 @@ __all__ = [
     "run_loop",
     "write_report",
 ]
+
+_WHERE = {
+    "LoopConfig": "config",
+    "load_loop_config": "config",
+    "LoopError": "errors",
+    "StageFailed": "errors",
+    "write_report": "report",
+    "plan": "run",
+    "run_loop": "run",
+    "StageOutcome": "runner",
+    "StageResult": "runner",
+    "StageRunner": "runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy: `roadloop --help` loads every verb's package, and matplotlib/httpx are not needed for that."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"roadloop_cluster.loop.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'roadloop_cluster.loop' has no attribute {name!r}")

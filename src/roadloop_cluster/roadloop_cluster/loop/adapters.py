@@ -129,6 +129,7 @@ def _get(d: dict[str, Any], names: tuple[str, ...]) -> Any:
 def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {k: _finite(_get(ep, names)) for k, names in _AGG_KEYS.items() if k != "success"}
     row["scenario"] = ep.get("scenario")
+    row["success"] = bool(ep.get("success"))
     row["seed"] = ep.get("seed")
     infractions = ep.get("infractions") or {}
     if isinstance(infractions, dict):
@@ -137,8 +138,9 @@ def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
         why = [str(x) for x in infractions]
     if ep.get("collision") and "collision" not in why:
         why.append("collision")
-    if ep.get("timeout") or ep.get("timed_out"):
-        why.append("timeout")
+    end = ep.get("end_reason")
+    if end and end not in ("route_completed", "completed", "success") and end not in why:
+        why.append(str(end))
     row["why"] = ", ".join(why)
     path = ep.get("path") or ep.get("trajectory")
     if isinstance(path, dict) and path.get("x") and path.get("y"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -12,8 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from roadloop_cluster.loop.config import load_loop_config
 from roadloop_cluster.loop.errors import LoopError
-from roadloop_cluster.loop.run import plan, run_loop
-from roadloop_cluster.loop.runner import StageResult
+
+if TYPE_CHECKING:
+    from roadloop_cluster.loop.runner import StageResult
 from roadloop_core.config import config_dir
 
 __all__ = ["loop"]
@@ -51,6 +53,8 @@ def loop(
     A failing stage stops the loop naming the stage; everything made so far is kept
     (each stage's commands and their output in OUT/logs/STAGE.log).
     """
+    from roadloop_cluster.loop.run import plan, run_loop  # matplotlib, httpx: only when the loop runs
+
     cfg_path = config if config is not None else config_dir() / "loop.yaml"
     cfg = load_loop_config(cfg_path)
     if rounds:

@@ -62,13 +62,11 @@ class DriveConfig:
 
 @dataclass(frozen=True)
 class InterventionConfig:
-    """Round 2: episodes the policy fails are flagged and the expert's corrections recorded."""
+    """Round 2: episodes the policy does not finish cleanly (the simulator's `success`) become interventions."""
 
     episodes: int = 6
     seed: int = 3000
-    fail_below_ds: float = 80.0  # an episode scoring under this driving score counts as failed
-    max_corrections: int = 6
-    correction_repeats: int = 1  # expert episodes recorded per failed one (same scenario and seed)
+    max_corrections: int = 6  # at most this many failed episodes are taken over by the expert and recorded
 
 
 @dataclass(frozen=True)

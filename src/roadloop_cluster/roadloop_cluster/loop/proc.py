@@ -20,9 +20,12 @@ from roadloop_cluster.loop.errors import LoopError
 __all__ = ["roadloop_argv", "run_roadloop", "tail_error"]
 
 
+_ENTRY = "import sys; from roadloop_core.cli.main import main; sys.argv[0] = 'roadloop'; main()"
+
+
 def roadloop_argv(*args: str | Path) -> list[str]:
     """The argv of `roadloop ARGS...` with this interpreter (works without the venv on PATH)."""
-    return [sys.executable, "-m", "roadloop_core.cli.main", *(str(a) for a in args)]
+    return [sys.executable, "-c", _ENTRY, *(str(a) for a in args)]
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -337,9 +337,9 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
                 f"## Round {r['round']}: interventions",
                 "",
                 f"The deployed policy drove {inter.get('episodes', '?')} episodes; {inter.get('failed', '?')} failed "
-                f"(DS below {_fmt(inter.get('threshold'))}) and were flagged as interventions; the expert's "
-                f"corrections for them ({inter.get('corrections', '?')} bags) were shipped with priority and added "
-                "to the data.",
+                "(collision, off-road, invalid command or route not finished) and were flagged as interventions; "
+                f"the expert took over before each failure and its corrections ({inter.get('corrections', '?')} bags) "
+                "were shipped with priority and added to the data.",
                 "",
             ]
             failed = inter.get("failed_episodes") or []

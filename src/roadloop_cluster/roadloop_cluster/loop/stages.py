@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from roadloop_cluster.loop.adapters import dataset_summary, eval_summary, read_json, training_summary
@@ -23,7 +24,7 @@ from roadloop_cluster.loop.config import LoopConfig
 from roadloop_cluster.loop.errors import LoopError
 from roadloop_cluster.loop.hub import HubServer
 from roadloop_cluster.loop.proc import run_roadloop
-from roadloop_cluster.loop.runner import StageOutcome
+from roadloop_cluster.loop.runner import StageOutcome, write_json_atomic
 
 __all__ = ["Layout", "LoopContext"]
 
@@ -150,16 +151,17 @@ class LoopContext:
     # -- vehicle side ----------------------------------------------------------------------------
 
     def record(self, stage: str, n: int) -> StageOutcome:
-        """Round 1: expert demonstrations recorded into the vehicle's recording folder."""
-        out = self.layout.recordings / f"r{n}-expert"
+        """Round 1: expert demonstrations recorded into the vehicle's recording folder (one folder per bag)."""
+        out = self.layout.recordings
         rec = self.cfg.record
+        before = set(_bags_in(out))
         self.roadloop(stage, "sim", "record", "--scenarios", self.scenarios, "--episodes", str(rec.episodes),
                       "--seed", str(rec.seed), "--driver", "expert", "--out", out)  # fmt: skip
-        bags = _bags_in(out)
+        bags = [b for b in _bags_in(out) if b not in before]
         if not bags:
             raise LoopError(f"`roadloop sim record` wrote no bag under {out}")
         self.rnd(n)["recorded"] = {"bags": len(bags), "episodes": rec.episodes}
-        return StageOutcome({"bags": len(bags), "bytes": _size(out)}, {"recordings": self.rel(out)})
+        return StageOutcome({"bags": len(bags), "MB": sum(_size(b) for b in bags) / 1e6}, {"recordings": self.rel(out)})
 
     def ship(self, stage: str, n: int) -> StageOutcome:
         """The vehicle bridge uploads every closed bag (priority first) and pulls models once."""
@@ -189,14 +191,19 @@ class LoopContext:
         return self.roadloop(
             stage, "bridge", "run", "--watch", lay.recordings, "--hub", self.hub_url, "--token-file",
             self.vehicle_token, "--state", lay.bridge_state, "--models", lay.models, "--public-key",
-            lay.keys / "signing.pub", "--once",
+            lay.keys / "signing.pub", "--settle", "0", "--quiet", "--once",
         )  # fmt: skip
 
     def _hub_bags(self) -> list[dict[str, Any]]:
-        import json
-
-        text = self.roadloop("hub-ls", "hub", "ls", "--root", self.layout.hub, "--json")
-        rows: list[dict[str, Any]] = json.loads(text)
+        """The hub's catalog, as an admin sees it over HTTP (`GET /v1/bags`)."""
+        token = self.admin_token.read_text().strip()
+        try:
+            resp = httpx.get(f"{self.hub_url}/v1/bags", headers={"Authorization": f"Bearer {token}"}, timeout=60.0)
+        except httpx.HTTPError as err:
+            raise LoopError(f"{self.hub_url}/v1/bags: {type(err).__name__}: {err}") from err
+        if resp.status_code != 200:
+            raise LoopError(f"{self.hub_url}/v1/bags: HTTP {resp.status_code}: {resp.text[:200]}")
+        rows: list[dict[str, Any]] = resp.json()
         return rows
 
     # -- cluster side ----------------------------------------------------------------------------
@@ -207,7 +214,12 @@ class LoopContext:
         bags = rd / "hub-bags"
         self.roadloop(stage, "hub", "export-bags", "--root", self.layout.hub, "--out", bags)
         ds = rd / "dataset"
-        self.roadloop(stage, "data", "build", bags, "--config", self.config_dir / self.cfg.dataset_config, "--out", ds)
+        # each exported entry is a symlink into the store, named <vehicle>__<bag>: passed one by one
+        entries = sorted(p for p in bags.iterdir() if not p.name.startswith("."))
+        if not entries:
+            raise LoopError(f"the hub's store holds no readable bag ({bags} is empty)")
+        self.roadloop(stage, "data", "build", *entries, "--config", self.config_dir / self.cfg.dataset_config,
+                      "--out", ds, "--quiet")  # fmt: skip
         s = dataset_summary(ds)
         interventions = sum(1 for r in self._hub_bags() if _is_intervention(r))
         s["interventions"] = interventions
@@ -351,11 +363,13 @@ class LoopContext:
         res = self._eval(stage, f"bundle:{current}", d.seed, d.episodes, rd / "drive.json", name, plots)
         drive = _strip(res)
         drive["model"] = name
-        drive["paths"] = [
-            {"label": f"{e['scenario']} seed {e['seed']}", "x": e["x"], "y": e["y"], "failed": (e.get("ds") or 0) < 50}
-            for e in res["per_episode"] if e.get("x")
-        ]  # fmt: skip
-        drive["plots"] = [self.rel(p) for p in sorted(plots.glob("*.png"))[:4]] if plots.is_dir() else []
+        drive["per_episode"] = [
+            {k: e.get(k) for k in ("scenario", "seed", "ds", "rc", "why")} for e in res["per_episode"]
+        ]
+        # the evaluator draws each episode's path over the road: the report shows the first two and the summary
+        pngs = sorted(plots.glob("*.png")) if plots.is_dir() else []
+        episodes = [p for p in pngs if p.name != "summary.png"][:2]
+        drive["plots"] = [self.rel(p) for p in episodes + [p for p in pngs if p.name == "summary.png"]]
         self.rnd(n)["drive"] = drive
         latency = self._latency(stage, rd, current)
         self.rnd(n)["latency"] = latency
@@ -392,37 +406,43 @@ class LoopContext:
     # -- round 2: interventions --------------------------------------------------------------------
 
     def fleet_drive(self, stage: str, n: int) -> StageOutcome:
-        """The deployed policy drives new episodes; those it fails are the fleet's interventions."""
+        """The deployed policy drives new episodes; those it does not finish cleanly are interventions."""
         rd = self.layout.round(n)
         iv = self.cfg.intervention
         current = self.layout.models / "current"
-        driver_bundle = current if current.exists() else self.layout.round(n - 1) / "bundle"
-        name = Path(os.readlink(current)).name if current.is_symlink() else f"{driver_bundle.name} (shadow)"
-        res = self._eval(stage, f"bundle:{driver_bundle}", iv.seed, iv.episodes, rd / "fleet.json", name)
-        failed = [e for e in res["per_episode"] if (e.get("ds") or 0.0) < iv.fail_below_ds][: iv.max_corrections]
+        if current.exists():
+            driver_bundle, name = current, Path(os.readlink(current)).name if current.is_symlink() else current.name
+        else:  # round 1 lost its gate: nothing deployed, so its candidate drives in shadow mode
+            driver_bundle, name = self.layout.round(n - 1) / "bundle", "round-1 candidate (shadow mode)"
+        report = rd / "fleet.json"
+        res = self._eval(stage, f"bundle:{driver_bundle}", iv.seed, iv.episodes, report, name)
+        data = read_json(report, "the fleet evaluation")
+        failed = [e for e in data["episodes"] if not e.get("success")][: iv.max_corrections]
+        # what `roadloop sim record --intervene-on` replays: the same report, only the episodes taken over
+        write_json_atomic(rd / "interventions.json", {**data, "episodes": failed})
+        rows = {(e["scenario"], e["seed"]): e for e in res["per_episode"]}
         self.rnd(n)["interventions"] = _strip(res) | {
-            "model": name, "episodes": len(res["per_episode"]), "failed": len(failed), "threshold": iv.fail_below_ds,
-            "failed_episodes": [{k: e.get(k) for k in ("scenario", "seed", "ds", "why")} for e in failed],
+            "model": name, "episodes": len(res["per_episode"]), "failed": len(failed),
+            "failed_episodes": [
+                {k: rows[(e["scenario"], e["seed"])].get(k) for k in ("scenario", "seed", "ds", "why")} for e in failed
+            ],
             "corrections": 0,
         }  # fmt: skip
-        return StageOutcome(
-            {"model": name, "ds": res["ds"], "episodes": len(res["per_episode"]), "failed": len(failed)}
-        )
+        numbers = {"model": name, "ds": res["ds"], "episodes": len(res["per_episode"]), "failed": len(failed)}
+        return StageOutcome(numbers, {"fleet": self.rel(report)})
 
     def corrections(self, stage: str, n: int) -> StageOutcome:
-        """For each failed episode, the expert drives the same scenario and seed: recorded as an intervention."""
+        """The failed episodes replayed with the expert taking over before the failure: intervention bags."""
+        rd = self.layout.round(n)
         inter = self.rnd(n)["interventions"]
-        out = self.layout.recordings / f"r{n}-interventions"
-        count = 0
-        for i, ep in enumerate(inter["failed_episodes"]):
-            for k in range(self.cfg.intervention.correction_repeats):
-                dest = out / f"ep{i:02d}-{k}"
-                self.roadloop(stage, "sim", "record", "--scenarios", str(ep["scenario"]), "--env-seed",
-                              str(ep["seed"]), "--episodes", "1", "--driver", "expert", "--intervention",
-                              "--out", dest)  # fmt: skip
-                count += len(_bags_in(dest))
-        inter["corrections"] = count
-        return StageOutcome({"failed": inter["failed"], "corrections": count}, {"interventions": self.rel(out)})
+        if not inter["failed"]:
+            return StageOutcome({"failed": 0, "corrections": 0})
+        before = set(_bags_in(self.layout.recordings))
+        self.roadloop(stage, "sim", "record", "--intervene-on", rd / "interventions.json", "--driver", "expert",
+                      "--out", self.layout.recordings)  # fmt: skip
+        new = [b for b in _bags_in(self.layout.recordings) if b not in before]
+        inter["corrections"] = len(new)
+        return StageOutcome({"failed": inter["failed"], "corrections": len(new)})
 
 
 def _bags_in(root: Path) -> list[Path]:
