@@ -47,6 +47,9 @@ def recover_active_file(active: Path) -> RecoveryReport:
         raise BagError(f"{active}: only unfinished .mcap files can be recovered")
     tmp = final.with_name(f".{final.name}.recover.tmp")
     with open(active, "rb") as src:
+        if src.read(8) != b"\x89MCAP0\r\n":
+            raise BagError(f"{active}: not an mcap file (bad magic); cannot recover it")
+        src.seek(0)
         try:
             fcntl.flock(src.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as err:

@@ -12,6 +12,28 @@ from roadloop_core.errors import BagError
 __all__ = ["Sqlite3Storage"]
 
 
+def _check_file_size(path: Path) -> None:
+    """Refuse a truncated database: opened immutable, SQLite would read a short last page as zeros."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError as err:
+        raise BagError(f"{path}: cannot read: {err.strerror}") from err
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise BagError(f"{path}: not an sqlite3 database (bad header)")
+    page = int.from_bytes(header[16:18], "big")
+    page = 65536 if page == 1 else page
+    if page < 512 or page & (page - 1):
+        raise BagError(f"{path}: damaged sqlite3 header (page size {page})")
+    if size % page:
+        raise BagError(f"{path}: truncated sqlite3 file ({size} bytes is not a whole number of {page}-byte pages)")
+    pages = int.from_bytes(header[28:32], "big")
+    # The in-header page count is only valid when the two change counters agree.
+    if header[24:28] == header[92:96] and pages and size < pages * page:
+        raise BagError(f"{path}: truncated sqlite3 file ({size} bytes, the header says {pages * page})")
+
+
 class Sqlite3Storage:
     """One rosbag2 sqlite3 file, opened read-only and immutable (never modified, no journal)."""
 
@@ -22,6 +44,7 @@ class Sqlite3Storage:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.custom_data: dict[str, str] = {}
+        _check_file_size(path)
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
         except sqlite3.Error as err:
@@ -113,7 +136,10 @@ class Sqlite3Storage:
             query += f" WHERE topic_id IN ({','.join('?' * len(args))})"
         query += " ORDER BY timestamp"
         try:
-            yield from self._db.execute(query, args)
+            # Not `yield from`: that would call cursor.close() when the generator is dropped, which
+            # raises once the database is closed.
+            for row in self._db.execute(query, args):  # noqa: UP028
+                yield row
         except sqlite3.Error as err:
             raise BagError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
 
