@@ -97,11 +97,17 @@ def training_summary(run: Path) -> dict[str, Any]:
     open_loop["model"] = {k: _finite(val_final.get(k)) for k in keys}
     for name, m in (metrics.get("baselines") or {}).items():
         open_loop[name] = {k: _finite(m.get(k)) for k in keys}
+    history = [h for h in metrics.get("history") or [] if _finite(h.get("l2_3s")) is not None]
+    if history:  # per-epoch validation as the trainer recorded it
+        epochs = [int(h.get("epoch", i)) + 1 for i, h in enumerate(history)]
+        val_l2 = [float(h["l2_3s"]) for h in history]
+    else:
+        epochs, val_l2 = list(range(1, len(val) + 1)), [v for _, v in val]
     return {
         "steps": [s for s, _ in loss],
         "loss": [v for _, v in loss],
-        "epochs": list(range(1, len(val) + 1)),
-        "val_l2_3s": [v for _, v in val],
+        "epochs": epochs,
+        "val_l2_3s": val_l2,
         "cv_l2_3s": [v for _, v in cv],
         "open_loop": open_loop,
         "world_size": metrics.get("world_size"),

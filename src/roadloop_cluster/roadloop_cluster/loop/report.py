@@ -226,10 +226,8 @@ def headline(summary: dict[str, Any]) -> list[str]:
             line += f" Why: {gate['reason']}"
         lines.append(line)
     if summary.get("status") == "failed":
-        lines.append(
-            f"The loop STOPPED at stage '{summary.get('failed_stage')}': {summary.get('error')} "
-            "Everything produced up to there is kept beside this report."
-        )
+        error = str(summary.get("error") or "")
+        lines.append(f"The loop STOPPED at stage '{summary.get('failed_stage')}': {error}")
     return lines
 
 
