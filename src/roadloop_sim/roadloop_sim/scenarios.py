@@ -83,6 +83,9 @@ class Scenario:
     seeds: tuple[int, ...]
     description: str = ""
     env_config: dict[str, Any] = field(default_factory=dict)
+    # highway-env's IDM/MOBIL traffic sometimes piles up on its own (seen at the U-turn) and blocks
+    # the road for good: that tests nobody's driving, so traffic-to-traffic collisions are off by default.
+    npc_collisions: bool = False
 
 
 @dataclass(frozen=True)

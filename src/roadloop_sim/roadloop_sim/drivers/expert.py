@@ -28,7 +28,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    a_max: float = 2.5  # IDM maximum acceleration, m/s^2
+    a_max: float = 2.0  # IDM maximum acceleration, m/s^2 (below the 2.4 comfort limit)
     b_comf: float = 3.0  # IDM comfortable deceleration, m/s^2
     time_headway: float = 1.5  # s
     min_gap: float = 6.0  # m, bumper to bumper at standstill
@@ -40,6 +40,9 @@ class ExpertConfig:
     change_cooldown_s: float = 3.0
     safe_follower_decel: float = 2.0  # m/s^2 the new follower may need at most
     min_change_gap: float = 8.0  # m to the new leader and follower
+    jerk_max: float = 3.0  # m/s^3, comfort
+    emergency_jerk: float = 30.0  # m/s^3 when braking harder than b_comf is needed
+    period_s: float = 0.1  # the policy period the expert plans for
     change_min_speed: float = 1.0  # m/s: no lane changes below it (a standstill is no time to swerve)
 
 
@@ -80,12 +83,14 @@ class ExpertDriver:
         self._lanes_id: int | None = None
         self._target = 0
         self._last_change_t = -1e9
+        self._a_prev = 0.0
 
     def reset(self, scenario: str, seed: int) -> None:
         self._views = []
         self._lanes_id = None
         self.last_trajectory = None
         self._last_change_t = -1e9
+        self._a_prev = 0.0
 
     # ------------------------------------------------------------------------------ decision
     def act(self, obs: Observation) -> Any:
@@ -120,10 +125,27 @@ class ExpertDriver:
             if current == self._target
             else min(acc[self._target], acc.get(current, acc[self._target]))
         )
-        steer = self._pure_pursuit(st, self._target, located[self._target][0])
-        speed = max(0.0, ego.speed + a / st.speed_gain)
+        a = self._limit_jerk(a)
+        steer = self._pure_pursuit(st, self._target, located[self._target][0], changing=current != self._target)
+        # aim past the speed we want and cap |accel| (AckermannDrive.acceleration): the backend's
+        # speed loop then applies `a` evenly over the whole period instead of a decaying sawtooth
+        speed = max(0.0, ego.speed + a * (1.0 / st.speed_gain + self.cfg.period_s))
         self._plan(obs.time_ns, self._target, located[self._target][0])
-        return self.factory.command(obs.time_ns, steer, speed, 0.0)
+        return self.factory.command(obs.time_ns, steer, speed, max(abs(a), 1e-3))
+
+    def _limit_jerk(self, a: float) -> float:
+        """Rate-limit the acceleration (comfort), except a drop towards hard braking (safety first)."""
+        c = self.cfg
+        step = c.jerk_max * c.period_s
+        prev = self._a_prev
+        if a > prev:
+            a = min(a, prev + step)
+        elif a > -c.b_comf:
+            a = max(a, prev - step)
+        else:
+            a = max(a, prev - c.emergency_jerk * c.period_s)
+        self._a_prev = a
+        return a
 
     def _candidate_lanes(self) -> list[int]:
         return [i for i in (self._target - 1, self._target, self._target + 1) if 0 <= i < len(self._views)]
@@ -169,7 +191,7 @@ class ExpertDriver:
 
     def _idm(self, v: float, v0: float, gap: float | None, v_lead: float) -> float:
         c = self.cfg
-        free = 1.0 - (v / max(v0, 0.1)) ** 4
+        free = max(1.0 - (v / max(v0, 0.1)) ** 4, -c.b_comf / c.a_max)  # too fast: brake comfortably
         if gap is None:
             return c.a_max * free
         s_star = c.min_gap + max(0.0, v * c.time_headway + v * (v - v_lead) / (2.0 * math.sqrt(c.a_max * c.b_comf)))
@@ -204,10 +226,12 @@ class ExpertDriver:
         return True
 
     # ------------------------------------------------------------------------------ lateral
-    def _pure_pursuit(self, st: PrivilegedState, lane: int, s_ego: float) -> float:
+    def _pure_pursuit(self, st: PrivilegedState, lane: int, s_ego: float, changing: bool = False) -> float:
         view = self._views[lane]
         ego = st.ego
         ld = max(self.cfg.lookahead_min, self.cfg.lookahead_gain * ego.speed)
+        if changing:  # a longer lookahead while changing lanes: a gentle S instead of a swerve
+            ld = max(ld, 2.0 * self.cfg.lookahead_min, 1.0 * ego.speed)
         tx, ty, _ = point_at(view.poly, view.s, s_ego + ld)
         ex, ey = to_ego(tx, ty, ego.x, ego.y, ego.yaw)
         dist2 = max(ex * ex + ey * ey, 1e-6)

@@ -87,6 +87,9 @@ class HighwayEnvSimulator:
         self._rng = np.random.default_rng(seed)
         self._k = 0
         ego = env.vehicle
+        if not sc.npc_collisions:
+            for v in env.road.vehicles:  # a pair is checked if either side checks: the ego still collides
+                v.check_collisions = v is ego
         self._build_lanes(ego)
         self._prev = self._ego_kinematics()
         self._accel = (0.0, 0.0, 0.0)
@@ -259,12 +262,16 @@ class HighwayEnvSimulator:
         return sp * math.cos(course), sp * math.sin(course), yaw, sp
 
     def _update_motion(self, dt: float) -> None:
-        vx0, vy0, yaw0, _ = self._prev
-        vx, vy, yaw, _ = self._ego_kinematics()
-        axw, ayw = (vx - vx0) / dt, (vy - vy0) / dt
-        c, s = math.cos(yaw), math.sin(yaw)
-        self._accel = (c * axw + s * ayw, -s * axw + c * ayw, wrap_angle(yaw - yaw0) / dt)
-        self._prev = (vx, vy, yaw, self._prev[3])
+        """Body-frame acceleration a_x = dv/dt, a_y = v * yaw rate (centripetal), and the yaw rate.
+
+        Differentiating the kinematic model's velocity vector instead would turn every instant
+        change of its slip angle (steering has no dynamics there) into a lateral-acceleration spike.
+        """
+        _, _, yaw0, sp0 = self._prev
+        vx, vy, yaw, sp = self._ego_kinematics()
+        yaw_rate = wrap_angle(yaw - yaw0) / dt
+        self._accel = ((sp - sp0) / dt, sp * yaw_rate, yaw_rate)
+        self._prev = (vx, vy, yaw, sp)
 
     def _sample(self) -> EgoSample:
         v = self._env.vehicle
