@@ -91,7 +91,7 @@ def test_truncated_active_file_recovers_its_intact_prefix(tmp_path: Path) -> Non
     data = active.read_bytes()
     w._file.stream.close()  # type: ignore[union-attr]  # simulate the process dying: no close()
     active.write_bytes(data[: len(data) - 1500])
-    meta, reports = reindex_bag(bag)
+    _, reports = reindex_bag(bag)
     assert 0 < reports[0].messages < 20 and reports[0].stopped_by
     with open_bag(bag) as reader:
         assert [bytes(r.data) for r in reader.messages()] == [_expected(i) for i in range(reports[0].messages)]

@@ -6,6 +6,7 @@ handful of truncation points and flips per file to keep the suite quick.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import stat
@@ -95,10 +96,8 @@ def test_damaged_copies_fail_cleanly_or_read_a_correct_part(conformance_dir: Pat
 def test_reading_never_writes(conformance_dir: Path) -> None:
     for bag in sorted(p.parent for p in conformance_dir.glob("*/*/metadata.yaml")):
         before = _snapshot(bag)
-        try:
+        with contextlib.suppress(BagError):
             _read_all(bag)
-        except BagError:
-            pass
         assert _snapshot(bag) == before
 
 
