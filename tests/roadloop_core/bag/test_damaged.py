@@ -31,10 +31,8 @@ def _read_all(bag: Path) -> list[Key]:
     with open_bag(bag) as reader:
         for raw in reader.messages():
             out.append((raw.topic, raw.timestamp_ns, bytes(raw.data)))
-            try:
+            with contextlib.suppress(BagError):  # an undecodable message is reported, not a crash
                 reader.decode(raw)
-            except BagError:
-                pass  # an undecodable message is reported, not a crash
         reader.info  # noqa: B018 - must not raise either
     return out
 
