@@ -57,13 +57,12 @@ def split_of(sha256: str, salt: str, val_fraction: float) -> str:
 
 def _assign_splits(shas: list[str], salt: str, val_fraction: float) -> list[str]:
     splits = [split_of(s, salt, val_fraction) for s in shas]
-    if val_fraction > 0 and len(shas) >= 2:
-        # Few bags: make sure both splits exist (the bag with the lowest/highest draw moves), still deterministic.
-        draw = [hashlib.sha256(f"{salt}:{s}".encode()).hexdigest() for s in shas]
-        if "val" not in splits:
-            splits[draw.index(min(draw))] = "val"
-        if "train" not in splits:
-            splits[draw.index(max(draw))] = "train"
+    # Few bags: train always exists and val too from two bags on (the bag with the highest/lowest draw moves).
+    draw = [hashlib.sha256(f"{salt}:{s}".encode()).hexdigest() for s in shas]
+    if "train" not in splits:
+        splits[draw.index(max(draw))] = "train"
+    if val_fraction > 0 and len(shas) >= 2 and "val" not in splits:
+        splits[draw.index(min(d for d, s in zip(draw, splits, strict=True) if s == "train"))] = "val"
     return splits
 
 

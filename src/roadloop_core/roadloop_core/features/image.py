@@ -7,6 +7,7 @@ and the cluster produce bit-identical model inputs whatever their CPU.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,28 +39,44 @@ def image_msg_to_rgb(msg: Any) -> np.ndarray:
     return rows
 
 
-def _bounds(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=16)
+def _box_edges(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi) source ranges of each of `dst` output pixels (one pixel wide at least: nearest when upscaling)."""
     edges = (np.arange(dst + 1, dtype=np.int64) * src) // dst
-    starts = edges[:-1]
-    counts = np.maximum(edges[1:] - starts, 1)
-    return starts, counts
+    lo = edges[:-1]
+    hi = np.maximum(edges[1:], lo + 1)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
+def _box_sum(a: np.ndarray, src: int, dst: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums over each output pixel's source range along `axis`, as k strided gathers (k = widest range)."""
+    lo, hi = _box_edges(src, dst)
+    counts = hi - lo
+    shape = [1] * a.ndim
+    shape[axis] = dst
+    acc: np.ndarray | None = None
+    for j in range(int(counts.max())):
+        idx = lo + j
+        valid = idx < hi
+        part = np.take(a, np.where(valid, idx, lo), axis=axis).astype(np.uint32)
+        if not valid.all():
+            part *= valid.reshape(shape).astype(np.uint32)
+        acc = part if acc is None else acc + part
+    assert acc is not None
+    return acc, counts
 
 
 def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an (H, W, C) uint8 image to (height, width, C) with an exact integer box filter."""
+    """Resize an (H, W, C) uint8 image to (height, width, C) with an exact box filter.
+
+    Box sums and the rounding division are integer arithmetic: exact, the same on any CPU.
+    """
     if img.shape[0] == height and img.shape[1] == width:
         return np.ascontiguousarray(img, dtype=np.uint8)
-    rs, rc = _bounds(img.shape[0], height)
-    cs, cc = _bounds(img.shape[1], width)
-    acc = img.astype(np.uint32)
-    if img.shape[0] > height:
-        acc = np.add.reduceat(acc, rs, axis=0)
-    else:  # upscaling: nearest source row
-        acc, rc = acc[rs], np.ones_like(rc)
-    if img.shape[1] > width:
-        acc = np.add.reduceat(acc, cs, axis=1)
-    else:
-        acc, cc = acc[:, cs], np.ones_like(cc)
+    rows, rc = _box_sum(img, img.shape[0], height, 0)
+    acc, cc = _box_sum(rows, img.shape[1], width, 1)
     n = (rc[:, None] * cc[None, :])[:, :, None].astype(np.uint32)
     out: np.ndarray = ((acc + n // 2) // n).astype(np.uint8)
     return out

@@ -1,0 +1,158 @@
+"""Dataset builder and loader benchmarks (issue 4): three figures, each measured side by side here.
+
+1. build throughput (one process) against a plain rosbags read + decode of the same topics of the
+   same bag: ratio of message rates, target >= 0.5;
+2. ShardDataset with 2 workers against what the trainer consumes (default model of config/train.yaml,
+   forward + backward + AdamW step on CPU, global batch): ratio of samples/s, target >= 3;
+3. peak RSS of a build whose input is 5x longer against the shorter one's (each build in its own
+   process, which reports its own and its children's peak RSS): target <= 1.2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import Bench, timed
+
+__all__ = ["run"]
+
+IMAGE = (320, 240)  # camera size of the synthetic drives (resized to the model input by the builder)
+
+
+def _plain_read(bag: Path, topics: list[str]) -> int:
+    """The baseline: rosbags' own reader and typestore, every message of `topics` deserialised."""
+    from rosbags.rosbag2 import Reader
+
+    from roadloop_core.typesys import typestore_for
+
+    store = typestore_for("jazzy")
+    n = 0
+    with Reader(bag) as reader:
+        conns = [c for c in reader.connections if c.topic in topics]
+        for conn, _, data in reader.messages(connections=conns):
+            store.deserialize_cdr(data, conn.msgtype)
+            n += 1
+    return n
+
+
+_CHILD = """
+import json, resource, sys
+from pathlib import Path
+from roadloop_cluster.data import BuildOptions, build_dataset
+index = build_dataset([Path(sys.argv[1])], Path(sys.argv[2]), BuildOptions(workers=1, progress=False))
+rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+print(json.dumps({"rss_kib": rss, "count": index["count"]}))
+"""
+
+
+def _build_in_child(bag: Path, out: Path) -> dict[str, int]:
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(bag), str(out)], capture_output=True, text=True, check=True, timeout=600
+    )
+    result: dict[str, int] = json.loads(res.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _trainer_samples_per_s(batch: dict[str, object], steps: int) -> float:
+    import torch
+
+    from roadloop_cluster.models import build_policy
+    from roadloop_cluster.train.config import load_train_config
+    from roadloop_core.config import config_dir
+
+    cfg = load_train_config(config_dir() / "train.yaml")
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = build_policy(cfg.model)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
+    k = cfg.model.horizon
+    b = {n: t for n, t in batch.items() if isinstance(t, torch.Tensor)}
+    image = b["image"].permute(0, 3, 1, 2).float() / 255.0
+    ego, route = b["ego_state"], b["route_target"]
+    target = b["waypoints"][:, :k]
+    speed_target = b["command"][:, 1:2]
+
+    def step() -> None:
+        wp, speed = model(ego, route, image)
+        loss = (wp - target).abs().mean() + cfg.optim.speed_loss_weight * (speed - speed_target).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(2):
+        step()
+    with timed() as t:
+        for _ in range(steps):
+            step()
+    return steps * len(ego) / t[0]
+
+
+def run(bench: Bench) -> None:
+    from roadloop_cluster.data import BuildOptions, ShardDataset, SynthDrive, build_dataset, make_loader
+    from roadloop_cluster.data.synth import write_synth_bag
+    from roadloop_core.registry import load_registry
+
+    wd = bench.workdir
+    base_s = 10.0 if bench.quick else 24.0
+    w, h = IMAGE
+    small = write_synth_bag(wd / "small", SynthDrive(duration_s=base_s, seed=1, image_width=w, image_height=h))
+    large = write_synth_bag(wd / "large", SynthDrive(duration_s=5 * base_s, seed=2, image_width=w, image_height=h))
+
+    # 1. build throughput vs a plain rosbags read (warm page cache for both; best of two each)
+    reg = load_registry()
+    topics = [reg[r].name for r in ("camera", "imu", "odometry", "route", "command")]
+    _plain_read(small, topics)
+    plain_s, build_s = [], []
+    n_msgs = 0
+    for i in range(2):
+        with timed() as t:
+            n_msgs = _plain_read(small, topics)
+        plain_s.append(t[0])
+        with timed() as t:
+            build_dataset([small], wd / f"ds-small-{i}", BuildOptions(workers=1, progress=False))
+        build_s.append(t[0])
+    plain_rate, build_rate = n_msgs / min(plain_s), n_msgs / min(build_s)
+    bench.figure("plain rosbags read+decode", plain_rate, "msg/s", detail=f"{n_msgs} msgs, {w}x{h} camera")
+    bench.figure("dataset build (1 process)", build_rate, "msg/s", detail="sync + features + labels + shards + sha256")
+    ratio = build_rate / plain_rate
+    bench.figure("build / plain read throughput", ratio, "x", target=">= 0.5", ok=ratio >= 0.5)
+
+    # 3. peak RSS, each build in its own process (the large build's dataset feeds the loader below)
+    r_small = _build_in_child(small, wd / "rss-small")
+    r_large = _build_in_child(large, wd / "rss-large")
+    rss_ratio = r_large["rss_kib"] / r_small["rss_kib"]
+    bench.figure("build peak RSS, 1x input", r_small["rss_kib"] / 1024, "MiB", detail=f"{r_small['count']} samples")
+    bench.figure("build peak RSS, 5x input", r_large["rss_kib"] / 1024, "MiB", detail=f"{r_large['count']} samples")
+    bench.figure("peak RSS 5x / 1x input", rss_ratio, "x", target="<= 1.2", ok=rss_ratio <= 1.2)
+
+    # 2. loader (2 workers) vs the trainer's consumption at the default model on CPU
+    import torch
+
+    ds = ShardDataset(wd / "rss-large", "train", seed=0, shuffle_buffer=256)
+    loader = make_loader(ds, batch_size=64, num_workers=2)
+    seen = 0
+    start = time.perf_counter()
+    first: dict[str, object] = {}
+    for epoch in range(2):
+        loader.set_epoch(epoch)
+        for batch in loader:
+            first = first or dict(batch)
+            seen += len(batch["_index"])
+    load_rate = seen / (time.perf_counter() - start)
+    bench.figure("ShardDataset, 2 workers, batch 64", load_rate, "samples/s", detail=f"{seen} samples, 2 epochs")
+    assert isinstance(first.get("image"), torch.Tensor)
+    train_rate = _trainer_samples_per_s(first, steps=3 if bench.quick else 6)
+    bench.figure("trainer consumption (default model, CPU)", train_rate, "samples/s", detail="fwd+bwd+AdamW, batch 64")
+    lr = load_rate / train_rate
+    bench.figure("loader / trainer samples/s", lr, "x", target=">= 3", ok=lr >= 3.0)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run(Bench("data", Path(tmp)))
