@@ -1,4 +1,4 @@
-"""`python -m roadloop_cluster.hub`: the same commands as `roadloop hub`, without loading every other roadloop verb."""
+"""`python -m roadloop_cluster.hub`: the commands of `roadloop hub` without loading every other verb."""
 
 from __future__ import annotations
 

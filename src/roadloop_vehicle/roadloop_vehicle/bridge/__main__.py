@@ -1,4 +1,4 @@
-"""`python -m roadloop_vehicle.bridge`: the same commands as `roadloop bridge`, without loading every other roadloop verb."""
+"""`python -m roadloop_vehicle.bridge`: the commands of `roadloop bridge` without loading every other verb."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import sys
 
 import click
 import typer
-from roadloop_core.errors import RoadloopError
 
+from roadloop_core.errors import RoadloopError
 from roadloop_vehicle.bridge.cli import app
 
 

@@ -174,6 +174,8 @@ class ModelPuller:
         out = Path(tempfile.mkdtemp(prefix=".golden.", dir=self.staging))
         try:
             result = replay_bag(self.golden_bag, out / "replay", stage, public_key=self.public_key_path)
+        except RoadloopError as err:
+            raise BridgeError(f"{label}: golden replay of {self.golden_bag.name} failed: {err}") from err
         finally:
             shutil.rmtree(out, ignore_errors=True)
         det = result.deterministic
