@@ -6,9 +6,9 @@ import sys
 
 import click
 import typer
-from roadloop_core.errors import RoadloopError
 
 from roadloop_cluster.hub.cli import app
+from roadloop_core.errors import RoadloopError
 
 
 def main() -> None:
