@@ -323,6 +323,12 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         "DS = mean over episodes of RC × IP (CARLA Leaderboard definitions mapped onto the simulator); "
         "every model in a round is driven on the same scenarios and seeds."
     )
+    for r in rounds:
+        gate = r.get("gate") or {}
+        if gate.get("note"):
+            md.append(f"- Round {r['round']} gate: {gate['note']}.")
+        if gate and not gate.get("published") and gate.get("reason"):
+            md.append(f"- Round {r['round']} gate refused the candidate: {gate['reason']}.")
     fig = _fig_closed_loop(rounds, out)
     if fig:
         md += ["", f"![closed loop]({fig})"]

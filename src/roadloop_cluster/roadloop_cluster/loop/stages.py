@@ -79,6 +79,7 @@ class LoopContext:
     summary: dict[str, Any] = field(default_factory=dict)
     production: Path | None = None  # bundle currently in the production channel (None: lanekeep baseline)
     production_name: str = ""
+    production_eval: Path | None = None  # the production bundle's gate evaluation (when it won)
     version: int = 0
 
     # -- helpers --------------------------------------------------------------------------------
@@ -307,8 +308,15 @@ class LoopContext:
         gdir = rd / "gate"
         gdir.mkdir(parents=True, exist_ok=True)
         cand_name = self.rnd(n)["bundle"]["name"]
+        note = ""
         if self.production is None:
             inc = self._eval(stage, g.baseline, g.seed, g.episodes, gdir / "incumbent.json", g.baseline)
+        elif self.production_eval is not None:
+            # the production bundle was scored on exactly these scenarios and seeds when it won its gate, and
+            # simulator and pipeline are deterministic: that evaluation is the incumbent's score
+            shutil.copyfile(self.production_eval, gdir / "incumbent.json")
+            inc = eval_summary(gdir / "incumbent.json", self.production_name)
+            note = f"incumbent score from {self.rel(self.production_eval)} (same bundle, scenarios and seeds)"
         else:
             inc = self._eval(stage, f"bundle:{self.production}", g.seed, g.episodes, gdir / "incumbent.json",
                              self.production_name)  # fmt: skip
@@ -322,8 +330,10 @@ class LoopContext:
                           self.admin_token, "--channel", "production")  # fmt: skip
             self.production = rd / "bundle"
             self.production_name = cand_name
+            self.production_eval = gdir / "candidate.json"
         self.rnd(n)["gate"] = {
             "candidate": _strip(cand), "incumbent": _strip(inc), "published": won, "margin": g.margin, "reason": reason,
+            "note": note,
         }  # fmt: skip
         return StageOutcome(
             {"candidate_ds": cand["ds"], "incumbent": inc["name"], "incumbent_ds": inc["ds"], "published": won},
@@ -340,6 +350,7 @@ class LoopContext:
             return StageOutcome({"installed": str(installed), "new": False})
         if not current.is_symlink():
             raise LoopError(f"the bridge ran but {current} is not a symlink to an installed bundle")
+        new = bool(self.rnd(n).get("gate", {}).get("published"))
         target = Path(os.readlink(current))
         want = read_json(self.production / "manifest.json", "the production manifest")
         got = read_json(current / "manifest.json", "the installed manifest")
@@ -348,8 +359,8 @@ class LoopContext:
                 f"installed {got.get('name')} v{got.get('version')} "
                 f"but production is {want.get('name')} v{want.get('version')}"
             )
-        self.rnd(n)["deploy"] = {"installed": target.name}
-        return StageOutcome({"installed": target.name, "new": True}, {"current": self.rel(current)})
+        self.rnd(n)["deploy"] = {"installed": target.name, "new": new}
+        return StageOutcome({"installed": target.name, "new": new}, {"current": self.rel(current)})
 
     def drive(self, stage: str, n: int) -> StageOutcome:
         """The onboard pipeline with the installed bundle: closed loop in the simulator, a bag replay for latency."""

@@ -1,0 +1,101 @@
+"""`roadloop loop` for real, at tiny sizes: every part runs as its own process, as in `make demo`.
+
+Slow (a hub, the bridge, the simulator, torchrun with 2 ranks, export, closed-loop evaluation):
+marked `slow`, sized to stay within a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+import yaml
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _tiny_config(tmp_path: Path, repo_root: Path, **overrides: object) -> Path:
+    cfg = {
+        "vehicle": "ci-car",
+        "rounds": 2,
+        "scenarios": ["highway_light"],
+        "dataset_config": str(repo_root / "config" / "dataset.yaml"),
+        "record": {"episodes": 2, "seed": 1},
+        "train": {"config": str(repo_root / "config" / "train.yaml"), "nproc": 2, "epochs": 2, "batch_size": 32},
+        "gate": {"episodes": 1, "seed": 7},
+        "drive": {"episodes": 1, "seed": 11},
+        "intervention": {"episodes": 2, "seed": 13, "max_corrections": 1},
+    }
+    cfg.update(overrides)
+    path = tmp_path / "loop.yaml"
+    path.write_text(yaml.safe_dump({"loop": cfg}))
+    return path
+
+
+def _roadloop(*args: str | Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SDL_VIDEODRIVER": "offscreen"}
+    entry = "import sys; from roadloop_core.cli.main import main; sys.argv[0] = 'roadloop'; main()"
+    return subprocess.run(
+        [sys.executable, "-c", entry, *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=env, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_loop_end_to_end_two_rounds(tmp_path: Path, repo_root: Path) -> None:
+    out = tmp_path / "out"
+    proc = _roadloop("loop", "--config", _tiny_config(tmp_path, repo_root), "--out", out, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "loop.json").read_text())
+    assert summary["status"] == "ok"
+    names = [s["name"] for s in summary["stages"]]
+    assert names[:3] == ["setup", "hub", "r1-record"]
+    assert "r2-corrections" in names and names[-1] == "r2-drive"
+    assert all(s["status"] == "ok" for s in summary["stages"])
+    r1, r2 = summary["rounds"]
+    # round 1 was gated against lanekeep on the same seeds; the verdict is recorded either way
+    assert r1["gate"]["incumbent"]["name"] == "lanekeep"
+    assert isinstance(r1["gate"]["published"], bool)
+    assert r1["training"]["open_loop"]["constant_velocity"]["l2_3s"] is not None
+    # round 2: the fleet drive happened and its corrections (if any) reached the dataset as interventions
+    inter = r2["interventions"]
+    assert inter["corrections"] >= inter["failed"] >= 0
+    assert r2["dataset"]["interventions"] == inter["corrections"]
+    assert r2["dataset"]["bags"] == r1["dataset"]["bags"] + inter["corrections"]
+    # the vehicle has a model installed iff something was published to production
+    published = r1["gate"]["published"] or r2["gate"]["published"]
+    assert (out / "vehicle" / "models" / "current").exists() is published
+    # the report exists and every figure it shows is a real PNG
+    report = (out / "report.md").read_text()
+    assert "## Closed loop" in report and "Round 1: the candidate" in report
+    figures = [line.split("](", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert "training.png" in figures and "closed_loop.png" in figures and "stage_times.png" in figures
+    for fig in figures:
+        data = (out / fig).read_bytes()
+        assert data[:8] == PNG_MAGIC, fig
+        assert mpimg.imread(out / fig).size > 0
+
+
+@pytest.mark.slow
+def test_a_failing_stage_is_named_and_outputs_are_kept(tmp_path: Path, repo_root: Path) -> None:
+    out = tmp_path / "out"
+    config = _tiny_config(tmp_path, repo_root, scenarios=["no_such_scenario"])
+    proc = _roadloop("loop", "--config", config, "--out", out, timeout=300)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("roadloop: error: stage 'r1-record'")
+    assert "no_such_scenario" in last
+    assert "logs/r1-record.log" in last
+    # what earlier stages made is still there; the record and the report say where it stopped
+    assert (out / "keys" / "signing.pub").is_file()
+    assert (out / "hub" / "catalog.db").is_file()
+    summary = json.loads((out / "loop.json").read_text())
+    assert summary["status"] == "failed" and summary["failed_stage"] == "r1-record"
+    assert [s["status"] for s in summary["stages"]] == ["ok", "ok", "failed"]
+    assert "STOPPED at stage 'r1-record'" in (out / "report.md").read_text()
+    assert "no_such_scenario" in (out / "logs" / "r1-record.log").read_text()
