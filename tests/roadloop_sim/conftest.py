@@ -9,7 +9,6 @@ import yaml
 
 from roadloop_core.config import config_dir
 from roadloop_core.registry import TopicRegistry, load_registry
-
 from roadloop_sim.scenarios import ScenarioSet, load_scenarios
 
 SHORT_ROUTE_M = {"highway_light": 120.0, "highway_dense": 120.0, "racetrack": 70.0, "uturn": 70.0}

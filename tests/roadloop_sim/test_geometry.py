@@ -28,7 +28,12 @@ def test_project(x: float, y: float, s: float, lateral: float) -> None:
 
 @pytest.mark.parametrize(
     ("at", "expected"),
-    [(0.0, (0.0, 0.0, 0.0)), (5.0, (5.0, 0.0, 0.0)), (15.0, (10.0, 5.0, math.pi / 2)), (99.0, (10.0, 10.0, math.pi / 2))],
+    [
+        (0.0, (0.0, 0.0, 0.0)),
+        (5.0, (5.0, 0.0, 0.0)),
+        (15.0, (10.0, 5.0, math.pi / 2)),
+        (99.0, (10.0, 10.0, math.pi / 2)),
+    ],
 )
 def test_point_at(at: float, expected: tuple[float, float, float]) -> None:
     assert point_at(L_SHAPE, arc_lengths(L_SHAPE), at) == pytest.approx(expected)
@@ -46,7 +51,9 @@ def test_to_ego(point: tuple[float, float], ego: tuple[float, float, float], exp
     assert to_ego(*point, *ego) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize(("a", "w"), [(0.0, 0.0), (3 * math.pi, math.pi), (-3 * math.pi / 2, math.pi / 2), (7.0, 7.0 - 2 * math.pi)])
+@pytest.mark.parametrize(
+    ("a", "w"), [(0.0, 0.0), (3 * math.pi, math.pi), (-3 * math.pi / 2, math.pi / 2), (7.0, 7.0 - 2 * math.pi)]
+)
 def test_wrap_angle(a: float, w: float) -> None:
     assert abs(wrap_angle(a)) == pytest.approx(abs(w))
 

@@ -41,7 +41,9 @@ def test_imu_odometry_gnss_round_trip(factory: MessageFactory) -> None:
     assert odom.twist.twist.linear.x == 10.0  # type: ignore[attr-defined]
     origin = GeodeticOrigin()
     fix = _round_trip(factory, factory.navsatfix(STAMP, 100.0, -50.0, origin))
-    assert geodetic_to_enu(fix.latitude, fix.longitude, fix.altitude, origin) == pytest.approx((100.0, -50.0, 0.0), abs=1e-6)  # type: ignore[attr-defined]
+    assert geodetic_to_enu(fix.latitude, fix.longitude, fix.altitude, origin) == pytest.approx(
+        (100.0, -50.0, 0.0), abs=1e-6
+    )  # type: ignore[attr-defined]
 
 
 def test_path_diagnostics_command_round_trip(factory: MessageFactory) -> None:

@@ -16,7 +16,17 @@ def _log(
     """A straight drive at constant speed; off-road from x >= off_road_from."""
     n = int(progress / speed / dt) + 1
     samples = [
-        EgoSample(i * dt, i * dt * speed, 0.0, 0.0, speed, 0.0, 0.0, 0.0, off_road_from is not None and i * dt * speed >= off_road_from)
+        EgoSample(
+            i * dt,
+            i * dt * speed,
+            0.0,
+            0.0,
+            speed,
+            0.0,
+            0.0,
+            0.0,
+            off_road_from is not None and i * dt * speed >= off_road_from,
+        )
         for i in range(n)
     ]
     log = EpisodeLog("s", 1, "d", samples=samples, progress_m=progress, route_length_m=100.0, reason="x")

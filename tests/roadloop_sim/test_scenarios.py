@@ -7,7 +7,6 @@ import yaml
 
 from roadloop_core.config import config_dir
 from roadloop_core.errors import ConfigError
-
 from roadloop_sim.errors import ScenarioError
 from roadloop_sim.scenarios import episode_plan, load_scenarios
 
@@ -32,7 +31,18 @@ def test_unknown_scenario_lists_valid_ones() -> None:
     [
         ("highway_light", 3, 0, [("highway_light", 0), ("highway_light", 1), ("highway_light", 2)]),
         ("racetrack,uturn", 4, 1, [("racetrack", 1000), ("uturn", 1000), ("racetrack", 1001), ("uturn", 1001)]),
-        ("all", 5, 2, [("highway_light", 2000), ("highway_dense", 2000), ("racetrack", 2000), ("uturn", 2000), ("highway_light", 2001)]),
+        (
+            "all",
+            5,
+            2,
+            [
+                ("highway_light", 2000),
+                ("highway_dense", 2000),
+                ("racetrack", 2000),
+                ("uturn", 2000),
+                ("highway_light", 2001),
+            ],
+        ),
     ],
 )
 def test_episode_plan(names: str, episodes: int, seed: int, expected: list[tuple[str, int]]) -> None:

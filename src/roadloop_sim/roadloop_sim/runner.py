@@ -106,9 +106,11 @@ def run_episode(
     active = driver
     wants_raw = bool(getattr(driver, "wants_raw", False)) or bool(getattr(takeover_driver, "wants_raw", False))
     last_progress = 0.0
+    epoch_ns = cfg.start_time_s * 1_000_000_000
+    record_from_ns = epoch_ns + (round(takeover_s * 1e9) if takeover_s is not None else 0)
     while True:
-        t = (res.time_ns - cfg.start_time_s * 1_000_000_000) / 1e9
-        record_now = writer is not None and (takeover_s is None or t >= takeover_s - 1e-9)
+        t = (res.time_ns - epoch_ns) / 1e9
+        record_now = writer is not None and res.time_ns >= record_from_ns
         raw: list[RawMessage] = []
         if record_now or wants_raw:
             raw = [
@@ -117,13 +119,17 @@ def run_episode(
             ]
         if record_now and writer is not None:
             if not recording_started:  # a late joiner of a latched topic gets its last message
-                fresh = {m.topic for m in raw}
+                for topic, ts, msg in res.messages:
+                    if ts < record_from_ns:
+                        latest[topic] = msg
+                fresh = {m.topic for m in raw if m.timestamp_ns >= record_from_ns}
                 for topic in sorted(latched - fresh):
                     if topic in latest:
-                        writer.write(topic, res.time_ns, store.serialize_cdr(latest[topic], types[topic]))
+                        writer.write(topic, record_from_ns, store.serialize_cdr(latest[topic], types[topic]))
                 recording_started = True
             for m in raw:
-                writer.write(m.topic, m.timestamp_ns, m.data)
+                if m.timestamp_ns >= record_from_ns:
+                    writer.write(m.topic, m.timestamp_ns, m.data)
         for topic, _, msg in res.messages:
             latest[topic] = msg
         _account(log, res.truth, res.privileged)
@@ -133,7 +139,7 @@ def run_episode(
         if res.truth.done:
             log.reason = res.truth.reason
             break
-        if takeover_driver is not None and takeover_s is not None and t >= takeover_s - 1e-9:
+        if takeover_driver is not None and res.time_ns >= record_from_ns:
             active = takeover_driver
         obs = Observation(res.time_ns, latest, res.messages, res.privileged, raw if wants_raw else [])
         command = active.act(obs)

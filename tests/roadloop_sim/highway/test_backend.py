@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from roadloop_core.registry import TopicRegistry
-
 from roadloop_sim.errors import ScenarioError, SimError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.messages import MessageFactory
@@ -26,7 +25,9 @@ def sim(short_scenarios: ScenarioSet, registry: TopicRegistry) -> Any:
     s.close()
 
 
-def _drive(sim: HighwayEnvSimulator, scenario: str, seed: int, steps: int, steer: float = 0.0, speed: float = 10.0) -> list[Any]:
+def _drive(
+    sim: HighwayEnvSimulator, scenario: str, seed: int, steps: int, steer: float = 0.0, speed: float = 10.0
+) -> list[Any]:
     results = [sim.reset(scenario, seed)]
     for _ in range(steps):
         if results[-1].truth.done:
@@ -40,7 +41,9 @@ def test_is_a_simulator(sim: HighwayEnvSimulator) -> None:
 
 
 @pytest.mark.parametrize("scenario", ["highway_light", "highway_dense", "racetrack", "uturn"])
-def test_every_scenario_runs_with_continuous_action(sim: HighwayEnvSimulator, registry: TopicRegistry, scenario: str) -> None:
+def test_every_scenario_runs_with_continuous_action(
+    sim: HighwayEnvSimulator, registry: TopicRegistry, scenario: str
+) -> None:
     results = _drive(sim, scenario, 3, steps=10)
     assert len(results) == 11
     names = {registry[r].name: registry[r].type for r in SENSOR_ROLES}
@@ -81,7 +84,11 @@ def test_camera_is_a_rendered_raster_not_blank(sim: HighwayEnvSimulator, registr
 def test_same_seed_same_bytes_other_seed_differs(sim: HighwayEnvSimulator) -> None:
     def run(seed: int) -> list[bytes]:
         store = F.store
-        return [store.serialize_cdr(m, m.__msgtype__) for r in _drive(sim, "highway_dense", seed, steps=8) for _, _, m in r.messages]
+        return [
+            store.serialize_cdr(m, m.__msgtype__)
+            for r in _drive(sim, "highway_dense", seed, steps=8)
+            for _, _, m in r.messages
+        ]
 
     a, b, c = run(5), run(5), run(6)
     assert a == b
@@ -101,7 +108,6 @@ def test_off_road_is_counted_and_terminal(sim: HighwayEnvSimulator) -> None:
     last = results[-1].truth
     assert last.done and last.reason == "off_road"
     assert any(s.off_road for r in results for s in r.truth.samples)
-
 
 
 def test_left_steer_turns_left_in_the_map_frame(sim: HighwayEnvSimulator) -> None:

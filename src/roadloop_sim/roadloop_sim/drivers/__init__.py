@@ -44,7 +44,7 @@ def _bundle_driver(path: str, registry: TopicRegistry | None) -> Driver:
             f"driver bundle:{path}: roadloop_sim.drivers.bundle is not available ({err}); "
             "it needs the onboard pipeline (roadloop_vehicle)"
         ) from err
-    cls = getattr(module, "BundleDriver", None)
+    cls: Any = getattr(module, "BundleDriver", None)
     if cls is None:
         classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
         cls = next((c for c in classes if hasattr(c, "act") and hasattr(c, "reset")), None)

@@ -1,0 +1,68 @@
+"""`roadloop sim ...` through the real roadloop entry point (verbs from entry points)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from roadloop_core.cli import main
+
+
+def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main([*args])
+    code = exc.value.code
+    out = capsys.readouterr()
+    return int(code or 0), out.out, out.err
+
+
+def _ok(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _ok(["sim", "eval", "--help"], capsys)
+    for word in ("--driver", "--scenarios", "--episodes", "--seed", "--json", "--plots", "bundle:PATH"):
+        assert word in out
+    assert "--intervene-on" in _ok(["sim", "record", "--help"], capsys)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sim", "eval", "--scenarios", "moon"], "unknown scenario 'moon'; valid: highway_light"),
+        (["sim", "eval", "--driver", "pilot"], "unknown driver 'pilot'; valid: expert"),
+        (["sim", "record", "--out", "{tmp}/b", "--intervene-on", "{tmp}/none.json"], "none.json: no such eval report"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("roadloop: error:")]
+    assert len(lines) == 1 and message in lines[0]
+
+
+def test_eval_and_record_commands(
+    short_scenarios_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = _ok(
+        ["sim", "eval", "--driver", "lanekeep", "--scenarios", "racetrack", "--episodes", "1", "--seed", "2",
+         "--json", str(tmp_path / "e.json"), "--scenarios-file", str(short_scenarios_file)],
+        capsys,
+    )  # fmt: skip
+    assert "lanekeep: DS" in out
+    assert json.loads((tmp_path / "e.json").read_text())["episodes"][0]["scenario"] == "racetrack"
+    out = _ok(
+        ["sim", "record", "--scenarios", "racetrack", "--episodes", "1", "--seed", "2", "--out", str(tmp_path / "bags"),
+         "--scenarios-file", str(short_scenarios_file)],
+        capsys,
+    )  # fmt: skip
+    assert "1 bag(s)" in out and (tmp_path / "bags" / "000_racetrack_s2000" / "metadata.yaml").is_file()
