@@ -2,8 +2,9 @@
 
 The file is memory-mapped: reads are copies out of the page cache with no syscalls, and a
 corrupted length field can never make the parser allocate more than the file holds.
-Files without a summary section (a writer killed mid-file, or a truncated copy) are read
-linearly up to the last intact record; everything before the damage is returned.
+Files without a summary section are read linearly; if that read hits damage before the
+file's end (a truncated copy, a killed writer) the file is refused with a one-line error
+saying how to recover its intact prefix (`roadloop bag reindex` on a `.active` file).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mcap.reader import SeekingReader
 from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 
+from roadloop_core.bag.storage import ACTIVE_SUFFIX
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagError
 
@@ -127,7 +129,13 @@ class McapStorage:
         else:
             self._map.seek(0)
             scan = scan_mcap(self._map)
-            self.damage = scan.error
+            if scan.error:
+                n = sum(scan.counts.values())
+                raise BagError(
+                    f"{self.path}: damaged mcap file (no summary; unreadable after {n} intact messages: {scan.error}); "
+                    f"to keep the intact part rename it to {self.path.name}{ACTIVE_SUFFIX} and run `roadloop bag reindex`"
+                )
+            self.damage = ""
             schemas, channels, counts, meta = scan.schemas, scan.channels, scan.counts, scan.metadata
             self._range = (scan.first, scan.last) if scan.counts else (0, 0)
             self.chunk_compression = ""

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
-import click
 import typer
 
 from roadloop_core.errors import RoadloopError
@@ -50,8 +49,17 @@ def _unavailable(verb: str, reason: str) -> Callable[[], None]:
     return command
 
 
-def _register_verbs() -> None:
-    for ep in sorted(entry_points(group=VERB_GROUP), key=lambda e: e.name):
+def _requested_verb(args: list[str]) -> str | None:
+    """The verb named on the command line (first non-option word), if any."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _register_verbs(only: str | None = None) -> None:
+    """Load the verbs' entry points; with `only`, just that verb (heavy verbs import torch)."""
+    eps = sorted(entry_points(group=VERB_GROUP), key=lambda e: e.name)
+    if only is not None and any(ep.name == only for ep in eps):
+        eps = [ep for ep in eps if ep.name == only]
+    for ep in eps:
         try:
             target: Any = ep.load()
         except ImportError as err:
@@ -68,23 +76,16 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; RoadloopError becomes one line on stderr and exit code 2."""
+    """Run the CLI; RoadloopError becomes one line on stderr and exit code 2.
+
+    Usage errors (exit 2), `--help` and `typer.Exit(n)` are handled by typer's standalone
+    mode, whichever click typer bundles.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    _register_verbs()
+    _register_verbs(_requested_verb(args))
     command = typer.main.get_command(app)
     try:
-        # standalone_mode=False: click *returns* the code of `raise typer.Exit(n)` instead of exiting.
-        rc = command.main(args=args, prog_name="roadloop", standalone_mode=False)
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
-    except click.exceptions.Exit as ex:
-        sys.exit(ex.exit_code)
-    except click.ClickException as err:
-        err.show()
-        sys.exit(2)
-    except click.exceptions.Abort:
-        print("roadloop: aborted", file=sys.stderr)
-        sys.exit(130)
+        command.main(args=args, prog_name="roadloop", standalone_mode=True)
     except RoadloopError as err:
         if _debug_requested(args):
             raise
