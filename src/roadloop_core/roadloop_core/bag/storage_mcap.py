@@ -133,7 +133,7 @@ class McapStorage:
                 n = sum(scan.counts.values())
                 raise BagError(
                     f"{self.path}: damaged mcap file (no summary; unreadable after {n} intact messages: {scan.error}); "
-                    f"to keep the intact part rename it to {self.path.name}{ACTIVE_SUFFIX} and run `roadloop bag reindex`"
+                    f"to keep the intact part, rename it {self.path.name}{ACTIVE_SUFFIX}, run `roadloop bag reindex`"
                 )
             self.damage = ""
             schemas, channels, counts, meta = scan.schemas, scan.channels, scan.counts, scan.metadata
