@@ -88,5 +88,5 @@ def loop(
             bar.console.print(f"{mark} {r.name:<16} {r.seconds:7.1f} s  {nums}")
             bar.advance(task)
 
-        report = run_loop(cfg, out, cfg_dir=cfg_path.parent, on_start=started, on_end=ended)
+        report = run_loop(cfg, out, on_start=started, on_end=ended)
     typer.echo(f"report: {report}")

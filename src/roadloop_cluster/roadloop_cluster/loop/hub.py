@@ -30,8 +30,17 @@ def free_port() -> int:
 class HubServer:
     """`with HubServer(root, public_key, log) as hub:` — started, healthy, stopped on exit."""
 
-    def __init__(self, root: Path, public_key: Path, log: Path, *, start_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        public_key: Path,
+        log: Path,
+        *,
+        start_timeout_s: float = 60.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
+        self.env = env
         self.public_key = public_key
         self.log = log
         self.start_timeout_s = start_timeout_s
@@ -54,7 +63,11 @@ class HubServer:
             log.flush()
             self._log_file = log
             self._proc = subprocess.Popen(
-                roadloop_argv(*args), stdout=log, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True
+                roadloop_argv(*args),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(self.env),
+                start_new_session=True,
             )
             if self._wait_healthy():
                 return

@@ -40,6 +40,11 @@ class Layout:
         return self.out / "keys"
 
     @property
+    def config(self) -> Path:
+        """The run's config folder (ROADLOOP_CONFIG_DIR of every part): the workspace's, plus this run's key."""
+        return self.out / "config"
+
+    @property
     def secrets(self) -> Path:
         return self.out / "secrets"
 
@@ -84,8 +89,19 @@ class LoopContext:
 
     # -- helpers --------------------------------------------------------------------------------
 
+    @property
+    def env(self) -> dict[str, str]:
+        """Every part reads its settings from the run's config folder."""
+        return {"ROADLOOP_CONFIG_DIR": str(self.layout.config.resolve())}
+
     def roadloop(self, stage: str, *args: str | Path) -> str:
-        return run_roadloop(list(args), log=self.log_dir / f"{stage}.log", timeout_s=self.cfg.stage_timeout_s)
+        return run_roadloop(
+            list(args), log=self.log_dir / f"{stage}.log", timeout_s=self.cfg.stage_timeout_s, env=self.env
+        )
+
+    def config_file(self, name: str) -> Path:
+        """A config named in loop.yaml: absolute as given, else from the run's config folder."""
+        return self.cfg.resolve(name, self.layout.config)
 
     def rnd(self, n: int) -> dict[str, Any]:
         rounds: list[dict[str, Any]] = self.summary.setdefault("rounds", [])
@@ -123,19 +139,23 @@ class LoopContext:
     # -- setup and hub ----------------------------------------------------------------------------
 
     def setup(self, stage: str, n: int) -> StageOutcome:
-        """Signing keys and hub tokens for this run, made with the same commands an operator uses."""
+        """The run's config folder and signing keys, and hub tokens, made with the commands an operator uses."""
         lay = self.layout
-        for d in (lay.secrets, lay.recordings, lay.bridge_state, lay.models):
+        for d in (lay.secrets, lay.recordings, lay.bridge_state, lay.models, lay.config / "keys"):
             d.mkdir(parents=True, exist_ok=True)
         os.chmod(lay.secrets, 0o700)
+        copied = _copy_config(self.config_dir, lay.config)
         self.roadloop(stage, "keys", "gen", "--out", lay.keys)
-        self.roadloop(
-            "setup", "hub", "token", "add", "loop-admin", "--admin", "--root", lay.hub, "--out", self.admin_token
-        )
+        # the vehicle trusts this run's key (config/vehicle.yaml: public_key keys/signing.pub) and
+        # installs models where the bridge puts them
+        shutil.copyfile(lay.keys / "signing.pub", lay.config / "keys" / "signing.pub")
+        _set_vehicle_models_dir(lay.config / "vehicle.yaml", lay.models.resolve())
+        self.roadloop(stage, "hub", "token", "add", "loop-admin", "--admin", "--root", lay.hub,
+                      "--out", self.admin_token)  # fmt: skip
         self.roadloop(stage, "hub", "token", "add", self.cfg.vehicle, "--root", lay.hub, "--out", self.vehicle_token)
         return StageOutcome(
-            {"vehicle": self.cfg.vehicle},
-            {"keys": self.rel(lay.keys), "secrets": self.rel(lay.secrets)},
+            {"vehicle": self.cfg.vehicle, "config_files": copied},
+            {"keys": self.rel(lay.keys), "secrets": self.rel(lay.secrets), "config": self.rel(lay.config)},
         )
 
     def start_hub(self, stage: str, n: int) -> StageOutcome:
@@ -144,6 +164,7 @@ class LoopContext:
             self.layout.keys / "signing.pub",
             self.log_dir / "hub.log",
             start_timeout_s=self.cfg.hub_start_timeout_s,
+            env=self.env,
         )
         hub.start()
         self.hub = hub
@@ -219,7 +240,7 @@ class LoopContext:
         entries = sorted(p for p in bags.iterdir() if not p.name.startswith("."))
         if not entries:
             raise LoopError(f"the hub's store holds no readable bag ({bags} is empty)")
-        self.roadloop(stage, "data", "build", *entries, "--config", self.config_dir / self.cfg.dataset_config,
+        self.roadloop(stage, "data", "build", *entries, "--config", self.config_file(self.cfg.dataset_config),
                       "--out", ds, "--quiet")  # fmt: skip
         s = dataset_summary(ds)
         interventions = sum(1 for r in self._hub_bags() if _is_intervention(r))
@@ -253,7 +274,7 @@ class LoopContext:
         """The base training config with the demo's sizes, and the model's input/label spec set from the dataset."""
         from roadloop_core.config import load_yaml
 
-        base = load_yaml(self.config_dir / self.cfg.train.config)
+        base = load_yaml(self.config_file(self.cfg.train.config))
         index = read_json(ds / "index.json", "the dataset index")
         obs = index.get("observation", {})
         label = index.get("label", {})
@@ -403,7 +424,7 @@ class LoopContext:
         stats = read_json(stats_path, "the replay stats")
         measured = stats.get("measured", {})
         frame = (measured.get("latency_ms") or {}).get("frame", {})
-        samples = _frame_latencies(bag, bundle, self.layout.keys / "signing.pub")
+        samples = _frame_latencies(bag, bundle, self.layout.config / "vehicle.yaml")
         return {
             "bag": bag.name,
             "frames": stats.get("frames"),
@@ -488,12 +509,14 @@ def _why_not(cand: dict[str, Any], inc: dict[str, Any], margin: float) -> str:
     return "; ".join(parts)
 
 
-def _frame_latencies(bag: Path, bundle: Path, public_key: Path) -> list[float]:
+def _frame_latencies(bag: Path, bundle: Path, vehicle_yaml: Path) -> list[float]:
     """Whole-frame latency of every frame, timed around Pipeline.step as `roadloop replay` does."""
     from roadloop_core.bag import open_bag
+    from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.pipeline import Pipeline
 
-    pipeline = Pipeline(None, bundle, public_key=public_key, deterministic=True)
+    params = load_vehicle_params(vehicle_yaml)
+    pipeline = Pipeline(params, bundle, public_key=vehicle_yaml.parent / "keys" / "signing.pub", deterministic=True)
     samples: list[float] = []
     with open_bag(bag) as reader:
         for raw in reader.messages():
@@ -503,3 +526,28 @@ def _frame_latencies(bag: Path, bundle: Path, public_key: Path) -> list[float]:
             if len(pipeline.reports) > n:
                 samples.append((time.perf_counter() - t0) * 1e3)
     return [round(s, 4) for s in samples]
+
+
+def _copy_config(src: Path, dst: Path) -> int:
+    """The workspace's config files into the run's config folder (the run then never edits the workspace)."""
+    n = 0
+    for path in sorted(src.glob("*.yaml")):
+        shutil.copyfile(path, dst / path.name)
+        n += 1
+    if not (dst / "topics.yaml").is_file():
+        raise LoopError(f"{src}: no topics.yaml: not a roadloop config folder")
+    return n
+
+
+def _set_vehicle_models_dir(vehicle_yaml: Path, models: Path) -> None:
+    if not vehicle_yaml.is_file():
+        return
+    data = yaml.safe_load(vehicle_yaml.read_text()) or {}
+    try:
+        data["drive_node"]["ros__parameters"]["model_manager"]["models_dir"] = str(models)
+    except (KeyError, TypeError):
+        return
+    vehicle_yaml.write_text(
+        "# Written by `roadloop loop`: config/vehicle.yaml with this run's models folder.\n"
+        + yaml.safe_dump(data, sort_keys=False)
+    )
