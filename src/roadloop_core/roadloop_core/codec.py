@@ -50,8 +50,9 @@ def image_to_numpy(msg: Any, *, as_rgb: bool = True) -> NDArray[Any]:
     """A (H, W, C) view of `msg.data` (sensor_msgs/Image); no pixel is copied.
 
     Rows padded beyond width * channels (step > that) stay padded in the buffer and are
-    skipped by strides. With `as_rgb`, bgr8/bgra8 come back in RGB order through a
-    negative-stride view, still without a copy.
+    skipped by strides. With `as_rgb` (default), colour images come back as 3 channels in
+    RGB order (bgr through a negative-stride view, alpha dropped by slicing), still without
+    a copy; `as_rgb=False` gives the channels as stored.
     """
     try:
         channels, dtype_name, reversed_order = ENCODINGS[msg.encoding]
@@ -72,8 +73,8 @@ def image_to_numpy(msg: Any, *, as_rgb: bool = True) -> NDArray[Any]:
         offset=0,
         strides=(step, channels * dtype.itemsize, dtype.itemsize),
     )
-    if as_rgb and reversed_order:
-        arr = arr[:, :, 2::-1] if channels == 3 else arr[:, :, [2, 1, 0, 3]]
+    if as_rgb and channels >= 3:
+        arr = arr[:, :, 2::-1] if reversed_order else arr[:, :, :3]
     return arr
 
 
