@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from roadloop_cluster.loop.config import LoopConfig, load_loop_config
+from roadloop_cluster.loop.errors import LoopError
 from roadloop_core.errors import ConfigError
 
 
@@ -64,3 +65,21 @@ def test_resolve_relative_to_config_dir(tmp_path: Path) -> None:
     cfg = LoopConfig()
     assert cfg.resolve("train.yaml", tmp_path) == tmp_path / "train.yaml"
     assert cfg.resolve(str(tmp_path / "x.yaml")) == tmp_path / "x.yaml"
+
+
+def test_an_earlier_run_is_moved_aside_never_deleted(tmp_path: Path) -> None:
+    from roadloop_cluster.loop.cli import _prepare_out
+
+    out = tmp_path / "demo-out"
+    assert _prepare_out(out) is None
+    out.mkdir()
+    assert _prepare_out(out) is None  # empty: used as is
+    (out / "report.md").write_text("old report")
+    (out / "hub").mkdir()
+    kept = _prepare_out(out)
+    assert kept is not None and kept.parent == out / "previous"
+    assert (kept / "report.md").read_text() == "old report" and (kept / "hub").is_dir()
+    assert [p.name for p in out.iterdir()] == ["previous"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LoopError, match="not a folder"):
+        _prepare_out(tmp_path / "file")

@@ -22,15 +22,18 @@ __all__ = ["loop"]
 
 
 def _prepare_out(out: Path) -> Path | None:
-    """A fresh OUT; an earlier run there is moved aside (OUT.<time>), never deleted."""
+    """A fresh OUT: an earlier run there is moved into OUT/previous/<time>/, never deleted."""
     if not out.exists():
         return None
     if not out.is_dir():
         raise LoopError(f"{out}: exists and is not a folder")
-    if not any(out.iterdir()):
+    entries = [p for p in out.iterdir() if p.name != "previous"]
+    if not entries:
         return None
-    kept = out.with_name(f"{out.name}.{time.strftime('%Y%m%d-%H%M%S')}")
-    out.rename(kept)
+    kept = out / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    kept.mkdir(parents=True, exist_ok=False)
+    for p in entries:
+        p.rename(kept / p.name)
     return kept
 
 
