@@ -22,6 +22,8 @@ setup(
         "pygame-ce",
         "matplotlib",
     ],
+    # colcon runs `pytest` on test/ (ament style) when pytest is a test dependency.
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="roadloop developers",
     maintainer_email="dev@roadloop.invalid",

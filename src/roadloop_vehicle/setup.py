@@ -19,6 +19,8 @@ setup(
         "onnxruntime",
         "httpx",
     ],
+    # colcon runs `pytest` on test/ (ament style) when pytest is a test dependency.
+    extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="roadloop developers",
     maintainer_email="dev@roadloop.invalid",
