@@ -17,6 +17,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from roadloop_cluster.hub.errors import StoreError
 from roadloop_vehicle.bridge.wire import check_name
@@ -58,17 +59,26 @@ class BlobStore:
         finally:
             os.close(fd)
 
-    def hash_part(self, upload_id: str, size: int) -> str:
-        h = hashlib.sha256()
+    def read_part(self, upload_id: str, offset: int, length: int) -> bytes:
+        fd = os.open(self.part_path(upload_id), os.O_RDONLY)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def hash_part(self, upload_id: str, size: int, start: int = 0, h: Any = None) -> str:
+        """sha256 of the part file, continuing `h` (which already covers bytes [0, start))."""
+        h = h if h is not None else hashlib.sha256()
         with open(self.part_path(upload_id), "rb") as f:
-            remaining = size
+            f.seek(start)
+            remaining = size - start
             while remaining:
                 block = f.read(min(8 << 20, remaining))
                 if not block:
                     break
                 h.update(block)
                 remaining -= len(block)
-        return h.hexdigest()
+        return str(h.hexdigest())
 
     def drop_part(self, upload_id: str) -> None:
         self.part_path(upload_id).unlink(missing_ok=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from roadloop_vehicle.bridge.wire import TarStream, chunk_count, chunk_range
 
 __all__ = ["HubClient", "UploadReport"]
 
+IN_FLIGHT = 2
 PIECE = 16 << 10  # granularity of the bandwidth cap inside one chunk body
 
 
@@ -38,6 +41,7 @@ class HubClient:
             timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
         )
         self.bucket = TokenBucket(bandwidth)
+        self._bucket_lock = threading.Lock()  # shared by the chunks in flight
 
     def close(self) -> None:
         self.http.close()
@@ -78,7 +82,8 @@ class HubClient:
     def _paced(self, data: bytes) -> Iterator[bytes]:
         for off in range(0, len(data), PIECE):
             piece = data[off : off + PIECE]
-            wait = self.bucket.take(len(piece), time.monotonic())
+            with self._bucket_lock:
+                wait = self.bucket.take(len(piece), time.monotonic())
             if wait > 0:
                 time.sleep(wait)
             yield piece
@@ -108,20 +113,23 @@ class HubClient:
         status = self.upload_status(upload["upload_id"])
         have = set(status["have"])
         size, chunk = int(status["size"]), int(status["chunk_size"])
-        sent = 0
-        for idx in range(chunk_count(size, chunk)):
-            if idx in have or status["state"] != "open":
-                continue
+        missing = [i for i in range(chunk_count(size, chunk)) if i not in have and status["state"] == "open"]
+
+        def send(idx: int) -> None:
             off, length = chunk_range(idx, size, chunk)
             data = stream.read(off, length)
             if len(data) != length:
                 raise OSError(f"{stream.folder}: changed while uploading")
             self.put_chunk(upload["upload_id"], idx, data)
-            sent += 1
             if on_chunk is not None:
                 on_chunk(length)
+
+        # Two chunks in flight: reading and hashing the next one overlaps the hub storing this one.
+        with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
+            for future in [pool.submit(send, idx) for idx in missing]:
+                future.result()
         done = self.complete(upload["upload_id"])
-        return UploadReport(sent=sent, skipped=len(have), result=done)
+        return UploadReport(sent=len(missing), skipped=len(have), result=done)
 
     # -- registry --------------------------------------------------------------------------------
     def channel(self, channel: str) -> dict[str, Any] | None:

@@ -92,12 +92,7 @@ class Bridge:
             report.failed.append(entry.name)
             return
         stream = TarStream(path)
-        if entry.sha256 is None or entry.files != [list(f) for f in stream.files]:
-            sha = stream.sha256()  # hashed once per content; a resumed upload reuses it
-            if not stream.unchanged():
-                raise HubUnavailable(f"{path}: changed while hashing")
-            self.queue.set_content(entry.name, stream.size, sha, stream.files)
-            entry = self.queue.get(entry.name) or entry
+        entry = self._hashed(entry, stream)
         assert entry.sha256 is not None
         upload: dict[str, Any] | None = None
         if entry.upload_id:
@@ -133,6 +128,25 @@ class Bridge:
         report.uploaded.append(entry.name)
         log.info("confirmed %s sha256 %s", entry.name, entry.sha256[:12])
 
+    def _hashed(self, entry: QueueEntry, stream: TarStream) -> QueueEntry:
+        """The entry with the sha256 of the bag's current content (hashed once; a resume reuses it)."""
+        if entry.sha256 and entry.files == [list(f) for f in stream.files]:
+            return entry
+        sha = stream.sha256()
+        if not stream.unchanged():
+            raise HubUnavailable(f"{stream.folder}: changed while hashing")
+        self.queue.set_content(entry.name, stream.size, sha, stream.files)
+        return self.queue.get(entry.name) or entry
+
+    def hash_pending(self) -> None:
+        """Hash queued bags in upload order, before any network IO (the content address the hub checks)."""
+        for entry in self.queue.pending():
+            if is_safe_name(entry.name):
+                try:
+                    self._hashed(entry, TarStream(self.watch / entry.name))
+                except (OSError, ValueError, HubUnavailable) as err:
+                    log.warning("%s: cannot hash yet: %s", entry.name, err)
+
     def drain(self, report: RunReport) -> None:
         """Upload queued bags in priority order; transient failures back off (jittered) and retry."""
         self.queue.reset_attempts()
@@ -153,6 +167,10 @@ class Bridge:
                 except HubRefused as err:
                     if err.status in (401, 403):
                         raise BridgeError(f"hub refused the token: {err}") from err
+                    self.queue.fail(entry.name, str(err))
+                    report.failed.append(entry.name)
+                    self.last_error = str(err)
+                except ValueError as err:  # a file in the bag has a name that cannot travel
                     self.queue.fail(entry.name, str(err))
                     report.failed.append(entry.name)
                     self.last_error = str(err)
@@ -235,6 +253,7 @@ class Bridge:
     def run_once(self) -> RunReport:
         report = RunReport()
         report.queued = self.discover()
+        self.hash_pending()
         try:
             self.drain(report)
         finally:

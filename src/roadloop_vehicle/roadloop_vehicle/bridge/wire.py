@@ -120,7 +120,7 @@ class TarStream:
 
     def read(self, offset: int, length: int) -> bytes:
         """Bytes [offset, offset+length) of the stream (shorter only at its end)."""
-        out = bytearray()
+        parts: list[bytes] = []
         end = min(offset + length, self.size)
         for seg in self._segments:
             s0, s1 = seg.offset, seg.offset + seg.length
@@ -128,16 +128,18 @@ class TarStream:
                 continue
             lo, hi = max(offset, s0) - s0, min(end, s1) - s0
             if seg.data is not None:
-                out += seg.data[lo:hi]
-            else:
-                assert seg.path is not None
-                with open(seg.path, "rb") as f:
-                    f.seek(lo)
-                    got = f.read(hi - lo)
-                if len(got) != hi - lo:
-                    raise OSError(f"{seg.path}: shrank while being read")
-                out += got
-        return bytes(out)
+                parts.append(seg.data[lo:hi])
+                continue
+            assert seg.path is not None
+            fd = os.open(seg.path, os.O_RDONLY)
+            try:
+                got = os.pread(fd, hi - lo, lo)
+            finally:
+                os.close(fd)
+            if len(got) != hi - lo:
+                raise OSError(f"{seg.path}: shrank while being read")
+            parts.append(got)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def iter_blocks(self, block: int = 4 << 20) -> Iterator[bytes]:
         for off in range(0, self.size, block):
