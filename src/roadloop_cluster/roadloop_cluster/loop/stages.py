@@ -61,6 +61,10 @@ class Layout:
         return self.vehicle / "recordings"
 
     @property
+    def golden(self) -> Path:
+        return self.vehicle / "golden"
+
+    @property
     def bridge_state(self) -> Path:
         return self.vehicle / "bridge-state"
 
@@ -182,6 +186,10 @@ class LoopContext:
         bags = [b for b in _bags_in(out) if b not in before]
         if not bags:
             raise LoopError(f"`roadloop sim record` wrote no bag under {out}")
+        # the vehicle keeps one expert drive as its golden bag: the bridge replays every new bundle on it
+        # (no fallback, no NaN) before making it current
+        if not _bags_in(self.layout.golden):
+            shutil.copytree(bags[0], self.layout.golden / bags[0].name)
         self.rnd(n)["recorded"] = {"bags": len(bags), "episodes": rec.episodes}
         return StageOutcome({"bags": len(bags), "MB": sum(_size(b) for b in bags) / 1e6}, {"recordings": self.rel(out)})
 
@@ -213,8 +221,12 @@ class LoopContext:
         return self.roadloop(
             stage, "bridge", "run", "--watch", lay.recordings, "--hub", self.hub_url, "--token-file",
             self.vehicle_token, "--state", lay.bridge_state, "--models", lay.models, "--public-key",
-            lay.keys / "signing.pub", "--settle", "0", "--quiet", "--once",
+            lay.keys / "signing.pub", "--settle", "0", "--quiet", "--once", *self._golden_args(),
         )  # fmt: skip
+
+    def _golden_args(self) -> list[str | Path]:
+        golden = _bags_in(self.layout.golden)
+        return ["--golden-bag", golden[0]] if golden else []
 
     def _hub_bags(self) -> list[dict[str, Any]]:
         """The hub's catalog, as an admin sees it over HTTP (`GET /v1/bags`)."""
@@ -412,7 +424,7 @@ class LoopContext:
 
     def _latency(self, stage: str, rd: Path, bundle: Path) -> dict[str, Any]:
         """Replay one recorded bag through the pipeline: `roadloop replay` stats plus per-frame samples."""
-        bags = _bags_in(self.layout.recordings)
+        bags = _bags_in(self.layout.golden) or _bags_in(self.layout.recordings)
         if not bags:
             return {}
         bag = bags[0]
