@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from enum import Enum
 from pathlib import Path
 
 import typer
+
+from roadloop_sim.protocol import Simulator
+from roadloop_sim.scenarios import ScenarioSet
 
 __all__ = ["app"]
 
@@ -14,6 +20,35 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+BACKEND_HELP = (
+    "highway (highway-env, default, no GPU) or carla (a CARLA 0.9.16 server; scenarios from the carla: section)."
+)
+
+
+class Backend(str, Enum):
+    highway = "highway"
+    carla = "carla"
+
+
+def _backend(
+    backend: Backend, scenarios_file: Path | None, host: str | None, port: int | None, timeout: float | None
+) -> tuple[ScenarioSet, Simulator | None]:
+    """The scenario set and, for CARLA, a connected simulator (fails fast when unreachable)."""
+    from roadloop_sim.scenarios import load_scenarios
+
+    if backend is Backend.highway:
+        return load_scenarios(scenarios_file), None
+    from roadloop_sim.carla_sim import CarlaSimulator, carla_scenario_set, load_carla_config
+
+    cfg = load_carla_config(scenarios_file, host=host or os.environ.get("CARLA_HOST"), port=port)
+    if timeout is not None:
+        cfg = dataclasses.replace(cfg, timeout_s=timeout)
+    scenario_set = carla_scenario_set(scenarios_file)
+    sim = CarlaSimulator(cfg, scenario_set.simulation)
+    sim.connect()
+    return scenario_set, sim
+
 
 SCENARIOS_HELP = "Comma-separated scenario names from config/scenarios.yaml (default: all of them, round-robin)."
 DRIVER_HELP = "Who drives: expert | constant | lanekeep | bundle:PATH (a model bundle run by the onboard pipeline)."
@@ -38,21 +73,30 @@ def record(
     scenarios_file: Path | None = typer.Option(
         None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
     ),
+    backend: Backend = typer.Option(Backend.highway, "--backend", help=BACKEND_HELP),
+    carla_host: str | None = typer.Option(None, "--carla-host", help="CARLA host (default: $CARLA_HOST, else config)."),
+    carla_port: int | None = typer.Option(None, "--carla-port", help="CARLA port (default: the config's, 2000)."),
+    carla_timeout: float | None = typer.Option(None, "--carla-timeout", help="Seconds to wait for the CARLA server."),
 ) -> None:
     """Record episodes as rosbag2 mcap bags with every registry topic (same seed -> same messages)."""
     from roadloop_sim.record import record_episodes
-    from roadloop_sim.scenarios import load_scenarios
 
-    done = record_episodes(
-        out,
-        scenarios=scenarios,
-        episodes=episodes,
-        seed=seed,
-        driver=driver,
-        intervene_on=intervene_on,
-        takeover_lead_s=takeover_lead_s,
-        scenario_set=load_scenarios(scenarios_file),
-    )
+    scenario_set, sim = _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout)
+    try:
+        done = record_episodes(
+            out,
+            scenarios=scenarios,
+            episodes=episodes,
+            seed=seed,
+            driver=driver,
+            intervene_on=intervene_on,
+            takeover_lead_s=takeover_lead_s,
+            scenario_set=scenario_set,
+            simulator=sim,
+        )
+    finally:
+        if sim is not None:
+            sim.close()
     for ep in done:
         m = ep.metrics
         typer.echo(
@@ -75,19 +119,28 @@ def evaluate_cmd(
     scenarios_file: Path | None = typer.Option(
         None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
     ),
+    backend: Backend = typer.Option(Backend.highway, "--backend", help=BACKEND_HELP),
+    carla_host: str | None = typer.Option(None, "--carla-host", help="CARLA host (default: $CARLA_HOST, else config)."),
+    carla_port: int | None = typer.Option(None, "--carla-port", help="CARLA port (default: the config's, 2000)."),
+    carla_timeout: float | None = typer.Option(None, "--carla-timeout", help="Seconds to wait for the CARLA server."),
 ) -> None:
     """Drive closed loop and score like CARLA Leaderboard 2.0: DS = mean(RC x IP), success, infractions/km, comfort."""
     from roadloop_sim.evaluate import evaluate, write_report
-    from roadloop_sim.scenarios import load_scenarios
 
-    report = evaluate(
-        driver,
-        scenarios=scenarios,
-        episodes=episodes,
-        seed=seed,
-        plots=plots,
-        scenario_set=load_scenarios(scenarios_file),
-    )
+    scenario_set, sim = _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout)
+    try:
+        report = evaluate(
+            driver,
+            scenarios=scenarios,
+            episodes=episodes,
+            seed=seed,
+            plots=plots,
+            scenario_set=scenario_set,
+            simulator=sim,
+        )
+    finally:
+        if sim is not None:
+            sim.close()
     if json_out is not None:
         write_report(report, json_out)
     for e in report["episodes"]:

@@ -114,7 +114,11 @@ class MessageFactory:
         )
 
     def navsatfix(self, stamp_ns: int, x: float, y: float, origin: GeodeticOrigin, std_m: float = 0.02) -> Any:
+        """A fix at map position (x, y) (ENU metres around `origin`)."""
         lat, lon, alt = enu_to_geodetic(x, y, 0.0, origin)
+        return self.fix(stamp_ns, lat, lon, alt, std_m)
+
+    def fix(self, stamp_ns: int, lat: float, lon: float, alt: float, std_m: float = 0.02) -> Any:
         cov = np.zeros(9)
         cov[0] = cov[4] = cov[8] = std_m * std_m
         return self._NavSatFix(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -201,7 +202,11 @@ class HighwayEnvSimulator:
             "duration": 10_000,
         }
         try:
-            env = gym.make(sc.env, render_mode="rgb_array", config=config).unwrapped
+            with warnings.catch_warnings():
+                # racetrack-v0/u-turn-v0 are "out of date" only in favour of connected-lane variants;
+                # v0 is what was tested with ContinuousAction here, so the notice is noise for users
+                warnings.filterwarnings("ignore", message=".*is out of date.*")
+                env = gym.make(sc.env, render_mode="rgb_array", config=config).unwrapped
         except Exception as err:
             raise ScenarioError(f"scenario '{sc.name}': cannot create {sc.env}: {err}") from err
         self._envs[sc.name] = env
