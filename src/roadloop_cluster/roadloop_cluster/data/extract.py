@@ -18,15 +18,27 @@ import numpy as np
 
 from roadloop_cluster.data.config import DatasetConfig
 from roadloop_cluster.data.discover import bag_sha256
+from roadloop_cluster.data.lazy import LazyMessage
 from roadloop_cluster.data.samples import Sample, SampleBuilder, array_names
 from roadloop_cluster.data.stats import RunningStats
 from roadloop_core.bag import open_bag
 from roadloop_core.errors import RoadloopError
 from roadloop_core.registry import load_registry
+from roadloop_core.typesys import typestore_for
 
 __all__ = ["STAT_ARRAYS", "BagJob", "BagResult", "extract_bag", "read_spool"]
 
 STAT_ARRAYS = ("ego_state", "route_target", "waypoints", "command")
+# types whose first field is a std_msgs/Header (so the stamp can be read without decoding)
+_HEADER_FIRST = frozenset(
+    {
+        "sensor_msgs/msg/Image",
+        "sensor_msgs/msg/Imu",
+        "nav_msgs/msg/Odometry",
+        "nav_msgs/msg/Path",
+        "ackermann_msgs/msg/AckermannDriveStamped",
+    }
+)
 _FLUSH = 128
 
 
@@ -118,8 +130,17 @@ def extract_bag(job: BagJob) -> BagResult:
             builder = SampleBuilder(spec, build.command, build.command_slop_s)
             names = tuple(n for n in array_names(spec) if n != "source")
             spool = _Spool(job.spool, names)
+            # registry types are the distro's (+ ackermann): decode them with the process-wide store, whose
+            # compiled deserialisers outlive this bag, and only when a frame reads them (most IMU and
+            # odometry messages never are); anything else goes through the bag's own typestore
+            shared = typestore_for(reg.typestore)
             for raw in bag.messages(topics=sorted(role_of)):
-                for sample in builder.step(role_of[raw.topic], bag.decode(raw)):
+                if raw.typename in shared.fielddefs and raw.typename in _HEADER_FIRST:
+                    lazy = LazyMessage(shared, raw.typename, raw.data)
+                    samples = builder.step(role_of[raw.topic], lazy, lazy.stamp_ns)
+                else:
+                    samples = builder.step(role_of[raw.topic], bag.decode(raw))
+                for sample in samples:
                     spool.add(sample)
             builder.finish()
             spool.close()

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from roadloop_core.features import Features, FrameSynchronizer, ObservationSpec, Pose2D, compute_features
-from roadloop_core.features.geometry import OdomSample, bracket, interpolate_odometry, to_ego_frame
-from roadloop_core.features.messages import header_stamp_ns, odom_sample
+from roadloop_core.features.geometry import bracket, interpolate_odometry, to_ego_frame
+from roadloop_core.features.messages import OdomRef, header_stamp_ns
 
 __all__ = ["ARRAY_NAMES", "Sample", "SampleBuilder", "array_names"]
 
@@ -47,7 +47,7 @@ class SampleBuilder:
         self.drops: Counter[str] = Counter()
         self._cmd_slop = round(command_slop_s * 1e9)
         self._horizon_ns = [round(k * spec.label_dt_s * 1e9) for k in range(1, spec.label_horizon + 1)]
-        self._odom: deque[OdomSample] = deque()
+        self._odom: deque[OdomRef] = deque()
         self._cmds: deque[tuple[int, float, float]] = deque()
         self._pending: deque[tuple[Features, Pose2D]] = deque()
 
@@ -58,7 +58,7 @@ class SampleBuilder:
                 self._cmds.append((t, float(msg.drive.steering_angle), float(msg.drive.speed)))
             return self._resolve()
         if role == self.spec.odometry and (not self._odom or t > self._odom[-1].stamp_ns):
-            self._odom.append(odom_sample(msg, t))
+            self._odom.append(OdomRef(t, msg))
         for frame in self.sync.push(role, msg, t):
             self._pending.append((compute_features(frame, self.spec), frame.pose))
         return self._resolve()
@@ -97,7 +97,7 @@ class SampleBuilder:
             if br is None or br[1].stamp_ns - t > slop or (t - br[0].stamp_ns > slop and br[1].stamp_ns != t):
                 self.drops["label_odometry_gap"] += 1
                 return None
-            p = interpolate_odometry(br[0], br[1], t)
+            p = interpolate_odometry(br[0].sample(), br[1].sample(), t)
             future[k] = (p.x, p.y)
         best: tuple[int, float, float] | None = None
         for cmd in self._cmds:  # nearest command; on a tie the later one (the reaction to this frame)

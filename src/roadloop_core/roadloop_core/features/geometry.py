@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -112,7 +113,15 @@ def route_target(route_xy: np.ndarray, pose: Pose2D, lookahead_m: float) -> np.n
     return np.asarray(pts[j] + seg[j] * frac, dtype=np.float64)
 
 
-def bracket(samples: Sequence[OdomSample], t_ns: int) -> tuple[OdomSample, OdomSample] | None:
+class Stamped(Protocol):
+    @property
+    def stamp_ns(self) -> int: ...
+
+
+S = TypeVar("S", bound=Stamped)
+
+
+def bracket(samples: Sequence[S], t_ns: int) -> tuple[S, S] | None:
     """The samples before (or at) and at/after `t_ns` in a stamp-ordered sequence, or None."""
     lo, hi = 0, len(samples)
     while lo < hi:  # first index with stamp >= t

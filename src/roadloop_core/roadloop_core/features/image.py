@@ -50,22 +50,21 @@ def _box_edges(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def _box_sum(a: np.ndarray, src: int, dst: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sums over each output pixel's source range along `axis`, as k strided gathers (k = widest range)."""
+def _box_sum(a: np.ndarray, src: int, dst: int, axis: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
+    """Sums over each output pixel's source range along `axis` (0 or 1), as k gathers (k = the widest range)."""
     lo, hi = _box_edges(src, dst)
-    counts = hi - lo
-    shape = [1] * a.ndim
-    shape[axis] = dst
-    acc: np.ndarray | None = None
-    for j in range(int(counts.max())):
+    shape = [dst, a.shape[1], a.shape[2]] if axis == 0 else [a.shape[0], dst, a.shape[2]]
+    acc = np.zeros(shape, dtype=dtype)
+    mask_shape = (-1, 1, 1) if axis == 0 else (1, -1, 1)
+    for j in range(int((hi - lo).max())):
         idx = lo + j
         valid = idx < hi
-        part = np.take(a, np.where(valid, idx, lo), axis=axis).astype(np.uint32)
-        if not valid.all():
-            part *= valid.reshape(shape).astype(np.uint32)
-        acc = part if acc is None else acc + part
-    assert acc is not None
-    return acc, counts
+        part = a[np.where(valid, idx, lo)] if axis == 0 else a[:, np.where(valid, idx, lo)]
+        if valid.all():
+            acc += part
+        else:
+            acc += part * valid.reshape(mask_shape).astype(part.dtype)
+    return acc
 
 
 def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -75,8 +74,13 @@ def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """
     if img.shape[0] == height and img.shape[1] == width:
         return np.ascontiguousarray(img, dtype=np.uint8)
-    rows, rc = _box_sum(img, img.shape[0], height, 0)
-    acc, cc = _box_sum(rows, img.shape[1], width, 1)
-    n = (rc[:, None] * cc[None, :])[:, :, None].astype(np.uint32)
+    h_src, w_src = img.shape[:2]
+    rlo, rhi = _box_edges(h_src, height)
+    clo, chi = _box_edges(w_src, width)
+    n = ((rhi - rlo)[:, None] * (chi - clo)[None, :])[:, :, None]
+    dtype = np.uint16 if int(n.max()) * 255 < 1 << 16 else np.uint32
+    rows = _box_sum(img, h_src, height, 0, dtype)  # (height, W, C)
+    acc = _box_sum(rows, w_src, width, 1, dtype)  # (height, width, C)
+    n = n.astype(dtype)
     out: np.ndarray = ((acc + n // 2) // n).astype(np.uint8)
     return out

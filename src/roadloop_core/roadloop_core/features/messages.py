@@ -30,6 +30,27 @@ def odom_sample(msg: Any, stamp_ns: int) -> OdomSample:
     )
 
 
+class OdomRef:
+    """An odometry message known by its stamp, reduced to an OdomSample only when a frame needs it.
+
+    Frames interpolate between two of ~5 odometry messages per frame, so most are never
+    read; with a lazily decoding message (the dataset builder's) they are never decoded.
+    """
+
+    __slots__ = ("_msg", "_sample", "stamp_ns")
+
+    def __init__(self, stamp_ns: int, msg: Any) -> None:
+        self.stamp_ns = stamp_ns
+        self._msg = msg
+        self._sample: OdomSample | None = None
+
+    def sample(self) -> OdomSample:
+        if self._sample is None:
+            self._sample = odom_sample(self._msg, self.stamp_ns)
+            self._msg = None
+        return self._sample
+
+
 class ImuSample:
     """Body-frame yaw rate and planar accelerations of one IMU message."""
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from roadloop_core.features.geometry import OdomSample, Pose2D, bracket, interpolate_odometry
-from roadloop_core.features.messages import ImuSample, header_stamp_ns, imu_sample, odom_sample, route_points
+from roadloop_core.features.geometry import Pose2D, bracket, interpolate_odometry
+from roadloop_core.features.messages import ImuSample, OdomRef, header_stamp_ns, imu_sample, route_points
 from roadloop_core.features.spec import ObservationSpec
 
 __all__ = ["DROP_REASONS", "Frame", "FrameSynchronizer"]
@@ -64,8 +64,8 @@ class FrameSynchronizer:
         self.spec = spec
         self.drops: Counter[str] = Counter()
         self.emitted = 0
-        self._odom: deque[OdomSample] = deque(maxlen=_ODOM_KEEP)
-        self._imu: deque[ImuSample] = deque(maxlen=_IMU_KEEP)
+        self._odom: deque[OdomRef] = deque(maxlen=_ODOM_KEEP)
+        self._imu: deque[tuple[int, Any]] = deque(maxlen=_IMU_KEEP)  # (stamp, message): read only when used
         self._routes: deque[tuple[int, np.ndarray]] = deque(maxlen=_ROUTE_KEEP)
         self._pending: deque[tuple[int, Any]] = deque()
         self._last_camera: int | None = None
@@ -80,12 +80,12 @@ class FrameSynchronizer:
         t = header_stamp_ns(msg) if stamp_ns is None else stamp_ns
         self._clock = max(self._clock, t)
         if role == spec.odometry:
-            return self._push_odometry(odom_sample(msg, t))
+            return self._push_odometry(OdomRef(t, msg))
         if role == spec.camera:
             self._push_camera(t, msg)
         elif role == spec.imu:
-            if not self._imu or t >= self._imu[-1].stamp_ns:
-                self._imu.append(imu_sample(msg, t))
+            if not self._imu or t >= self._imu[-1][0]:
+                self._imu.append((t, msg))
         elif role == spec.route:
             self._routes.append((t, route_points(msg)))
         return self._expire()
@@ -111,7 +111,7 @@ class FrameSynchronizer:
         self._last_camera = t
         self._pending.append((t, msg))
 
-    def _push_odometry(self, sample: OdomSample) -> list[Frame]:
+    def _push_odometry(self, sample: OdomRef) -> list[Frame]:
         if self._odom and sample.stamp_ns <= self._odom[-1].stamp_ns:
             return self._expire()  # duplicate or out-of-order odometry carries nothing new
         prev = self._odom[-1] if self._odom else None
@@ -158,13 +158,14 @@ class FrameSynchronizer:
             return None
         imu: ImuSample | None = None
         if spec.imu is not None:
-            imu = next((s for s in reversed(self._imu) if s.stamp_ns <= t), None)
-            if imu is None:
+            latest = next((m for m in reversed(self._imu) if m[0] <= t), None)
+            if latest is None:
                 self.drops["imu_missing"] += 1
                 return None
-            if t - imu.stamp_ns > slop:
+            if t - latest[0] > slop:
                 self.drops["imu_stale"] += 1
                 return None
+            imu = imu_sample(latest[1], latest[0])
         route = next((r for r in reversed(self._routes) if r[0] <= t), None)
         if route is None or len(route[1]) == 0:
             self.drops["route_missing"] += 1
@@ -173,4 +174,4 @@ class FrameSynchronizer:
             self.drops["route_stale"] += 1
             return None
         self.emitted += 1
-        return Frame(t, interpolate_odometry(a, b, t), image, imu, route[1])
+        return Frame(t, interpolate_odometry(a.sample(), b.sample(), t), image, imu, route[1])

@@ -1,0 +1,50 @@
+"""Messages decoded on first use, stamps read straight from the CDR bytes.
+
+The builder reads every IMU and odometry message but a frame uses only the few
+around its stamp (and its label horizon), so decoding them all would cost more than
+everything else the builder does. A LazyMessage carries the header stamp (the first
+field of every message the builder reads: Image, Imu, Odometry, Path,
+AckermannDriveStamped) and deserialises the rest when an attribute is first read.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from rosbags.typesys.store import Typestore
+
+__all__ = ["LazyMessage", "cdr_header_stamp_ns"]
+
+_LE = struct.Struct("<iI")
+_BE = struct.Struct(">iI")
+
+
+def cdr_header_stamp_ns(data: bytes | memoryview) -> int:
+    """`header.stamp` of a CDR-encoded message whose first field is a std_msgs/Header."""
+    if len(data) < 12:
+        raise ValueError(f"{len(data)} bytes cannot hold a CDR header stamp")
+    sec, nanosec = (_LE if data[1] == 1 else _BE).unpack_from(data, 4)
+    return int(sec) * 1_000_000_000 + int(nanosec)
+
+
+class LazyMessage:
+    """Stands in for a decoded message; any attribute access decodes it (once)."""
+
+    __slots__ = ("_data", "_msg", "_store", "_typename", "stamp_ns")
+
+    def __init__(self, store: Typestore, typename: str, data: bytes | memoryview) -> None:
+        self._store = store
+        self._typename = typename
+        self._data = data
+        self._msg: Any = None
+        self.stamp_ns = cdr_header_stamp_ns(data)
+
+    def decoded(self) -> Any:
+        if self._msg is None:
+            self._msg = self._store.deserialize_cdr(self._data, self._typename)
+            self._data = b""
+        return self._msg
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.decoded(), name)
