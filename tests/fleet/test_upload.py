@@ -144,3 +144,21 @@ def test_roadloop_cli_priority_and_catalog(hub_proc, make_bag, tmp_path: Path) -
     assert unfinished.is_dir() and "recording" not in {r["bag_name"] for r in rows}
     table = subprocess.run(["roadloop", "hub", "ls", "--root", str(hub.root)], capture_output=True, text=True)
     assert "new_trigger" in table.stdout and "/sensors/camera/front/image:40" in table.stdout
+
+
+def test_daemon_watches_the_folder_and_stops_on_sigterm(hub_proc, make_bag, tmp_path: Path) -> None:
+    hub = hub_proc()
+    watch = tmp_path / "rec"
+    watch.mkdir()
+    token = hub.token_file("car5", tmp_path)
+    cmd = bridge_cmd(watch, hub, token, tmp_path / "st", "--no-models", "--chunk-bytes", CHUNK, "--poll", "0.3")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = TarStream(make_bag(watch / "first", seed=61, frames=5)).sha256()
+        _wait_for(lambda: _catalog(hub).get("first") == first)
+        second = TarStream(make_bag(watch / "second", seed=62, frames=5)).sha256()
+        _wait_for(lambda: _catalog(hub).get("second") == second)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err

@@ -58,6 +58,7 @@ def run(
     quota: Annotated[int | None, typer.Option(help="Bytes of bags kept before confirmed ones are freed.")] = None,
     settle: Annotated[float | None, typer.Option(help="Seconds a bag must be untouched to count as closed.")] = None,
     chunk_bytes: Annotated[int | None, typer.Option(help="Upload chunk size in bytes.")] = None,
+    poll: Annotated[float | None, typer.Option(help="Daemon: seconds between passes.")] = None,
     golden_bag: Annotated[Path | None, typer.Option(help="Bag replayed with each new bundle before install.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
@@ -72,6 +73,7 @@ def run(
         quota_bytes=quota,
         settle_s=settle,
         chunk_bytes=chunk_bytes,
+        poll_interval_s=poll,
         golden_bag=str(golden_bag) if golden_bag else None,
     )
     if not watch.is_dir():
@@ -83,6 +85,7 @@ def run(
         if not once:
             stopping = [False]
             signal.signal(signal.SIGTERM, lambda *_: stopping.__setitem__(0, True))
+            signal.signal(signal.SIGINT, lambda *_: stopping.__setitem__(0, True))
             bridge.run_forever(lambda: stopping[0])
             return
         with Progress(

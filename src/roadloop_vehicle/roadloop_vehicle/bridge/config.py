@@ -37,6 +37,8 @@ class BridgeConfig:
             raise ValueError("chunk_bytes must be at least 64 KiB")
         if self.bandwidth_bytes_per_s < 0 or self.quota_bytes < 0 or self.settle_s < 0:
             raise ValueError("bandwidth_bytes_per_s, quota_bytes and settle_s must be >= 0")
+        if self.poll_interval_s <= 0 or self.request_timeout_s <= 0:
+            raise ValueError("poll_interval_s and request_timeout_s must be > 0")
         if self.backoff_base_s <= 0 or self.backoff_max_s < self.backoff_base_s or self.max_attempts < 1:
             raise ValueError("need 0 < backoff_base_s <= backoff_max_s and max_attempts >= 1")
 

@@ -272,9 +272,13 @@ class Bridge:
         return report
 
     def run_forever(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Scan, upload, free disk and pull models every `poll_interval_s` until `stop()` (SIGTERM) says so."""
         while not stop():
             try:
                 self.run_once()
-            except HubUnavailable as err:
+            except (HubUnavailable, HubRefused) as err:
+                self.last_error = str(err)
                 log.warning("%s", err)
-            self.sleep(self.cfg.poll_interval_s)
+            deadline = time.monotonic() + self.cfg.poll_interval_s
+            while not stop() and time.monotonic() < deadline:
+                self.sleep(min(0.2, self.cfg.poll_interval_s))
