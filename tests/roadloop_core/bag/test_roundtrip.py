@@ -183,7 +183,7 @@ def test_bag_is_unfinished_until_close(tmp_path: Path) -> None:
 
 
 def test_idl_defined_type_round_trips(tmp_path: Path) -> None:
-    idl = "module demo_msgs {\n  module msg {\n    struct Point3 {\n      double x;\n      string label;\n    };\n  };\n};\n"
+    idl = "module demo_msgs { module msg {\n  struct Point3 {\n    double x;\n    string label;\n  };\n}; };\n"
     with BagWriter(tmp_path / "b") as w:
         w.add_topic("/p", "demo_msgs/msg/Point3", definition=idl, encoding="ros2idl")
         w.write_msg("/p", 1, w.typestore.types["demo_msgs/msg/Point3"](x=1.5, label="a"))
