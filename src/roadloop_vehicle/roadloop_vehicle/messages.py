@@ -11,9 +11,15 @@ from rosbags.typesys.store import Typestore
 
 from roadloop_vehicle.control.controller import Command
 
-__all__ = ["command_from_msg", "command_msg", "diagnostics_msg", "header", "trajectory_msg", "waypoints_from_path"]
-
-LEVEL_OK, LEVEL_WARN, LEVEL_ERROR = 0, 1, 2
+__all__ = [
+    "command_from_msg",
+    "command_msg",
+    "diagnostics_msg",
+    "header",
+    "header_stamp_ns",
+    "trajectory_msg",
+    "waypoints_from_path",
+]
 
 
 def header(store: Typestore, stamp_ns: int, frame_id: str) -> Any:
@@ -82,3 +88,8 @@ def diagnostics_msg(store: Typestore, stamp_ns: int, statuses: Sequence[tuple[in
         for level, name, message, values in statuses
     ]
     return T["diagnostic_msgs/msg/DiagnosticArray"](header=header(store, stamp_ns, ""), status=status)
+
+
+def header_stamp_ns(msg: Any) -> int:
+    st = msg.header.stamp
+    return int(st.sec) * 1_000_000_000 + int(st.nanosec)

@@ -16,6 +16,14 @@ from roadloop_vehicle.errors import ReplayError
 from roadloop_vehicle.replay import replay_bag
 
 
+def run_cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def digest(bag: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(bag.iterdir())}
 
@@ -119,8 +127,8 @@ def test_cli_replay_with_stats(
     drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["replay", str(drive_bag), "--bundle", str(bundle), "--public-key", str(keypair[1])]
-    main([*args, "--out", str(tmp_path / "r1" / "out"), "--stats", str(tmp_path / "s1.json")])
-    main([*args, "--out", str(tmp_path / "r2" / "out"), "--stats", str(tmp_path / "s2.json")])
+    assert run_cli([*args, "--out", str(tmp_path / "r1" / "out"), "--stats", str(tmp_path / "s1.json")]) == 0
+    assert run_cli([*args, "--out", str(tmp_path / "r2" / "out"), "--stats", str(tmp_path / "s2.json")]) == 0
     assert "30 frames" in capsys.readouterr().out
     s1, s2 = (json.loads((tmp_path / f"s{i}.json").read_text()) for i in (1, 2))
     assert {k: v for k, v in s1.items() if k != "measured"} == {k: v for k, v in s2.items() if k != "measured"}
@@ -160,8 +168,6 @@ def test_cli_bad_input_is_one_line_exit_2(
         out.mkdir()
     elif case == "missing_bag":
         bag = tmp_path / "nope"
-    with pytest.raises(SystemExit) as exc:
-        main(["replay", str(bag), "--bundle", str(b), "--public-key", str(keypair[1]), "--out", str(out)])
-    assert exc.value.code == 2
+    assert run_cli(["replay", str(bag), "--bundle", str(b), "--public-key", str(keypair[1]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err

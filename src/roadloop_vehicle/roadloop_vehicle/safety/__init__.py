@@ -1,5 +1,6 @@
 """SafetySupervisor: an explicit state machine gating every command sent to the vehicle."""
 
+from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import (
     Fault,
     SafetyConfig,
@@ -10,4 +11,13 @@ from roadloop_vehicle.safety.supervisor import (
     transition,
 )
 
-__all__ = ["Fault", "SafetyConfig", "SafetyInput", "SafetyOutput", "SafetySupervisor", "State", "transition"]
+__all__ = [
+    "Fault",
+    "SafetyConfig",
+    "SafetyCore",
+    "SafetyInput",
+    "SafetyOutput",
+    "SafetySupervisor",
+    "State",
+    "transition",
+]

@@ -1,0 +1,97 @@
+"""drive_node: observation -> policy -> controller in one process, publishing trajectory and command_raw.
+
+Model loading (verification, ONNX session, warm-up) runs on a loader thread, never
+in a message callback; the callback only picks up a loaded model between frames.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from roadloop_core.config import config_dir
+from roadloop_core.features import ObservationSpec
+from roadloop_core.registry import load_registry
+from roadloop_vehicle.diagnostics import model_status
+from roadloop_vehicle.drive import DriveCore
+from roadloop_vehicle.messages import command_msg, diagnostics_msg, trajectory_msg
+from roadloop_vehicle.models.manager import ModelManager
+from roadloop_vehicle.params import DriveParams, resolve_path
+from roadloop_vehicle.pipeline import EGO_FRAME
+from roadloop_vehicle.ros.io import NodeIO
+
+__all__ = ["DriveNode", "main", "wire_drive"]
+
+
+@dataclass
+class DriveNode:
+    core: DriveCore
+    loader: threading.Thread
+    stop: threading.Event
+
+
+def _load_loop(manager: ModelManager, params: DriveParams, stop: threading.Event, io: NodeIO) -> None:
+    if params.bundle:
+        manager.offer(resolve_path(params.bundle, config_dir()))
+        return
+    while not stop.is_set():
+        manager.poll_current()
+        stop.wait(params.model_manager.poll_period_s)
+
+
+def wire_drive(io: NodeIO, *, start_loader: bool = True) -> DriveNode:
+    params = io.parameters(DriveParams)
+    base = config_dir()
+    registry = load_registry(resolve_path(params.topics_config, base))
+    io.use_registry(registry)
+    observation = ObservationSpec.from_config(resolve_path(params.observation_config, base))
+    manager = ModelManager(
+        params.model_manager, params.runtime, observation.to_dict(), resolve_path(params.public_key, base)
+    )
+    core = DriveCore(params, registry, observation, manager)
+    publish_traj = io.publisher("trajectory")
+    publish_cmd = io.publisher("command_raw")
+    publish_diag = io.publisher("diagnostics")
+
+    def report_model_events(now_ns: int) -> None:
+        events = manager.drain_events()
+        if events:
+            label = manager.active.label if manager.active is not None else None
+            for ev in events:
+                (io.warn if ev.kind in ("refused", "rolled_back") else io.info)(
+                    f"model {ev.kind} {ev.label} {ev.reason}"
+                )
+            publish_diag(diagnostics_msg(core.typestore, now_ns, [model_status(label, events)]))
+
+    def on_message(role: str, data: bytes, now_ns: int) -> None:
+        for out in core.step(role, data):
+            if out.outputs is not None:
+                publish_traj(trajectory_msg(core.typestore, out.stamp_ns, out.outputs.waypoints, EGO_FRAME))
+            if out.command is not None:  # no model: publish nothing, safety_node's watchdog stops the car
+                publish_cmd(command_msg(core.typestore, out.stamp_ns, out.command, EGO_FRAME))
+        report_model_events(now_ns)
+
+    def subscriber(role: str) -> Callable[[bytes, int], None]:
+        return lambda data, now: on_message(role, data, now)
+
+    for role in observation.roles():
+        io.subscribe(role, subscriber(role))
+    io.timer(params.model_manager.poll_period_s, lambda: report_model_events(io.now_ns()))
+    stop = threading.Event()
+    loader = threading.Thread(target=_load_loop, args=(manager, params, stop, io), name="model-loader", daemon=True)
+    if start_loader:
+        loader.start()
+    io.info(f"drive_node: observing {', '.join(observation.roles())}; models from {params.bundle or 'current'}")
+    return DriveNode(core, loader, stop)
+
+
+def main(args: list[str] | None = None) -> None:
+    from roadloop_vehicle.ros.adapter import run_node
+
+    sys.exit(run_node("drive_node", wire_drive, args))
+
+
+if __name__ == "__main__":
+    main()

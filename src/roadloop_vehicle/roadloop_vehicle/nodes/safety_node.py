@@ -1,0 +1,94 @@
+"""safety_node: gates /control/command_raw -> /control/command and publishes /diagnostics.
+
+A separate process from drive_node: a monitor must not share a process (or a GIL,
+or a crash) with what it monitors. It judges each raw command as it arrives and,
+on a timer at the command rate, stops the car when commands stop coming.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from roadloop_core.config import config_dir
+from roadloop_core.registry import load_registry
+from roadloop_vehicle.messages import command_from_msg, command_msg, header_stamp_ns, waypoints_from_path
+from roadloop_vehicle.params import SafetyParams, resolve_path
+from roadloop_vehicle.pipeline import EGO_FRAME
+from roadloop_vehicle.ros.io import NodeIO
+from roadloop_vehicle.safety.core import SafetyCore
+from roadloop_vehicle.safety.supervisor import SafetyOutput
+
+__all__ = ["SafetyNode", "main", "wire_safety"]
+
+
+@dataclass
+class SafetyNode:
+    core: SafetyCore
+    last_seen: dict[str, int | None] = field(default_factory=dict)
+    trajectory: tuple[int, npt.NDArray[np.float32]] | None = None  # (header stamp, waypoints)
+
+
+def wire_safety(io: NodeIO) -> SafetyNode:
+    params = io.parameters(SafetyParams)
+    registry = load_registry(resolve_path(params.topics_config, config_dir()))
+    io.use_registry(registry)
+    node = SafetyNode(SafetyCore(params.safety, registry, params.diagnostics_period_s))
+    store = node.core.typestore
+    publish_cmd = io.publisher("command")
+    publish_diag = io.publisher("diagnostics")
+
+    def emit(now_ns: int, stamp_ns: int, out: SafetyOutput) -> None:
+        publish_cmd(command_msg(store, stamp_ns, out.command, EGO_FRAME))
+        diag = node.core.diagnostics(now_ns, out)
+        if diag is not None:
+            publish_diag(diag)
+        if out.changed:
+            (io.info if not out.faults else io.warn)(f"safety: {out.state.value} {out.reason}")
+
+    def seen(role: str) -> None:
+        def on_message(data: bytes, now_ns: int) -> None:
+            node.last_seen[role] = now_ns
+
+        io.subscribe(role, on_message)
+
+    for role in params.safety.monitored_roles:
+        if role != "command_raw":
+            seen(role)
+
+    def on_trajectory(data: bytes, now_ns: int) -> None:
+        msg = store.deserialize_cdr(data, registry["trajectory"].type)
+        node.trajectory = (header_stamp_ns(msg), waypoints_from_path(msg))
+
+    def on_command(data: bytes, now_ns: int) -> None:
+        msg = store.deserialize_cdr(data, registry["command_raw"].type)
+        stamp = header_stamp_ns(msg)
+        # the trajectory of the same frame (same sensor stamp) is checked for NaN and jumps too
+        waypoints = node.trajectory[1] if node.trajectory and node.trajectory[0] == stamp else None
+        cmd = command_from_msg(msg)
+        emit(now_ns, stamp, node.core.on_command(now_ns, node.last_seen, cmd, waypoints, cmd.speed))
+
+    def on_tick() -> None:
+        now = io.now_ns()
+        out = node.core.tick(now, node.last_seen)
+        if out is not None:
+            emit(now, now, out)
+
+    io.subscribe("trajectory", on_trajectory)
+    io.subscribe("command_raw", on_command)
+    io.timer(node.core.tick_period_s, on_tick)
+    io.info(f"safety_node: gating {registry['command_raw'].name} -> {registry['command'].name}")
+    return node
+
+
+def main(args: list[str] | None = None) -> None:
+    from roadloop_vehicle.ros.adapter import run_node
+
+    sys.exit(run_node("safety_node", wire_safety, args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""SafetyCore: what safety_node runs (and the Pipeline inline): the supervisor, its watchdog and diagnostics.
+
+Commands are judged as they arrive (`on_command`). A timer calls `tick`: when no
+command came for longer than command_raw's staleness, the supervisor runs anyway
+with no command, so a policy that stops publishing (dead node, stalled camera, no
+model) still ends in a controlled stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from roadloop_core.registry import TopicRegistry
+from roadloop_core.typesys import typestore_for
+from roadloop_vehicle.control.controller import Command
+from roadloop_vehicle.diagnostics import Status, safety_status
+from roadloop_vehicle.messages import diagnostics_msg
+from roadloop_vehicle.safety.supervisor import SafetyConfig, SafetyInput, SafetyOutput, SafetySupervisor, State
+
+__all__ = ["SafetyCore"]
+
+
+class SafetyCore:
+    def __init__(self, config: SafetyConfig, registry: TopicRegistry, diagnostics_period_s: float) -> None:
+        self.registry = registry
+        self.supervisor = SafetySupervisor(config, registry)
+        cmd = registry["command_raw"]
+        self.watchdog_after_ns = int(cmd.stale_after_s(registry.stale_factor) * 1e9)
+        self.tick_period_s = 1.0 / cmd.rate_hz
+        self._diag_period_ns = int(diagnostics_period_s * 1e9)
+        self._last_diag_ns: int | None = None
+        self._last_command_ns: int | None = None
+        self._last_tick_ns: int | None = None
+        self.fallback_entries = 0
+        self.typestore = typestore_for(registry.typestore)
+
+    def on_command(
+        self,
+        now_ns: int,
+        last_seen: Mapping[str, int | None],
+        command: Command | None,
+        waypoints: npt.NDArray[np.float32] | None = None,
+        target_speed: float | None = None,
+        model_available: bool = True,
+    ) -> SafetyOutput:
+        self._last_command_ns = now_ns
+        self._last_tick_ns = None
+        seen = {**last_seen, "command_raw": now_ns}
+        return self._step(SafetyInput(now_ns, seen, command, waypoints, target_speed, model_available))
+
+    def tick(
+        self, now_ns: int, last_seen: Mapping[str, int | None], model_available: bool = True
+    ) -> SafetyOutput | None:
+        """The watchdog: a decision without a command, once commands are overdue (at most every tick period)."""
+        last = self._last_command_ns
+        if last is None or now_ns - last <= self.watchdog_after_ns:
+            return None
+        if self._last_tick_ns is not None and now_ns - self._last_tick_ns < int(self.tick_period_s * 1e9):
+            return None
+        self._last_tick_ns = now_ns
+        seen = {**last_seen, "command_raw": last}
+        return self._step(SafetyInput(now_ns, seen, None, model_available=model_available))
+
+    def _step(self, inp: SafetyInput) -> SafetyOutput:
+        out = self.supervisor.step(inp)
+        if out.changed and out.state is State.FALLBACK:
+            self.fallback_entries += 1
+        return out
+
+    def diagnostics(
+        self, now_ns: int, out: SafetyOutput, extra: list[Status] | None = None, news: bool = False
+    ) -> Any | None:
+        """A DiagnosticArray (safety status + `extra`) when due: each period, on a state change, or on `news`."""
+        due = self._last_diag_ns is None or now_ns - self._last_diag_ns >= self._diag_period_ns
+        if not (due or out.changed or news):
+            return None
+        self._last_diag_ns = now_ns
+        return diagnostics_msg(self.typestore, now_ns, [safety_status(out), *(extra or [])])
