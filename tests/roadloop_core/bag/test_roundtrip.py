@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,26 @@ def test_idl_defined_type_round_trips(tmp_path: Path) -> None:
     with open_bag(tmp_path / "b") as reader:
         msg = reader.decode(next(reader.messages()))
     assert (msg.x, msg.label) == (1.5, "a")
+
+
+@pytest.mark.ros
+@pytest.mark.skipif(shutil.which("ros2") is None, reason="needs a ROS 2 installation: the `ros2` CLI is not on PATH")
+def test_ros2_bag_reads_our_bag(tmp_path: Path) -> None:
+    """Where ROS 2 is installed, `ros2 bag info` and `ros2 bag play`-side readers accept what we write."""
+    cam = REG["command"]
+    with BagWriter(tmp_path / "b") as w:
+        w.add_topic(cam.name, cam.type, cam.qos)
+        for i in range(5):
+            w.write_msg(
+                cam.name,
+                i,
+                STORE.types[cam.type](
+                    header=STORE.types["std_msgs/msg/Header"](
+                        stamp=STORE.types["builtin_interfaces/msg/Time"](sec=0, nanosec=i), frame_id="base_link"
+                    ),
+                    drive=STORE.types["ackermann_msgs/msg/AckermannDrive"](speed=float(i)),
+                ),
+            )
+    res = subprocess.run(["ros2", "bag", "info", str(tmp_path / "b")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Messages:" in res.stdout and " 5" in res.stdout and cam.name in res.stdout
