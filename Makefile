@@ -42,12 +42,15 @@ typecheck: setup
 pytest: setup
 	$(BIN)/python -m pytest -q tests
 
-# Prove the tree builds the ROS way, in a throw-away folder.
+# Prove the tree builds the ROS way, in a throw-away folder: colcon build, then colcon test
+# (each package's ament-style test/ via pytest); on failure the failing tests are listed.
+COLCON = PATH=$(abspath $(BIN)):$$PATH $(BIN)/colcon --log-base $$d/log
 colcon: setup
 	d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/colcon --log-base $$d/log build --base-paths src --build-base $$d/build --install-base $$d/install && \
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/colcon --log-base $$d/log test --base-paths src --build-base $$d/build --install-base $$d/install --return-code-on-test-failure && \
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/colcon --log-base $$d/log test-result --test-result-base $$d/build
+	$(COLCON) build --base-paths src --build-base $$d/build --install-base $$d/install && \
+	{ $(COLCON) test --base-paths src --build-base $$d/build --install-base $$d/install \
+	    --return-code-on-test-failure || { $(COLCON) test-result --verbose --test-result-base $$d/build; exit 1; }; } && \
+	$(COLCON) test-result --test-result-base $$d/build
 
 test: lint typecheck pytest colcon
 
