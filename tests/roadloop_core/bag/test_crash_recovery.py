@@ -95,3 +95,23 @@ def test_truncated_active_file_recovers_its_intact_prefix(tmp_path: Path) -> Non
     assert 0 < reports[0].messages < 20 and reports[0].stopped_by
     with open_bag(bag) as reader:
         assert [bytes(r.data) for r in reader.messages()] == [_expected(i) for i in range(reports[0].messages)]
+
+
+def test_crash_after_a_split_keeps_finished_files_and_recovers_the_active_one(tmp_path: Path) -> None:
+    from roadloop_core.bag import BagWriter
+
+    bag = tmp_path / "split"
+    w = BagWriter(bag, chunk_bytes=CHUNK, max_bytes=20_000, compression="none")
+    w.add_topic("/chatter", "std_msgs/msg/String")
+    for i in range(50):
+        w.write("/chatter", 1000 + i, _expected(i))
+    w._file.mcap.flush()  # type: ignore[union-attr]  # the last chunk reached the OS ...
+    w._file.stream.flush()  # type: ignore[union-attr]
+    w._file.stream.close()  # type: ignore[union-attr]  # ... then the process died: no close()
+    names = sorted(p.name for p in bag.iterdir())
+    assert names[-1].endswith(".mcap.active") and "metadata.yaml" not in names and len(names) >= 3
+    meta, reports = reindex_bag(bag)
+    assert len(reports) == 1 and meta.message_count == 50
+    assert meta.relative_file_paths == [f"split_{i}.mcap" for i in range(len(names))]
+    with open_bag(bag) as reader:
+        assert [bytes(r.data) for r in reader.messages()] == [_expected(i) for i in range(50)]
