@@ -66,3 +66,9 @@ def test_eval_and_record_commands(
         capsys,
     )  # fmt: skip
     assert "1 bag(s)" in out and (tmp_path / "bags" / "000_racetrack_s2000" / "metadata.yaml").is_file()
+
+
+def test_scenarios_lists_both_backends(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _ok(["sim", "scenarios"], capsys)
+    for name in ("highway_light", "highway_dense", "racetrack", "uturn", "town04_highway"):
+        assert name in out

@@ -155,3 +155,22 @@ def evaluate_cmd(
         f"success {100 * s['success_rate']:.0f}%  infractions/km {s['infractions_per_km']:.2f}  "
         f"mean speed {s['mean_speed']:.1f} m/s  comfort {s['comfort']:.2f}"
     )
+
+
+@app.command("scenarios")
+def scenarios_cmd(
+    scenarios_file: Path | None = typer.Option(
+        None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
+    ),
+) -> None:
+    """List the scenarios (highway-env and CARLA) with their route, time limit, cruise speed and seeds."""
+    from roadloop_sim.carla_sim import carla_scenario_set
+    from roadloop_sim.scenarios import load_scenarios
+
+    for backend, sset in (("highway", load_scenarios(scenarios_file)), ("carla", carla_scenario_set(scenarios_file))):
+        for sc in sset.scenarios.values():
+            typer.echo(
+                f"{backend:<8} {sc.name:<16} {sc.env:<14} route {sc.route_length_m:5.0f} m  "
+                f"limit {sc.max_duration_s:3.0f} s  cruise {sc.cruise_speed:4.1f} m/s  "
+                f"seeds {list(sc.seeds)}  {sc.description}"
+            )
