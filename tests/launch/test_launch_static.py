@@ -1,0 +1,150 @@
+"""Launch files vs entry points vs parameter files, checked statically (no ROS needed: `ast` + YAML).
+
+* every executable a launch file starts is a console_scripts entry point of its package's setup.py,
+  and importing it gives a callable;
+* every parameter in a params file a launch file passes is declared by the node it is for,
+  and every parameter a node declares is set in that file (no silent defaults on the car);
+* recording is `ros2 bag record -s mcap` split by duration; replay plays with --clock on sim time.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from roadloop_core.config import load_yaml
+from roadloop_core.registry import load_registry
+from roadloop_vehicle.nodes import NODE_PARAMS
+from roadloop_vehicle.ros.params import flatten_yaml, parameter_names
+
+REPO = Path(__file__).resolve().parents[2]
+LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
+
+
+@dataclass
+class LaunchedNode:
+    package: str
+    executable: str
+    name: str
+    params_files: list[str] = field(default_factory=list)
+    sim_time: object = None
+
+
+@dataclass
+class LaunchInfo:
+    nodes: list[LaunchedNode]
+    yaml_files: set[str]
+    strings: list[str]
+
+
+def _const(node: ast.AST) -> object:
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def parse_launch(path: Path) -> LaunchInfo:
+    tree = ast.parse(path.read_text(), str(path))
+    yaml_files = {
+        str(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and str(n.value).endswith(".yaml")
+    }
+    strings = [str(n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    nodes = []
+    for call in ast.walk(tree):
+        if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) == "Node"):
+            continue
+        kw = {k.arg: k.value for k in call.keywords}
+        node = LaunchedNode(str(_const(kw["package"])), str(_const(kw["executable"])), str(_const(kw["name"])))
+        params = kw.get("parameters")
+        assert isinstance(params, ast.List), f"{path}: {node.name} parameters must be a list"
+        for item in params.elts:
+            if isinstance(item, ast.Dict):
+                for k, v in zip(item.keys, item.values, strict=True):
+                    if k is not None and _const(k) == "use_sim_time":
+                        node.sim_time = _const(v) if isinstance(v, ast.Constant) else "launch-argument"
+            else:
+                node.params_files.append(ast.unparse(item))
+        nodes.append(node)
+    return LaunchInfo(nodes, yaml_files, strings)
+
+
+def console_scripts(package: str) -> dict[str, str]:
+    tree = ast.parse((REPO / "src" / package / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                if k is not None and _const(k) == "console_scripts" and isinstance(v, ast.List):
+                    entries = [str(_const(e)) for e in v.elts]
+                    return {e.split("=")[0].strip(): e.split("=")[1].strip() for e in entries}
+    return {}
+
+
+def test_there_are_launch_files() -> None:
+    assert {p.name for p in LAUNCH_FILES} >= {"vehicle.launch.py", "replay.launch.py"}
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_executables_exist_as_entry_points(path: Path) -> None:
+    info = parse_launch(path)
+    assert info.nodes, f"{path.name} starts no nodes"
+    for node in info.nodes:
+        scripts = console_scripts(node.package)
+        assert node.executable in scripts, f"{path.name}: {node.package} has no console script {node.executable}"
+        module, attr = scripts[node.executable].split(":")
+        assert callable(getattr(importlib.import_module(module), attr))
+
+
+def params_sections(yaml_name: str) -> dict[str, dict[str, object]]:
+    data = load_yaml(REPO / "config" / yaml_name)
+    return {
+        node: flatten_yaml(section["ros__parameters"])
+        for node, section in data.items()
+        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict)
+    }
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_parameters_declared_both_ways(path: Path) -> None:
+    info = parse_launch(path)
+    launched = {n.name: n for n in info.nodes}
+    params_files = [y for y in sorted(info.yaml_files) if params_sections(y)]  # topics.yaml etc. are not
+    assert params_files == ["vehicle.yaml"], f"{path.name} passes {params_files}"
+    for yaml_name in params_files:
+        sections = params_sections(yaml_name)
+        for node_name, params in sections.items():
+            assert node_name in launched, f"config/{yaml_name}: section {node_name} is for no node {path.name} starts"
+            declared = set(parameter_names(NODE_PARAMS[node_name]))
+            given = set(params)
+            assert not given - declared, f"config/{yaml_name}: {node_name} does not declare {sorted(given - declared)}"
+            assert not declared - given, f"config/{yaml_name}: {node_name} parameters unset: {sorted(declared - given)}"
+        for node in launched.values():
+            assert node.name in sections, f"{path.name}: {node.name} has no section in config/{yaml_name}"
+            assert node.params_files, f"{path.name}: {node.name} is given no params file"
+
+
+def test_params_files_validate_into_the_node_configs() -> None:
+    from roadloop_vehicle.ros.params import validated
+
+    for node_name, params in params_sections("vehicle.yaml").items():
+        validated(NODE_PARAMS[node_name], params, node_name)  # raises ConfigError naming a bad value
+
+
+def test_vehicle_launch_records_registry_topics_as_split_mcap() -> None:
+    info = parse_launch(REPO / "launch" / "vehicle.launch.py")
+    s = info.strings
+    i = s.index("ros2")
+    assert s[i : i + 5] == ["ros2", "bag", "record", "-s", "mcap"]
+    assert "--max-bag-duration" in s
+    text = (REPO / "launch" / "vehicle.launch.py").read_text()
+    assert "load_registry" in text and ".recorded()" in text  # topics from the registry, not hard-coded
+    assert not [t.name for t in load_registry().topics.values() if t.name in s], "topic names hard-coded"
+
+
+def test_replay_launch_plays_with_clock_and_sim_time() -> None:
+    info = parse_launch(REPO / "launch" / "replay.launch.py")
+    i = info.strings.index("ros2")
+    assert info.strings[i : i + 3] == ["ros2", "bag", "play"]
+    assert "--clock" in info.strings
+    assert all(n.sim_time is True for n in info.nodes)
