@@ -24,6 +24,7 @@ def test_frees_confirmed_oldest_first_never_unconfirmed(hub_proc, make_bag, tmp_
     watch.mkdir()
     for i, start in enumerate([3000, 1000, 2000]):
         make_bag(watch / f"bag{i}", seed=i, start_s=start)  # age order: bag1, bag2, bag0
+    (watch / "bag1.tags").write_text("night\n")
     unfinished = watch / "live"
     unfinished.mkdir()
     (unfinished / "live_0.mcap.active").write_bytes(b"\0" * 300_000)
@@ -36,7 +37,7 @@ def test_frees_confirmed_oldest_first_never_unconfirmed(hub_proc, make_bag, tmp_
     bridge.close()
     assert sorted(report.uploaded) == ["bag0", "bag1", "bag2"]
     assert report.deleted == ["bag1"]  # the oldest recording, and only as much as the quota needs
-    assert sorted(p.name for p in watch.iterdir()) == ["bag0", "bag2", "live"]
+    assert sorted(p.name for p in watch.iterdir()) == ["bag0", "bag2", "live"]  # bag1.tags went with it
     assert (unfinished / "live_0.mcap.active").is_file()  # never touched: still being written
     assert _last_diag(state)["status"][0]["level"] == 1  # close to the quota: WARN
 

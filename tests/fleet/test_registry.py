@@ -89,6 +89,9 @@ def test_publish_pull_switch_and_rollback(fleet, keys, tmp_path: Path, run_bridg
     assert back.returncode == 0 and "pilot v1" in back.stdout, back.stderr
     assert "switched pilot-v1" in pull(fleet, keys, tmp_path, run_bridge).stdout
     assert os.readlink(models / "current") == "versions/pilot-v1"
+    with hub.client(hub.token("car-reader")) as c:  # any vehicle reads the channel and its manifest
+        current = c.get("/v1/channels/production").json()
+    assert current["version"] == 1 and current["manifest"]["files"]["policy.onnx"]
     history = hub.admin_get("/v1/channels/production/history")
     assert [(h["action"], h["version"]) for h in history] == [("publish", 1), ("publish", 2), ("rollback", 1)]
     diag = [json.loads(line) for line in (tmp_path / "state" / "diagnostics.jsonl").read_text().splitlines()]

@@ -123,6 +123,9 @@ def test_size_limits_and_chunk_checks(setup, tmp_path: Path) -> None:
     with hub.client(car_a) as c:
         r = c.post("/v1/uploads", content=b"{" + b" " * (70 << 10) + b"}", headers={"Content-Type": "application/json"})
         assert r.status_code == 413
+        streamed = (b" " * 8192 for _ in range(20))  # no Content-Length: counted while it streams
+        r = c.post("/v1/uploads", content=streamed, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
         r = c.post("/v1/uploads", json={"bag_name": "huge", "size": 1 << 50, "sha256": "b" * 64, "chunk_size": 65536})
         assert r.status_code == 400
         up = c.post("/v1/uploads", json={"bag_name": "new", "size": 200_000, "sha256": "c" * 64, "chunk_size": 65536})

@@ -52,6 +52,8 @@ def test_sigkill_mid_chunk_resumes_without_resending(hub_proc, make_bag, run_bri
     before = _events(hub)
     held_before = sum(1 for evs in before.values() for e in evs if e["outcome"] == "stored")
     assert 4 <= held_before < 3 * 6, "the kill must land before everything was sent"
+    _wait_for(lambda: any(e["outcome"] == "aborted" for evs in _events(hub).values() for e in evs), 10)
+    # ^ the hub saw a chunk body end early: the kill landed mid-chunk
 
     done = run_bridge(watch, hub, token, state, "--no-models", "--chunk-bytes", CHUNK)
     assert done.returncode == 0, done.stderr

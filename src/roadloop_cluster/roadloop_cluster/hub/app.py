@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from roadloop_cluster.hub.auth import Principal, lookup
 from roadloop_cluster.hub.errors import CatalogError, RequestRefused
@@ -166,17 +167,21 @@ def create_app(hub: Hub) -> FastAPI:
     def upload_status(upload_id: str, who: Who) -> dict[str, Any]:
         return hub.upload_status(who, upload_id)
 
-    @app.put("/v1/uploads/{upload_id}/chunks/{idx}")
+    @app.put("/v1/uploads/{upload_id}/chunks/{idx}", response_model=None)
     async def put_chunk(
         upload_id: str,
         idx: int,
         request: Request,
         who: Who,
         x_chunk_sha256: Annotated[str | None, Header()] = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | JSONResponse:
         if x_chunk_sha256 is None:
             raise RequestRefused(400, "chunk PUT needs an X-Chunk-Sha256 header")
-        data = await request.body()
+        try:
+            data = await request.body()
+        except ClientDisconnect:  # the vehicle went away mid-chunk: log it, store nothing
+            await run_in_threadpool(hub.chunk_aborted, who, upload_id, idx)
+            return JSONResponse({"detail": f"chunk {idx}: body ended early"}, status_code=400)
         return await run_in_threadpool(hub.put_chunk, who, upload_id, idx, x_chunk_sha256, data)
 
     @app.post("/v1/uploads/{upload_id}/complete")

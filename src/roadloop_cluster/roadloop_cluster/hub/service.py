@@ -61,6 +61,7 @@ class Hub:
         self._running: dict[str, tuple[int, Any]] = {}
         self._running_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._complete_locks: dict[str, threading.Lock] = {}
 
     # -- uploads ---------------------------------------------------------------------------------
     def _upload(self, who: Principal, upload_id: str) -> dict[str, Any]:
@@ -174,17 +175,15 @@ class Hub:
         if not lock.acquire(blocking=False):
             return  # another request is extending the prefix and will pick this chunk up
         try:
-            while True:
-                covered, digest = self._running.get(upload_id, (0, hashlib.sha256()))
-                held = {r["idx"] for r in self.db.query("SELECT idx FROM chunks WHERE upload_id = ?", (upload_id,))}
-                advanced = False
-                while covered < size and covered // chunk in held:
-                    off, length = chunk_range(covered // chunk, size, chunk)
-                    digest.update(self.store.read_part(upload_id, off, length))
-                    covered, advanced = covered + length, True
-                self._running[upload_id] = (covered, digest)
-                if not advanced:
-                    return
+            covered, digest = self._running.get(upload_id, (0, hashlib.sha256()))
+            while covered < size:
+                idx = covered // chunk
+                if self.db.one("SELECT idx FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx)) is None:
+                    break
+                off, length = chunk_range(idx, size, chunk)
+                digest.update(self.store.read_part(upload_id, off, length))
+                covered += length
+            self._running[upload_id] = (covered, digest)
         finally:
             lock.release()
 
@@ -196,6 +195,18 @@ class Hub:
             )
 
     def complete(self, who: Principal, upload_id: str) -> dict[str, Any]:
+        self._upload(who, upload_id)  # refuse strangers before waiting on the lock
+        with self._locks_guard:
+            lock = self._complete_locks.setdefault(upload_id, threading.Lock())
+        with lock:  # a client retrying a slow complete waits for the first one instead of racing it
+            return self._complete(who, upload_id)
+
+    def chunk_aborted(self, who: Principal, upload_id: str, idx: int) -> None:
+        """A chunk body that ended early (client gone mid-chunk): logged, nothing stored."""
+        self._upload(who, upload_id)
+        self._event(upload_id, idx, "aborted")
+
+    def _complete(self, who: Principal, upload_id: str) -> dict[str, Any]:
         row = self._upload(who, upload_id)
         if row["state"] == "complete":
             return self._status(row) | {"bag": self.bag_record(row["sha256"])}
@@ -385,7 +396,7 @@ class Hub:
         )
 
     def _release_view(self, channel: str, row: dict[str, Any]) -> dict[str, Any]:
-        bundle = self.db.one("SELECT name, version FROM bundles WHERE id = ?", (row["bundle_id"],))
+        bundle = self.db.one("SELECT name, version, manifest FROM bundles WHERE id = ?", (row["bundle_id"],))
         assert bundle is not None
         bdir = self.store.bundle_dir(row["bundle_id"])
         files = {p.name: p.stat().st_size for p in sorted(bdir.iterdir()) if p.is_file()}
@@ -398,6 +409,7 @@ class Hub:
             "name": bundle["name"],
             "version": bundle["version"],
             "files": files,
+            "manifest": json.loads(bundle["manifest"]),  # for display; the vehicle verifies the downloaded bytes
         }
 
     def current(self, channel: str) -> dict[str, Any]:

@@ -99,8 +99,11 @@ class HubClient:
         )
         return out
 
-    def complete(self, upload_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = self.json("POST", f"/v1/uploads/{upload_id}/complete")
+    def complete(self, upload_id: str, size: int = 0) -> dict[str, Any]:
+        # The hub re-hashes and unpacks the object before answering: allow for that on big bags.
+        timeout = self.http.timeout.read or 60.0
+        wait = httpx.Timeout(timeout + size / 20e6, connect=self.http.timeout.connect)
+        out: dict[str, Any] = self.json("POST", f"/v1/uploads/{upload_id}/complete", timeout=wait)
         return out
 
     def send_missing(
@@ -128,7 +131,7 @@ class HubClient:
         with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
             for future in [pool.submit(send, idx) for idx in missing]:
                 future.result()
-        done = self.complete(upload["upload_id"])
+        done = self.complete(upload["upload_id"], size)
         return UploadReport(sent=len(missing), skipped=len(have), result=done)
 
     # -- registry --------------------------------------------------------------------------------

@@ -203,6 +203,7 @@ class Bridge:
             os.rename(path, trash)  # a half-deleted bag never looks like a bag
             self.queue.deleted(victim.name)
             shutil.rmtree(trash, ignore_errors=True)
+            (self.watch / f"{victim.name}.tags").unlink(missing_ok=True)
             report.deleted.append(victim.name)
             log.info("freed %s (%d B, confirmed by the hub)", victim.name, victim.size)
 
