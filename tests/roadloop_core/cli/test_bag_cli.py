@@ -134,3 +134,13 @@ def test_usage_error_exits_2() -> None:
     res = run("bag", "info")
     assert res.returncode == 2
     assert "Missing argument" in res.stderr
+
+
+def test_plot_writes_a_png(conformance_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rates.png"
+    res = run("bag", "plot", str(conformance_dir / "mcap" / "wbag"), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = run("bag", "plot", str(conformance_dir / "sqlite3" / "empty_bag"), "--out", str(tmp_path / "e.png"))
+    assert empty.returncode == 2 and "no messages" in empty.stderr
+    assert not (tmp_path / "e.png").exists()

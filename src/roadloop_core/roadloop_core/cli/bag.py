@@ -1,4 +1,4 @@
-"""`roadloop bag info|check|reindex`: look into, verify and repair rosbag2 bags (sqlite3 and mcap)."""
+"""`roadloop bag info|check|reindex|plot`: look into, verify, repair and plot rosbag2 bags (sqlite3, mcap)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from roadloop_core.bag import BagInfo, open_bag
 from roadloop_core.bag.reindex import reindex_bag
+from roadloop_core.errors import BagError
 
 __all__ = ["app", "qos_summary"]
 
@@ -205,3 +206,50 @@ def reindex_cmd(path: Path = typer.Argument(..., help="Bag folder whose metadata
         f"wrote {Path(path) / 'metadata.yaml'}: {len(meta.relative_file_paths)} file(s), "
         f"{len(meta.topics)} topic(s), {meta.message_count} messages"
     )
+
+
+@app.command("plot")
+def plot_cmd(
+    path: Path = typer.Argument(..., help=PATH_HELP),
+    out: Path = typer.Option(Path("bag-rates.png"), "--out", "-o", help="PNG to write."),
+    bins: int = typer.Option(200, "--bins", min=10, max=5000, help="Time bins across the bag's duration."),
+) -> None:
+    """Plot each topic's message rate over the bag's time (gaps and rate drops at a glance)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # the vehicle image may ship without matplotlib
+        raise BagError(f"{path}: plotting needs matplotlib, which is not installed here") from err
+    import numpy as np
+
+    with open_bag(path) as bag, _progress() as progress:
+        info = bag.info
+        task = progress.add_task("reading", total=info.message_count)
+        stamps: dict[str, list[int]] = {t.name: [] for t in info.topics}
+        for raw in bag.messages():
+            stamps[raw.topic].append(raw.timestamp_ns)
+            progress.advance(task)
+    if not info.message_count:
+        raise BagError(f"{path}: the bag holds no messages; nothing to plot")
+    span_s = max(info.duration_s, 1e-9)
+    nbins = max(1, min(bins, int(np.ceil(span_s))))  # at least 1 s per bin: sparse topics stay readable
+    edges = np.linspace(0.0, span_s, nbins + 1)
+    width_s = span_s / nbins
+    fig, axes = plt.subplots(len(stamps), 1, sharex=True, squeeze=False, figsize=(11, 0.4 + 1.1 * len(stamps)))
+    for ax, (name, ts) in zip(axes[:, 0], stamps.items(), strict=True):
+        rel = (np.asarray(ts, dtype=np.int64) - info.start_ns) / 1e9
+        counts, _ = np.histogram(rel, bins=edges)
+        ax.step(edges, np.append(counts, counts[-1:]) / width_s, where="post")
+        ax.set_ylabel("msg/s", fontsize="small")
+        ax.set_ylim(bottom=0, top=max(1.0, float(counts.max()) / width_s * 1.15))
+        ax.set_title(f"{name}  ({len(ts)} messages)", fontsize="small", loc="left")
+    axes[-1, 0].set_xlabel(f"time since bag start [s]  (bins of {width_s:.2f} s)")
+    fig.suptitle(f"{Path(path).name}: {info.message_count} messages over {info.duration_s:.1f} s")
+    fig.tight_layout()
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
+    print(f"wrote {out}")
