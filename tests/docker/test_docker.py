@@ -145,14 +145,32 @@ FROM_BASE = {
 
 
 def _third_party_imports(roots: list[Path]) -> set[str]:
+    """Top-level modules imported, except inside `try: ... except ImportError` (optional features)."""
     import ast
+
+    def optional(node: ast.Try) -> bool:
+        names = set()
+        for h in node.handlers:
+            for n in h.type.elts if isinstance(h.type, ast.Tuple) else [h.type] if h.type else []:
+                names.add(getattr(n, "id", ""))
+        return bool(names & {"ImportError", "ModuleNotFoundError", "Exception"})
 
     mods: set[str] = set()
     for root in roots:
         for f in root.rglob("*.py"):
             if f.name == "setup.py":
                 continue
-            for node in ast.walk(ast.parse(f.read_text())):
+            tree = ast.parse(f.read_text())
+            guarded = {
+                id(n)
+                for t in ast.walk(tree)
+                if isinstance(t, ast.Try) and optional(t)
+                for b in t.body
+                for n in ast.walk(b)
+            }
+            for node in ast.walk(tree):
+                if id(node) in guarded:
+                    continue
                 if isinstance(node, ast.Import):
                     mods |= {a.name.split(".")[0] for a in node.names}
                 elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
