@@ -29,7 +29,7 @@ class BridgeConfig:
     channel: str = "production"
     models_dir: str = "~/.roadloop/models"
     public_key: str = ""  # Ed25519 public key (PEM) bundles must be signed for
-    observation_config: str = ""  # dataset.yaml holding the vehicle's `observation:` ("" = config/dataset.yaml)
+    vehicle_params: str = ""  # the drive node's params (its observation spec, replay) ("" = config/vehicle.yaml)
     golden_bag: str = ""  # replayed with every new bundle before it becomes current ("" = skip)
 
     def __post_init__(self) -> None:

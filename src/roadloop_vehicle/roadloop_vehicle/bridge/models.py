@@ -29,6 +29,7 @@ from roadloop_core.errors import RoadloopError
 from roadloop_vehicle.bridge.client import HubClient
 from roadloop_vehicle.bridge.errors import BridgeError
 from roadloop_vehicle.bridge.wire import SHA256_RE, check_name
+from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["ModelPuller", "PullResult", "current_label", "switch_current"]
 
@@ -76,6 +77,7 @@ class ModelPuller:
         public_key_path: Path,
         observation: dict[str, Any],
         golden_bag: Path | None = None,
+        vehicle_params: VehicleParams | None = None,
     ) -> None:
         self.client, self.channel = client, channel
         self.models_dir = models_dir
@@ -84,6 +86,7 @@ class ModelPuller:
         self.public_key, self.public_key_path = public_key, public_key_path
         self.observation = observation
         self.golden_bag = golden_bag
+        self.vehicle_params = vehicle_params  # the drive node's params: the golden replay runs exactly them
         self.state_path = state_dir / "models.json"
         for d in (self.versions, self.staging):
             d.mkdir(parents=True, exist_ok=True)
@@ -173,7 +176,9 @@ class ModelPuller:
         assert self.golden_bag is not None
         out = Path(tempfile.mkdtemp(prefix=".golden.", dir=self.staging))
         try:
-            result = replay_bag(self.golden_bag, out / "replay", stage, public_key=self.public_key_path)
+            result = replay_bag(
+                self.golden_bag, out / "replay", stage, params=self.vehicle_params, public_key=self.public_key_path
+            )
         except RoadloopError as err:
             raise BridgeError(f"{label}: golden replay of {self.golden_bag.name} failed: {err}") from err
         finally:

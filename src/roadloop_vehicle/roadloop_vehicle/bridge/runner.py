@@ -234,9 +234,11 @@ class Bridge:
             if not self.cfg.public_key:
                 raise BridgeError("bridge.yaml: public_key is required to pull models (or set pull_models: false)")
             from roadloop_core.features import ObservationSpec
+            from roadloop_vehicle.params import load_vehicle_params
 
             key_path = Path(os.path.expanduser(self.cfg.public_key))
-            obs_path = Path(self.cfg.observation_config) if self.cfg.observation_config else None
+            params = load_vehicle_params(Path(self.cfg.vehicle_params) if self.cfg.vehicle_params else None)
+            observation = ObservationSpec.from_config(params.path(params.drive.observation_config))
             golden = Path(os.path.expanduser(self.cfg.golden_bag)) if self.cfg.golden_bag else None
             self.puller = ModelPuller(
                 self.client,
@@ -245,8 +247,9 @@ class Bridge:
                 self.state,
                 load_public_key(key_path),
                 key_path,
-                ObservationSpec.from_config(obs_path).to_dict(),
+                observation.to_dict(),
                 golden,
+                params,
             )
         return self.puller.poll()
 
