@@ -2,7 +2,10 @@
 
 `bundle:PATH` resolves to the class in `roadloop_sim.drivers.bundle` (written by the onboard
 work: it wraps `roadloop_vehicle.pipeline`), imported lazily so that the other drivers work
-without it. See `roadloop_sim.protocol` for the Driver protocol.
+without it. The resolver instantiates `BundleDriver(Path(PATH))`, adding `registry=` when the
+constructor takes that keyword (else the first class of the module with `act` and `reset`).
+A RoadloopError from the constructor passes through; any other exception becomes a
+one-line DriverError. See `roadloop_sim.protocol` for the Driver protocol.
 """
 
 from __future__ import annotations
