@@ -52,23 +52,27 @@ def waypoints_from_path(msg: Any) -> npt.NDArray[np.float32]:
 
 
 def command_msg(store: Typestore, stamp_ns: int, cmd: Command, frame_id: str) -> Any:
+    """AckermannDriveStamped. Per ackermann_msgs, acceleration, jerk and steering_angle_velocity are
+    magnitudes (limits for reaching `speed`/`steering_angle`), so the signed internal values go out as abs."""
     T = store.types
     drive = T["ackermann_msgs/msg/AckermannDrive"](
         steering_angle=float(cmd.steering_angle),
-        steering_angle_velocity=float(cmd.steering_angle_velocity),
+        steering_angle_velocity=abs(float(cmd.steering_angle_velocity)),
         speed=float(cmd.speed),
-        acceleration=float(cmd.acceleration),
-        jerk=float(cmd.jerk),
+        acceleration=abs(float(cmd.acceleration)),
+        jerk=abs(float(cmd.jerk)),
     )
     return T["ackermann_msgs/msg/AckermannDriveStamped"](header=header(store, stamp_ns, frame_id), drive=drive)
 
 
-def command_from_msg(msg: Any) -> Command:
+def command_from_msg(msg: Any, current_speed: float | None = None) -> Command:
+    """The signed command: acceleration is negative when the commanded speed is below `current_speed`."""
     d = msg.drive
+    braking = current_speed is not None and float(d.speed) < current_speed
     return Command(
         steering_angle=float(d.steering_angle),
         speed=float(d.speed),
-        acceleration=float(d.acceleration),
+        acceleration=-abs(float(d.acceleration)) if braking else abs(float(d.acceleration)),
         jerk=float(d.jerk),
         steering_angle_velocity=float(d.steering_angle_velocity),
     )

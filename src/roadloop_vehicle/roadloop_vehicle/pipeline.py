@@ -80,10 +80,15 @@ class Pipeline:
             public_key=public_key,
             deterministic=deterministic,
         )
-        s = self.params.safety
-        self.safety = SafetyCore(s.safety, self.registry, s.diagnostics_period_s)
         self.typestore = self.drive.typestore
         self._roles = {spec.name: role for role, spec in self.registry.topics.items()}
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh episode: new synchronizer, controller and supervisor state; the loaded model stays."""
+        self.drive = DriveCore(self.params.drive, self.registry, self.observation, self.drive.manager)
+        s = self.params.safety
+        self.safety = SafetyCore(s.safety, self.registry, s.diagnostics_period_s)
         self.last_seen: dict[str, int | None] = {}
         self.reports: list[FrameReport] = []
 

@@ -30,6 +30,7 @@ class SafetyNode:
     core: SafetyCore
     last_seen: dict[str, int | None] = field(default_factory=dict)
     trajectory: tuple[int, npt.NDArray[np.float32]] | None = None  # (header stamp, waypoints)
+    speed: float | None = None  # latest odometry speed: gives the command's acceleration its sign
 
 
 def wire_safety(io: NodeIO) -> SafetyNode:
@@ -55,8 +56,13 @@ def wire_safety(io: NodeIO) -> SafetyNode:
 
         io.subscribe(role, on_message)
 
+    def on_odometry(data: bytes, now_ns: int) -> None:
+        node.last_seen["odometry"] = now_ns
+        node.speed = float(store.deserialize_cdr(data, registry["odometry"].type).twist.twist.linear.x)
+
+    io.subscribe("odometry", on_odometry)
     for role in params.safety.monitored_roles:
-        if role != "command_raw":
+        if role not in ("command_raw", "odometry"):
             seen(role)
 
     def on_trajectory(data: bytes, now_ns: int) -> None:
@@ -68,7 +74,7 @@ def wire_safety(io: NodeIO) -> SafetyNode:
         stamp = header_stamp_ns(msg)
         # the trajectory of the same frame (same sensor stamp) is checked for NaN and jumps too
         waypoints = node.trajectory[1] if node.trajectory and node.trajectory[0] == stamp else None
-        cmd = command_from_msg(msg)
+        cmd = command_from_msg(msg, node.speed)
         emit(now_ns, stamp, node.core.on_command(now_ns, node.last_seen, cmd, waypoints, cmd.speed))
 
     def on_tick() -> None:
