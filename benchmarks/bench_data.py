@@ -5,7 +5,7 @@
 2. ShardDataset with 2 workers against what the trainer consumes (default model of config/train.yaml,
    forward + backward + AdamW step on CPU, global batch): ratio of samples/s, target >= 3;
 3. peak RSS of a build whose input is 5x longer against the shorter one's (each build in its own
-   process, which reports its own peak RSS, VmHWM): target <= 1.2.
+   process): the builder's own (anonymous) memory, target <= 1.2; total VmHWM shown beside it.
 """
 
 from __future__ import annotations
@@ -40,15 +40,32 @@ def _plain_read(bag: Path, topics: list[str]) -> int:
     return n
 
 
-# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child forked from this (large) benchmark process
-# would report the parent's footprint; VmHWM belongs to the child's own address space.
+# The child reports two peaks. VmHWM (not ru_maxrss: that survives exec, so a child forked from this large
+# benchmark process would report the parent's footprint) counts every resident page, including the clean,
+# file-backed pages of the bag that roadloop_core's mcap reader maps into memory: they grow with the file and
+# the kernel drops them under pressure. RssAnon, sampled every 2 ms, is the builder's own memory: the figure
+# that "bounded whatever the bag size" is about.
 _CHILD = """
-import json, sys
+import json, sys, threading, time
 from pathlib import Path
 from roadloop_cluster.data import BuildOptions, build_dataset
+
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key))
+
+peak = [0]
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], status("RssAnon:"))
+        time.sleep(0.002)
+t = threading.Thread(target=sample, daemon=True)
+t.start()
 index = build_dataset([Path(sys.argv[1])], Path(sys.argv[2]), BuildOptions(workers=1, progress=False))
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"rss_kib": hwm, "count": index["count"]}))
+done.set()
+t.join()
+print(json.dumps({"anon_kib": max(peak[0], status("RssAnon:")), "hwm_kib": status("VmHWM:"), "count": index["count"]}))
 """
 
 
@@ -127,10 +144,17 @@ def run(bench: Bench) -> None:
     # 3. peak RSS, each build in its own process (the large build's dataset feeds the loader below)
     r_small = _build_in_child(small, wd / "rss-small")
     r_large = _build_in_child(large, wd / "rss-large")
-    rss_ratio = r_large["rss_kib"] / r_small["rss_kib"]
-    bench.figure("build peak RSS, 1x input", r_small["rss_kib"] / 1024, "MiB", detail=f"{r_small['count']} samples")
-    bench.figure("build peak RSS, 5x input", r_large["rss_kib"] / 1024, "MiB", detail=f"{r_large['count']} samples")
-    bench.figure("peak RSS 5x / 1x input", rss_ratio, "x", target="<= 1.2", ok=rss_ratio <= 1.2)
+    anon_ratio = r_large["anon_kib"] / r_small["anon_kib"]
+    hwm_ratio = r_large["hwm_kib"] / r_small["hwm_kib"]
+    for name, r in (("1x", r_small), ("5x", r_large)):
+        bench.figure(f"build peak anon RSS, {name} input", r["anon_kib"] / 1024, "MiB", detail=f"{r['count']} samples")
+    bench.figure("peak anon RSS 5x / 1x input", anon_ratio, "x", target="<= 1.2", ok=anon_ratio <= 1.2)
+    bench.figure(
+        "peak VmHWM 5x / 1x (incl. mmap'd bag pages)",
+        hwm_ratio,
+        "x",
+        detail=f"{r_small['hwm_kib'] // 1024} -> {r_large['hwm_kib'] // 1024} MiB; clean file pages of the bag reader",
+    )
 
     # 2. loader (2 workers) vs the trainer's consumption at the default model on CPU
     import torch

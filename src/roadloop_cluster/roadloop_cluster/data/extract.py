@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -107,8 +108,12 @@ def extract_bag(job: BagJob) -> BagResult:
     """Stream one bag through the SampleBuilder into `job.spool`; never raises for a bad bag."""
     result = BagResult(job.bag, "")
     spool: _Spool | None = None
+    sha: Future[str] | None = None
     try:
-        result.sha256 = bag_sha256(job.bag)
+        # hashing reads the whole bag again: overlap it with the extraction (hashlib and file reads drop the GIL)
+        hasher = ThreadPoolExecutor(max_workers=1)
+        sha = hasher.submit(bag_sha256, job.bag)
+        hasher.shutdown(wait=False)
         reg = load_registry(job.registry_path)
         spec = job.config.observation
         build = job.config.build
@@ -158,6 +163,11 @@ def extract_bag(job: BagJob) -> BagResult:
         if spool is not None:
             for f in spool.files.values():
                 f.close()
+        if sha is not None:
+            try:
+                result.sha256 = sha.result()
+            except OSError as err:
+                result.error = result.error or f"unreadable: {err}"
     if result.error is not None:
         result.count = 0
         shutil.rmtree(job.spool, ignore_errors=True)

@@ -20,9 +20,10 @@ import numpy as np
 
 from roadloop_cluster.data.errors import DataError
 
-__all__ = ["ShardWriter", "file_sha256", "open_npz_mmap", "write_npz"]
+__all__ = ["ShardWriter", "file_sha256", "open_npz_mmap", "write_npz", "write_npz_parts"]
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+_ROWS_PER_WRITE = 256
 
 
 def file_sha256(path: Path) -> str:
@@ -35,14 +36,32 @@ def file_sha256(path: Path) -> str:
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write `arrays` (in the given order) as an uncompressed .npz at `path`, fsynced."""
+    write_npz_parts(path, {name: [arr] for name, arr in arrays.items()})
+
+
+def write_npz_parts(path: Path, parts: dict[str, list[np.ndarray]]) -> None:
+    """Like `write_npz` for arrays given as row blocks (e.g. memory-mapped spool slices): each member is
+    streamed block by block, never concatenated in memory. Same bytes as `write_npz` of the whole arrays."""
     with open(path, "wb") as raw:
         with zipfile.ZipFile(raw, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, arr in arrays.items():
+            for name, blocks in parts.items():
+                first = blocks[0]
+                rows = sum(len(b) for b in blocks)
+                header = {
+                    "descr": np.lib.format.dtype_to_descr(first.dtype),
+                    "fortran_order": False,
+                    "shape": (rows, *first.shape[1:]),
+                }
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
                 info.compress_type = zipfile.ZIP_STORED
                 info.external_attr = 0o644 << 16
                 with zf.open(info, "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.ascontiguousarray(arr), allow_pickle=False)
+                    np.lib.format.write_array_header_1_0(f, header)
+                    for block in blocks:
+                        if block.dtype != first.dtype or block.shape[1:] != first.shape[1:]:
+                            raise DataError(f"{path}: blocks of '{name}' differ in dtype or shape")
+                        for lo in range(0, len(block), _ROWS_PER_WRITE):
+                            f.write(np.ascontiguousarray(block[lo : lo + _ROWS_PER_WRITE]).data.cast("B"))
         raw.flush()
         os.fsync(raw.fileno())
 
@@ -80,7 +99,11 @@ def open_npz_mmap(path: Path) -> dict[str, np.ndarray]:
 
 
 class ShardWriter:
-    """Cuts a stream of sample batches into fixed-size shards `<split>-NNNNN.npz` under `shards_dir`."""
+    """Cuts a stream of sample blocks into fixed-size shards `<split>-NNNNN.npz` under `shards_dir`.
+
+    Blocks are kept as given (memory-mapped spool slices stay on disk) and streamed into the
+    shard file when it is full, so memory does not grow with the shard size or the input.
+    """
 
     def __init__(self, shards_dir: Path, split: str, shard_size: int, names: tuple[str, ...]) -> None:
         self.dir = shards_dir
@@ -92,13 +115,13 @@ class ShardWriter:
         self._buffered = 0
 
     def add(self, arrays: dict[str, np.ndarray]) -> None:
-        """Append a batch; shards are written as soon as `shard_size` samples are buffered."""
+        """Append a block; shards are written as soon as `shard_size` samples are collected."""
         n = len(arrays[self.names[0]])
         start = 0
         while start < n:
             take = min(self.size - self._buffered, n - start)
             for name in self.names:
-                self._parts[name].append(np.asarray(arrays[name][start : start + take]))
+                self._parts[name].append(arrays[name][start : start + take])
             self._buffered += take
             start += take
             if self._buffered == self.size:
@@ -112,7 +135,7 @@ class ShardWriter:
     def _flush(self) -> None:
         file = f"{self.split}-{len(self.shards):05d}.npz"
         path = self.dir / file
-        write_npz(path, {n: np.concatenate(self._parts[n]) for n in self.names})
+        write_npz_parts(path, self._parts)
         self.shards.append({"file": f"shards/{file}", "count": self._buffered, "sha256": file_sha256(path)})
         self._parts = {n: [] for n in self.names}
         self._buffered = 0

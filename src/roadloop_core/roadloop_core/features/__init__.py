@@ -13,7 +13,7 @@ can look into the future of a bag, computes them.
 
 from roadloop_core.features.compute import EGO_STATE_FIELDS, Features, compute_features
 from roadloop_core.features.errors import FeatureError
-from roadloop_core.features.geometry import OdomSample, Pose2D, interpolate_odometry, route_target, to_ego_frame
+from roadloop_core.features.geometry import OdomSample, Pose2D, Route, interpolate_odometry, route_target, to_ego_frame
 from roadloop_core.features.image import image_msg_to_rgb, resize_box
 from roadloop_core.features.messages import header_stamp_ns, odom_sample
 from roadloop_core.features.spec import ObservationSpec
@@ -29,6 +29,7 @@ __all__ = [
     "ObservationSpec",
     "OdomSample",
     "Pose2D",
+    "Route",
     "compute_features",
     "header_stamp_ns",
     "image_msg_to_rgb",

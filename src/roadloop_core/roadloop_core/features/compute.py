@@ -38,7 +38,7 @@ def compute_features(frame: Frame, spec: ObservationSpec) -> Features:
     else:
         yaw_rate, ax, ay = pose.yaw_rate, pose.accel, pose.speed * pose.yaw_rate
     ego = np.array([pose.speed, yaw_rate, ax, ay], dtype=np.float32)
-    target_map = route_target(frame.route_xy, pose, spec.route_lookahead_m)
+    target_map = route_target(frame.route, pose, spec.route_lookahead_m)
     target = to_ego_frame(pose, target_map).astype(np.float32)
     image = None
     if spec.camera is not None and frame.image is not None:

@@ -12,6 +12,7 @@ import numpy as np
 __all__ = [
     "OdomSample",
     "Pose2D",
+    "Route",
     "bracket",
     "interpolate_odometry",
     "route_target",
@@ -82,29 +83,44 @@ def to_ego_frame(pose: Pose2D, xy: np.ndarray) -> np.ndarray:
     return np.stack([c * dx + s * dy, -s * dx + c * dy], axis=-1)
 
 
-def route_target(route_xy: np.ndarray, pose: Pose2D, lookahead_m: float) -> np.ndarray:
+class Route:
+    """A route polyline (M, 2) in the map frame with its segment geometry computed once per message."""
+
+    __slots__ = ("cum", "denom", "points", "seg", "seg_len")
+
+    def __init__(self, points: np.ndarray) -> None:
+        self.points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        self.seg = self.points[1:] - self.points[:-1]
+        self.seg_len = np.hypot(self.seg[:, 0], self.seg[:, 1])
+        self.denom = np.where(self.seg_len > 0, self.seg_len * self.seg_len, 1.0)
+        self.cum = np.concatenate([[0.0], np.cumsum(self.seg_len)])
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def route_target(route: Route | np.ndarray, pose: Pose2D, lookahead_m: float) -> np.ndarray:
     """The map-frame point `lookahead_m` along the route from the route point closest to the ego.
 
     The closest point is the projection onto the nearest polyline segment; past the
     route's end the last segment is extended, so the target stays `lookahead_m` ahead.
     """
-    pts = np.asarray(route_xy, dtype=np.float64)
+    r = route if isinstance(route, Route) else Route(route)
+    pts, seg, seg_len, cum = r.points, r.seg, r.seg_len, r.cum
     if len(pts) == 1:
         return np.array(pts[0], dtype=np.float64)
-    seg = pts[1:] - pts[:-1]
-    seg_len = np.hypot(seg[:, 0], seg[:, 1])
-    ego = np.array([pose.x, pose.y])
-    denom = np.where(seg_len > 0, seg_len * seg_len, 1.0)
-    u = np.clip(((ego - pts[:-1]) * seg).sum(axis=1) / denom, 0.0, 1.0)
-    proj = pts[:-1] + seg * u[:, None]
-    d2 = ((proj - ego) ** 2).sum(axis=1)
-    i = int(np.argmin(d2))  # first minimum: deterministic on ties
-    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    ex, ey = pose.x, pose.y
+    u = ((ex - pts[:-1, 0]) * seg[:, 0] + (ey - pts[:-1, 1]) * seg[:, 1]) / r.denom
+    np.clip(u, 0.0, 1.0, out=u)
+    dx = pts[:-1, 0] + seg[:, 0] * u - ex
+    dy = pts[:-1, 1] + seg[:, 1] * u - ey
+    i = int(np.argmin(dx * dx + dy * dy))  # first minimum: deterministic on ties
     s_goal = cum[i] + u[i] * seg_len[i] + lookahead_m
     if s_goal >= cum[-1]:
-        last = int(np.flatnonzero(seg_len > 0)[-1]) if np.any(seg_len > 0) else len(seg) - 1
-        if seg_len[last] == 0:
+        nonzero = np.flatnonzero(seg_len > 0)
+        if len(nonzero) == 0:
             return np.array(pts[-1], dtype=np.float64)
+        last = int(nonzero[-1])
         direction = seg[last] / seg_len[last]
         return np.asarray(pts[-1] + direction * (s_goal - cum[-1]), dtype=np.float64)
     j = int(np.searchsorted(cum, s_goal, side="right")) - 1

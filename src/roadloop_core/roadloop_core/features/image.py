@@ -51,20 +51,30 @@ def _box_edges(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _box_sum(a: np.ndarray, src: int, dst: int, axis: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
-    """Sums over each output pixel's source range along `axis` (0 or 1), as k gathers (k = the widest range)."""
+    """Sums over each output pixel's source range along `axis` (0 or 1) of an (H, W, C) array."""
+    h, w, ch = a.shape
+    if axis == 0 and src % dst == 0:  # whole row blocks: k slices (numpy's sum over a short middle axis is slower)
+        k = src // dst
+        blocks = a.reshape(dst, k, w, ch)
+        out = np.zeros((dst, w, ch), dtype=dtype)
+        for j in range(k):
+            out += blocks[:, j]
+        return out
     lo, hi = _box_edges(src, dst)
-    shape = [dst, a.shape[1], a.shape[2]] if axis == 0 else [a.shape[0], dst, a.shape[2]]
-    acc = np.zeros(shape, dtype=dtype)
-    mask_shape = (-1, 1, 1) if axis == 0 else (1, -1, 1)
-    for j in range(int((hi - lo).max())):
+    flat = a if axis == 0 else a.reshape(h, w * ch)
+    acc = np.zeros((dst, w, ch) if axis == 0 else (h, dst * ch), dtype=dtype)
+    for j in range(int((hi - lo).max())):  # k gathers, k = the widest range
         idx = lo + j
         valid = idx < hi
-        part = a[np.where(valid, idx, lo)] if axis == 0 else a[:, np.where(valid, idx, lo)]
-        if valid.all():
-            acc += part
-        else:
-            acc += part * valid.reshape(mask_shape).astype(part.dtype)
-    return acc
+        idx = np.where(valid, idx, lo)
+        if axis == 0:
+            part = flat[idx]
+            mask: np.ndarray = valid.reshape(-1, 1, 1)
+        else:  # gather the C channel columns of each pixel from the (H, W*C) view
+            part = flat[:, (idx[:, None] * ch + np.arange(ch)).ravel()]
+            mask = np.repeat(valid, ch).reshape(1, -1)
+        acc += part if valid.all() else part * mask.astype(part.dtype)
+    return acc if axis == 0 else acc.reshape(h, dst, ch)
 
 
 def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:

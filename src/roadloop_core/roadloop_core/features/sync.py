@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from roadloop_core.features.geometry import Pose2D, bracket, interpolate_odometry
+from roadloop_core.features.geometry import Pose2D, Route, bracket, interpolate_odometry
 from roadloop_core.features.messages import ImuSample, OdomRef, header_stamp_ns, imu_sample, route_points
 from roadloop_core.features.spec import ObservationSpec
 
@@ -54,7 +54,12 @@ class Frame:
     pose: Pose2D
     image: Any | None  # the sensor_msgs/Image message (camera mode)
     imu: ImuSample | None
-    route_xy: np.ndarray  # (M, 2) map frame
+    route: Route  # map frame
+
+    @property
+    def route_xy(self) -> np.ndarray:
+        """(M, 2) route points, map frame."""
+        return self.route.points
 
 
 class FrameSynchronizer:
@@ -66,7 +71,7 @@ class FrameSynchronizer:
         self.emitted = 0
         self._odom: deque[OdomRef] = deque(maxlen=_ODOM_KEEP)
         self._imu: deque[tuple[int, Any]] = deque(maxlen=_IMU_KEEP)  # (stamp, message): read only when used
-        self._routes: deque[tuple[int, np.ndarray]] = deque(maxlen=_ROUTE_KEEP)
+        self._routes: deque[tuple[int, Route]] = deque(maxlen=_ROUTE_KEEP)
         self._pending: deque[tuple[int, Any]] = deque()
         self._last_camera: int | None = None
         self._next_tick: int | None = None
@@ -87,7 +92,7 @@ class FrameSynchronizer:
             if not self._imu or t >= self._imu[-1][0]:
                 self._imu.append((t, msg))
         elif role == spec.route:
-            self._routes.append((t, route_points(msg)))
+            self._routes.append((t, Route(route_points(msg))))
         return self._expire()
 
     def flush(self) -> list[Frame]:
