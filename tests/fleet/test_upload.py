@@ -144,8 +144,12 @@ def test_roadloop_cli_priority_and_catalog(hub_proc, make_bag, tmp_path: Path) -
     assert rows[2]["start_ns"] == 1001 * 1_000_000_000
     assert {r["bag_name"]: r["sha256"] for r in rows}["old_plain"] == TarStream(watch / "old_plain").sha256()
     assert unfinished.is_dir() and "recording" not in {r["bag_name"] for r in rows}
-    table = subprocess.run(["roadloop", "hub", "ls", "--root", str(hub.root)], capture_output=True, text=True)
+    png = tmp_path / "timeline.png"
+    table = subprocess.run(
+        ["roadloop", "hub", "ls", "--root", str(hub.root), "--plot", str(png)], capture_output=True, text=True
+    )
     assert "new_trigger" in table.stdout and "/sensors/camera/front/image:40" in table.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_daemon_watches_the_folder_and_stops_on_sigterm(hub_proc, make_bag, tmp_path: Path) -> None:

@@ -116,12 +116,17 @@ def ls(
     vehicle: Annotated[str | None, typer.Option(help="Only this vehicle's bags.")] = None,
     tag: Annotated[str | None, typer.Option(help="Only bags with this tag (e.g. disengagement).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the bags' time spans per vehicle to this PNG.")] = None,
     db: Db = None,
     config: ConfigOpt = None,
 ) -> None:
     """List the catalog: bag, vehicle, time range, topics and counts, tags, arrival, sha256."""
     hub = open_hub(root, _cfg(config, db))
     rows = hub.list_bags(None, vehicle, tag)
+    if plot is not None:
+        from roadloop_cluster.hub.plot import plot_timeline
+
+        plot_timeline(rows, plot)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
