@@ -5,7 +5,16 @@ The CLI turns any RoadloopError into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["BagError", "BundleError", "ConfigError", "RoadloopError", "TypesysError"]
+__all__ = [
+    "BagDamagedError",
+    "BagError",
+    "BagUnfinishedError",
+    "BagUnsupportedError",
+    "BundleError",
+    "ConfigError",
+    "RoadloopError",
+    "TypesysError",
+]
 
 
 class RoadloopError(Exception):
@@ -22,6 +31,18 @@ class TypesysError(RoadloopError):
 
 class BagError(RoadloopError):
     """A bag cannot be read, written or reindexed."""
+
+
+class BagUnfinishedError(BagError):
+    """The bag was never closed (no metadata.yaml, or `.active` files): `roadloop bag reindex` it."""
+
+
+class BagDamagedError(BagError):
+    """A storage file is truncated or corrupt."""
+
+
+class BagUnsupportedError(BagError):
+    """The bag is intact but uses something we cannot read (serialization format, plugin, version)."""
 
 
 class BundleError(RoadloopError):

@@ -127,3 +127,18 @@ def test_bad_metadata_names_the_file_and_field(conformance_dir: Path, tmp_path: 
     with pytest.raises(BagError, match=fault) as err:
         open_bag(bag)
     assert "metadata.yaml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_error_kinds_let_callers_tell_unfinished_unsupported_and_damaged(conformance_dir: Path, tmp_path: Path) -> None:
+    from roadloop_core.errors import BagDamagedError, BagUnfinishedError, BagUnsupportedError
+
+    with pytest.raises(BagUnfinishedError):
+        open_bag(conformance_dir / "mcap" / "no_metadata_multiple_files")
+    with pytest.raises(BagUnsupportedError):
+        open_bag(conformance_dir / "sqlite3" / "wrong_rmw_test")
+    for storage in ("sqlite3", "mcap"):
+        bag = _copy(conformance_dir / storage / "talker", tmp_path / storage)
+        f = next(p for p in bag.iterdir() if p.suffix in (".db3", ".mcap"))
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        with pytest.raises(BagDamagedError):
+            _read_all(bag)

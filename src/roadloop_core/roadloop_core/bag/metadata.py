@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from roadloop_core.bag.types import FileInfo, TopicInfo
-from roadloop_core.errors import BagError
+from roadloop_core.errors import BagError, BagUnsupportedError
 
 __all__ = [
     "MAX_VERSION",
@@ -68,7 +68,7 @@ def parse_metadata(text: str, where: str) -> BagMetadata:
         key = "version"
         version = int(m["version"])
         if version > MAX_VERSION:
-            raise BagError(f"{where}: metadata version {version} is newer than supported ({MAX_VERSION})")
+            raise BagUnsupportedError(f"{where}: metadata version {version} is newer than supported ({MAX_VERSION})")
         key = "storage_identifier"
         storage = str(m["storage_identifier"])
         key = "relative_file_paths"

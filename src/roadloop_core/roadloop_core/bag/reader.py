@@ -25,7 +25,7 @@ from rosbags.typesys.store import Typestore
 from roadloop_core.bag.metadata import NO_START, BagMetadata, read_metadata
 from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, StorageReader, open_storage, storage_id_for
 from roadloop_core.bag.types import BagInfo, RawMessage, TopicInfo
-from roadloop_core.errors import BagError, TypesysError
+from roadloop_core.errors import BagDamagedError, BagError, BagUnfinishedError, BagUnsupportedError, TypesysError
 from roadloop_core.typesys import make_typestore, register_definition
 
 __all__ = ["ACTIVE_SUFFIX", "BagReader", "open_bag"]
@@ -71,7 +71,7 @@ class BagReader:
         else:
             if not (self.path / "metadata.yaml").is_file():
                 if _storage_files(self.path) or _active_files(self.path):
-                    raise BagError(
+                    raise BagUnfinishedError(
                         f"{self.path}: no metadata.yaml (the bag was not closed, or was copied without it); "
                         f"run `roadloop bag reindex {self.path}` to rebuild it from its storage files"
                     )
@@ -93,11 +93,15 @@ class BagReader:
     def _files_of(self, meta: BagMetadata) -> list[Path]:
         where = self.path / "metadata.yaml"
         if meta.storage_identifier not in ("sqlite3", "mcap"):
-            raise BagError(f"{where}: storage plugin '{meta.storage_identifier}' is not supported (sqlite3, mcap)")
+            raise BagUnsupportedError(
+                f"{where}: storage plugin '{meta.storage_identifier}' is not supported (sqlite3, mcap)"
+            )
         if meta.compression_mode not in ("", "file", "message"):
             raise BagError(f"{where}: unknown compression_mode '{meta.compression_mode}'")
         if meta.compression_mode and meta.compression_format != "zstd":
-            raise BagError(f"{where}: compression format '{meta.compression_format}' is not supported (zstd)")
+            raise BagUnsupportedError(
+                f"{where}: compression format '{meta.compression_format}' is not supported (zstd)"
+            )
         if not meta.relative_file_paths and meta.message_count:
             raise BagError(f"{where}: relative_file_paths is empty but message_count is {meta.message_count}")
         files = [self.path / PurePath(p).name for p in meta.relative_file_paths]
@@ -110,7 +114,7 @@ class BagReader:
         for t in topics:
             if t.serialization_format not in SUPPORTED_FORMATS:
                 where = self.path / "metadata.yaml" if self.path.is_dir() else self.path
-                raise BagError(
+                raise BagUnsupportedError(
                     f"{where}: topic {t.name} uses serialization format '{t.serialization_format}'; "
                     f"only {', '.join(SUPPORTED_FORMATS)} can be read"
                 )
@@ -132,7 +136,7 @@ class BagReader:
                 with open(f, "rb") as src, open(target, "wb") as dst:
                     shutil.copyfileobj(zstandard.ZstdDecompressor().stream_reader(src), dst, 1 << 20)
             except (zstandard.ZstdError, OSError) as err:
-                raise BagError(f"{f}: cannot decompress (file compression zstd): {err}") from err
+                raise BagDamagedError(f"{f}: cannot decompress (file compression zstd): {err}") from err
             out.append(target)
         return out
 
@@ -270,7 +274,7 @@ class BagReader:
                 try:
                     data = decompress.decompress(data)
                 except zstandard.ZstdError as err:
-                    raise BagError(f"{storage.path}: {key[0]} @ {ts}: cannot decompress message: {err}") from err
+                    raise BagDamagedError(f"{storage.path}: {key[0]} @ {ts}: cannot decompress message: {err}") from err
             yield RawMessage(key[0], key[1], ts, data)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:

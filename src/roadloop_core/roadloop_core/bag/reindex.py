@@ -23,7 +23,7 @@ from roadloop_core.bag.metadata import BagMetadata, fsync_dir, parse_embedded, w
 from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, open_storage
 from roadloop_core.bag.types import FileInfo, TopicInfo
 from roadloop_core.bag.writer import CUSTOM_DATA_RECORD, LIBRARY
-from roadloop_core.errors import BagError
+from roadloop_core.errors import BagDamagedError, BagError, BagUnfinishedError
 
 __all__ = ["RecoveryReport", "recover_active_file", "reindex_bag"]
 
@@ -53,7 +53,7 @@ def recover_active_file(active: Path) -> RecoveryReport:
         try:
             fcntl.flock(src.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError as err:
-            raise BagError(f"{active}: still being written by a running process; stop it first") from err
+            raise BagUnfinishedError(f"{active}: still being written by a running process; stop it first") from err
         count, stopped = 0, ""
         with open(tmp, "wb") as out:
             writer = McapWriter(out, compression=CompressionType.ZSTD)
@@ -118,7 +118,7 @@ def reindex_bag(path: Path | str, progress: Progress | None = None) -> tuple[Bag
         storage = open_storage(f)
         try:
             if storage.damage:
-                raise BagError(f"{f}: damaged ({storage.damage}); nothing was written")
+                raise BagDamagedError(f"{f}: damaged ({storage.damage}); nothing was written")
             n = 0
             for t in storage.topics:
                 key = (t.name, t.type)

@@ -20,7 +20,7 @@ from mcap.stream_reader import StreamReader
 
 from roadloop_core.bag.storage import ACTIVE_SUFFIX
 from roadloop_core.bag.types import StorageTopic
-from roadloop_core.errors import BagError
+from roadloop_core.errors import BagDamagedError, BagError
 
 __all__ = ["CUSTOM_DATA_RECORD", "McapStorage", "scan_mcap"]
 
@@ -97,7 +97,7 @@ class McapStorage:
             raise
         except _PARSE_ERRORS as err:
             self._map.close()
-            raise BagError(f"{path}: damaged mcap file: {type(err).__name__}: {err}") from err
+            raise BagDamagedError(f"{path}: damaged mcap file: {type(err).__name__}: {err}") from err
 
     def _load(self) -> None:
         self._map.seek(0)
@@ -131,7 +131,7 @@ class McapStorage:
             scan = scan_mcap(self._map)
             if scan.error:
                 n = sum(scan.counts.values())
-                raise BagError(
+                raise BagDamagedError(
                     f"{self.path}: damaged mcap file (no summary; unreadable after {n} intact messages: {scan.error}); "
                     f"to keep the intact part, rename it {self.path.name}{ACTIVE_SUFFIX}, run `roadloop bag reindex`"
                 )
@@ -193,7 +193,7 @@ class McapStorage:
                         yield channel.id, msg.log_time, msg.data
                 return
         except _PARSE_ERRORS as err:
-            raise BagError(
+            raise BagDamagedError(
                 f"{self.path}: damaged mcap file while reading messages: {type(err).__name__}: {err}"
             ) from err
         yield from self._linear_messages(wanted)

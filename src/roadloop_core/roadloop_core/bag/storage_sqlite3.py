@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from roadloop_core.bag.types import StorageTopic
-from roadloop_core.errors import BagError
+from roadloop_core.errors import BagDamagedError, BagError
 
 __all__ = ["Sqlite3Storage"]
 
@@ -25,13 +25,15 @@ def _check_file_size(path: Path) -> None:
     page = int.from_bytes(header[16:18], "big")
     page = 65536 if page == 1 else page
     if page < 512 or page & (page - 1):
-        raise BagError(f"{path}: damaged sqlite3 header (page size {page})")
+        raise BagDamagedError(f"{path}: damaged sqlite3 header (page size {page})")
     if size % page:
-        raise BagError(f"{path}: truncated sqlite3 file ({size} bytes is not a whole number of {page}-byte pages)")
+        raise BagDamagedError(
+            f"{path}: truncated sqlite3 file ({size} bytes is not a whole number of {page}-byte pages)"
+        )
     pages = int.from_bytes(header[28:32], "big")
     # The in-header page count is only valid when the two change counters agree.
     if header[24:28] == header[92:96] and pages and size < pages * page:
-        raise BagError(f"{path}: truncated sqlite3 file ({size} bytes, the header says {pages * page})")
+        raise BagDamagedError(f"{path}: truncated sqlite3 file ({size} bytes, the header says {pages * page})")
 
 
 class Sqlite3Storage:
@@ -53,7 +55,7 @@ class Sqlite3Storage:
             self._load()
         except sqlite3.Error as err:
             self._db.close()
-            raise BagError(f"{path}: damaged or not a rosbag2 sqlite3 file: {err}") from err
+            raise BagDamagedError(f"{path}: damaged or not a rosbag2 sqlite3 file: {err}") from err
         except BagError:
             self._db.close()
             raise
@@ -141,7 +143,7 @@ class Sqlite3Storage:
             for row in self._db.execute(query, args):  # noqa: UP028
                 yield row
         except sqlite3.Error as err:
-            raise BagError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
+            raise BagDamagedError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
 
     def close(self) -> None:
         self._db.close()
