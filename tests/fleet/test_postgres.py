@@ -84,3 +84,21 @@ def test_hub_on_postgresql(pg_url: str, hub_proc, make_bag, run_bridge, tmp_path
     assert not (hub.root / "catalog.db").exists()
     again = run_bridge(watch, hub, token, tmp_path / "st2", "--no-models", "--chunk-bytes", "65536")
     assert again.returncode == 0 and "0 chunk(s) sent" in again.stdout  # known content: acknowledged, not re-sent
+
+
+def test_catalog_statement_errors_do_not_poison_the_connection(pg_url: str, tmp_path: Path) -> None:
+    from roadloop_cluster.hub.db import open_database
+    from roadloop_cluster.hub.errors import CatalogError
+
+    db = open_database(pg_url, tmp_path)
+    try:
+        with pytest.raises(CatalogError, match="postgresql catalog"):
+            db.query("SELECT no_such_column FROM tokens")
+        assert db.query("SELECT COUNT(*) AS n FROM tokens")[0]["n"] >= 0
+        insert = "INSERT INTO releases (channel, seq, bundle_id, action, principal, at) VALUES (?, ?, ?, ?, ?, ?)"
+        with pytest.raises(CatalogError), db.transaction():
+            db.execute(insert, ("x", 1, "b", "publish", "p", 0.0))
+            db.execute(insert, ("x", 1, "b", "publish", "p", 0.0))
+        assert db.query("SELECT COUNT(*) AS n FROM releases WHERE channel = 'x'")[0]["n"] == 0  # all or nothing
+    finally:
+        db.close()

@@ -62,6 +62,7 @@ class Database:
         self.kind = kind
         self.where = where
         self._lock = threading.RLock()
+        self._depth = 0  # > 0 inside transaction(); single statements outside one commit on their own
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
@@ -70,31 +71,40 @@ class Database:
     def transaction(self) -> Iterator[Database]:
         """All statements inside commit together or not at all."""
         with self._lock:
+            self._depth += 1
             try:
                 yield self
-                self._conn.commit()
+                if self._depth == 1:
+                    self._conn.commit()
             except BaseException:
-                self._conn.rollback()
+                if self._depth == 1:
+                    self._conn.rollback()
                 raise
+            finally:
+                self._depth -= 1
+
+    def _run(self, sql: str, params: Sequence[Any], fetch: bool) -> tuple[int, list[dict[str, Any]]]:
+        with self._lock:
+            try:
+                cur = self._conn.cursor()
+                cur.execute(self._sql(sql), tuple(params))
+                rows: list[dict[str, Any]] = []
+                if fetch:
+                    cols = [d[0] for d in cur.description]
+                    rows = [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+                if self._depth == 0:  # never leave a read transaction open (PostgreSQL would hold it)
+                    self._conn.commit()
+                return int(cur.rowcount), rows
+            except Exception as err:
+                if self._depth == 0:
+                    self._conn.rollback()  # a failed statement must not poison the next ones
+                raise CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0]) from err
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._lock:
-            try:
-                cur = self._conn.cursor()
-                cur.execute(self._sql(sql), tuple(params))
-                return int(cur.rowcount)
-            except Exception as err:
-                raise CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0]) from err
+        return self._run(sql, params, fetch=False)[0]
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            try:
-                cur = self._conn.cursor()
-                cur.execute(self._sql(sql), tuple(params))
-                cols = [d[0] for d in cur.description]
-                return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-            except Exception as err:
-                raise CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0]) from err
+        return self._run(sql, params, fetch=True)[1]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         rows = self.query(sql, params)
