@@ -216,7 +216,9 @@ class CarlaSimulator:
         self._attach_sensors(bp, ego)
         physics = ego.get_physics_control()
         self._max_wheel_angle = math.radians(float(max(w.max_steer_angle for w in physics.wheels[:2])))
-        self._wheelbase = float(abs(physics.wheels[0].position.x - physics.wheels[2].position.x)) / 100.0 or 2.9
+        front, rear = physics.wheels[0].position, physics.wheels[2].position  # world coordinates, cm
+        span = math.dist((front.x, front.y, front.z), (rear.x, rear.y, rear.z)) / 100.0
+        self._wheelbase = span if span > 0.5 else 2.9
         self._build_lanes(spawn.location)
         self._k = 0
         self._collision: str | None = None
@@ -292,7 +294,8 @@ class CarlaSimulator:
             settings = self._world.get_settings()
             settings.synchronous_mode = False
             settings.fixed_delta_seconds = None
-            self._world.apply_settings(settings)
+            self._world.apply_settings(settings)  # leave the server free-running for the next user
+            self._client.get_trafficmanager().set_synchronous_mode(False)
             self._world = None
 
     # ------------------------------------------------------------------------------ internals

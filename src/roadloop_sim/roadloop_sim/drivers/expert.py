@@ -42,7 +42,7 @@ class ExpertConfig:
     min_change_gap: float = 8.0  # m to the new leader and follower
     jerk_max: float = 3.0  # m/s^3, comfort
     emergency_jerk: float = 30.0  # m/s^3 when braking harder than b_comf is needed
-    period_s: float = 0.1  # the policy period the expert plans for
+    period_s: float = 0.1  # the policy period until two decisions have shown the real one
     change_min_speed: float = 1.0  # m/s: no lane changes below it (a standstill is no time to swerve)
 
 
@@ -84,6 +84,8 @@ class ExpertDriver:
         self._target = 0
         self._last_change_t = -1e9
         self._a_prev = 0.0
+        self._period = self.cfg.period_s
+        self._t_prev: int | None = None
 
     def reset(self, scenario: str, seed: int) -> None:
         self._views = []
@@ -91,11 +93,15 @@ class ExpertDriver:
         self.last_trajectory = None
         self._last_change_t = -1e9
         self._a_prev = 0.0
+        self._t_prev = None
 
     # ------------------------------------------------------------------------------ decision
     def act(self, obs: Observation) -> Any:
         st = obs.privileged
         t = obs.time_ns * 1e-9
+        if self._t_prev is not None and obs.time_ns > self._t_prev:
+            self._period = (obs.time_ns - self._t_prev) / 1e9  # the policy period, whatever the rate
+        self._t_prev = obs.time_ns
         if self._lanes_id != id(st.lanes):
             self._views = [_LaneView(p) for p in st.lanes]
             self._lanes_id = id(st.lanes)
@@ -129,21 +135,21 @@ class ExpertDriver:
         steer = self._pure_pursuit(st, self._target, located[self._target][0], changing=current != self._target)
         # aim past the speed we want and cap |accel| (AckermannDrive.acceleration): the backend's
         # speed loop then applies `a` evenly over the whole period instead of a decaying sawtooth
-        speed = max(0.0, ego.speed + a * (1.0 / st.speed_gain + self.cfg.period_s))
+        speed = max(0.0, ego.speed + a * (1.0 / st.speed_gain + self._period))
         self._plan(obs.time_ns, self._target, located[self._target][0])
         return self.factory.command(obs.time_ns, steer, speed, max(abs(a), 1e-3))
 
     def _limit_jerk(self, a: float) -> float:
         """Rate-limit the acceleration (comfort), except a drop towards hard braking (safety first)."""
         c = self.cfg
-        step = c.jerk_max * c.period_s
+        step = c.jerk_max * self._period
         prev = self._a_prev
         if a > prev:
             a = min(a, prev + step)
         elif a > -c.b_comf:
             a = max(a, prev - step)
         else:
-            a = max(a, prev - c.emergency_jerk * c.period_s)
+            a = max(a, prev - c.emergency_jerk * self._period)
         self._a_prev = a
         return a
 
