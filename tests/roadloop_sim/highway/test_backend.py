@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from roadloop_sim.errors import ScenarioError, SimError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.messages import MessageFactory
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.scenarios import ScenarioSet
+from roadloop_sim.scenarios import ImuNoise, ScenarioSet
 
 F = MessageFactory()
 SENSOR_ROLES = ("camera", "imu", "gnss", "odometry", "route", "diagnostics")
@@ -121,3 +122,35 @@ def test_unknown_scenario_and_misuse(sim: HighwayEnvSimulator) -> None:
     fresh = HighwayEnvSimulator(sim.scenarios, sim.registry)
     with pytest.raises(SimError, match="before reset"):
         fresh.step(F.command(0, 0.0, 0.0))
+
+
+@pytest.mark.parametrize(("sim_rate", "policy_rate"), [(10, 10), (20, 5), (40, 10)])
+def test_sim_and_policy_rates_are_configurable(
+    short_scenarios: ScenarioSet, registry: TopicRegistry, sim_rate: int, policy_rate: int
+) -> None:
+    cfg = dataclasses.replace(short_scenarios.simulation, sim_rate_hz=sim_rate, policy_rate_hz=policy_rate)
+    sim = HighwayEnvSimulator(dataclasses.replace(short_scenarios, simulation=cfg), registry)
+    results = _drive(sim, "racetrack", 0, steps=policy_rate)  # one simulated second
+    sim.close()
+    assert results[-1].time_ns - results[0].time_ns == 1_000_000_000
+    assert sum(len(r.truth.samples) for r in results[1:]) == sim_rate
+    odom = [s for r in results for t, s, _ in r.messages if t == registry["odometry"].name]
+    assert len(odom) == min(sim_rate, 50) + 1
+
+
+def test_imu_noise_is_seeded(short_scenarios: ScenarioSet, registry: TopicRegistry) -> None:
+    noisy = dataclasses.replace(short_scenarios.simulation, imu_noise=ImuNoise(accel_std=0.5, gyro_std=0.05))
+    sim = HighwayEnvSimulator(dataclasses.replace(short_scenarios, simulation=noisy), registry)
+
+    def imu_x(seed: int) -> list[float]:
+        return [
+            m.linear_acceleration.x
+            for r in _drive(sim, "highway_light", seed, 5)
+            for t, _, m in r.messages
+            if t == registry["imu"].name
+        ]
+
+    a, b, c = imu_x(1), imu_x(1), imu_x(2)
+    sim.close()
+    assert a == b and a != c
+    assert np.std(np.diff(a)) > 0.1  # noise on top of a smooth signal
