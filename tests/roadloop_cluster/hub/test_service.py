@@ -109,3 +109,21 @@ def test_channels_unknown_and_empty(hub: Hub) -> None:
     with pytest.raises(RequestRefused) as err:
         hub.publish(ADMIN, "production", Path("/nonexistent"))
     assert err.value.status == 503  # no public key configured: nothing can be published
+
+
+def test_open_upload_cap_and_garbage_collection(tmp_path: Path) -> None:
+    hub = open_hub(tmp_path / "hub", HubConfig(max_open_uploads=2))
+    body = {"size": 4096, "chunk_size": CHUNK}
+    ids = [hub.create_upload(CAR, body | {"bag_name": f"b{i}", "sha256": f"{i}" * 64})["upload_id"] for i in range(2)]
+    hub.put_chunk(CAR, ids[0], 0, hashlib.sha256(b"\0" * 4096).hexdigest(), b"\0" * 4096)
+    with pytest.raises(RequestRefused) as err:
+        hub.create_upload(CAR, body | {"bag_name": "b2", "sha256": "2" * 64})
+    assert err.value.status == 429  # a vehicle cannot fill the hub's disk with unfinished uploads
+    assert hub.create_upload(OTHER, body | {"bag_name": "b2", "sha256": "2" * 64})["state"] == "open"
+    assert hub.collect_garbage(3600.0) == []  # nothing is old yet
+    assert sorted(hub.collect_garbage(-1.0)) == sorted([*ids, hub.uploads(OTHER)[0]["id"]])
+    assert not hub.store.part_path(ids[0]).exists()
+    assert hub.upload_status(CAR, ids[0])["state"] == "abandoned"
+    with pytest.raises(RequestRefused, match="abandoned; create a new one"):
+        hub.complete(CAR, ids[0])
+    assert hub.create_upload(CAR, body | {"bag_name": "b2", "sha256": "2" * 64})["state"] == "open"

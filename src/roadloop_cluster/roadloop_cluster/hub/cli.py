@@ -169,6 +169,19 @@ def export_bags(
     typer.echo(f"{n} bag(s) linked under {out}")
 
 
+@app.command()
+def gc(
+    root: Root,
+    older_than_h: Annotated[float, typer.Option(help="Drop unfinished uploads untouched for this many hours.")] = 168.0,
+    db: Db = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Free the disk held by abandoned uploads (a bridge that comes back later simply starts a new one)."""
+    hub = open_hub(root, _cfg(config, db))
+    dropped = hub.collect_garbage(older_than_h * 3600.0)
+    typer.echo(f"dropped {len(dropped)} abandoned upload(s)")
+
+
 def _client(hub: str, token_file: Path) -> httpx.Client:
     try:
         token = token_file.read_text().strip()

@@ -22,11 +22,14 @@ class HubConfig:
     max_upload_bytes: int = 64 << 30  # largest bag (tar stream) one upload may declare
     max_bundle_bytes: int = 512 << 20  # largest bundle tar a publish may send
     max_json_bytes: int = 64 << 10  # every other request body
+    max_open_uploads: int = 32  # per vehicle: unfinished uploads it may hold (429 beyond; caps its disk use)
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
         if not 0 < self.max_chunk_bytes <= 256 << 20:
             raise ValueError("max_chunk_bytes must be in (0, 256 MiB]")
+        if self.max_open_uploads < 1:
+            raise ValueError("max_open_uploads must be >= 1")
         if not self.channels:
             raise ValueError("channels must name at least one channel")
 

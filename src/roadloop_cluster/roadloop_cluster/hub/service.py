@@ -114,8 +114,15 @@ class Hub:
             same = row is not None and row["size"] == size
             if same and row is not None and (row["state"] == "complete" or row["chunk_size"] == chunk_size):
                 return self._status(row)  # a bridge that lost its upload id resumes the same upload
-            upload_id = str(uuid.uuid4())
             stored = self.store.has_bag(sha) and self._object(sha) is not None
+            open_now = self.db.one(
+                "SELECT COUNT(*) AS n FROM uploads WHERE vehicle = ? AND state = 'open'", (who.name,)
+            )
+            if not stored and open_now is not None and int(open_now["n"]) >= self.cfg.max_open_uploads:
+                raise RequestRefused(
+                    429, f"{who.name} already has {open_now['n']} unfinished uploads; finish them first"
+                )
+            upload_id = str(uuid.uuid4())
             state = "complete" if stored else "open"
             now = time.time()
             self.db.execute(
@@ -210,6 +217,8 @@ class Hub:
         row = self._upload(who, upload_id)
         if row["state"] == "complete":
             return self._status(row) | {"bag": self.bag_record(row["sha256"])}
+        if row["state"] != "open":
+            raise RequestRefused(409, f"upload {upload_id} was {row['state']}; create a new one")
         status = self._status(row)
         missing = sorted(set(range(row["n_chunks"])) - set(status["have"]))
         if missing:
@@ -242,6 +251,22 @@ class Hub:
             self.db.execute("DELETE FROM chunks WHERE upload_id = ?", (upload_id,))
         row = self._upload(who, upload_id)
         return self._status(row) | {"bag": self.bag_record(actual)}
+
+    def collect_garbage(self, older_than_s: float) -> list[str]:
+        """Drop open uploads untouched for `older_than_s` (their part files and chunk records)."""
+        cutoff = time.time() - older_than_s
+        stale = self.db.query(
+            "SELECT u.id FROM uploads u WHERE u.state = 'open' AND u.created < ? AND NOT EXISTS"
+            " (SELECT 1 FROM chunk_events e WHERE e.upload_id = u.id AND e.at >= ?)",
+            (cutoff, cutoff),
+        )
+        ids = [str(r["id"]) for r in stale]
+        for upload_id in ids:
+            with self.db.transaction():
+                self.db.execute("DELETE FROM chunks WHERE upload_id = ?", (upload_id,))
+                self.db.execute("UPDATE uploads SET state = 'abandoned' WHERE id = ?", (upload_id,))
+            self.store.drop_part(upload_id)
+        return ids
 
     def chunk_events(self, who: Principal, upload_id: str) -> list[dict[str, Any]]:
         if not who.is_admin:

@@ -102,6 +102,8 @@ class Bridge:
                 if err.status not in (403, 404):
                     raise
                 upload = None  # the hub lost or never had it: start a new upload
+            if upload is not None and upload["state"] not in ("open", "complete"):
+                upload = None  # abandoned (hub gc): start a new upload
         if upload is None:
             upload = self.client.create_upload(
                 entry.name, stream.size, entry.sha256, self.cfg.chunk_bytes, entry.priority, entry.tags
