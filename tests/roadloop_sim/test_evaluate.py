@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,45 @@ def test_plots_are_written(reports: dict[str, Any]) -> None:
     assert pngs == ["000_highway_dense_s1000.png", "001_racetrack_s1000.png", "summary.png"]
     for p in Path(reports["plots"]).glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5000
+
+
+class _NaNDriver:
+    """Sends NaN steering for its first decisions, then a valid command."""
+
+    name = "nan"
+
+    def __init__(self, bad_steps: int) -> None:
+        self.bad_steps = bad_steps
+        self.calls = 0
+
+    def reset(self, scenario: str, seed: int) -> None:
+        self.calls = 0
+
+    def act(self, obs: Any) -> Any:
+        from roadloop_sim.messages import MessageFactory
+
+        self.calls += 1
+        steer = float("nan") if self.calls <= self.bad_steps else 0.0
+        return MessageFactory().command(obs.time_ns, steer, 30.0)
+
+
+def test_invalid_commands_are_infractions_replaced_by_a_stop(
+    short_scenarios: ScenarioSet, registry: TopicRegistry
+) -> None:
+    from roadloop_sim.highway import HighwayEnvSimulator
+    from roadloop_sim.metrics import episode_metrics
+    from roadloop_sim.runner import run_episode
+
+    sc = dataclasses.replace(short_scenarios.get("highway_light"), max_duration_s=3.0)
+    sset = dataclasses.replace(short_scenarios, scenarios={"highway_light": sc})
+    sim = HighwayEnvSimulator(sset, registry)
+    log = run_episode(
+        sim, _NaNDriver(10), "highway_light", 0, registry=registry, cfg=sset.simulation, driver_label="nan"
+    )
+    sim.close()
+    m = episode_metrics(log)
+    assert m["infractions"]["invalid_command"] == 10
+    assert m["infraction_penalty"] == pytest.approx(0.7**10)
+    speeds = [s.speed for s in log.samples]
+    assert speeds[20] < speeds[0] - 5.0  # braking towards the stop the guard substituted
+    assert speeds[-1] > speeds[20]  # valid commands (30 m/s) accelerate again
