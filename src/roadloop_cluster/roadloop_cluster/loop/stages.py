@@ -398,11 +398,8 @@ class LoopContext:
     def drive(self, stage: str, n: int) -> StageOutcome:
         """The onboard pipeline with the installed bundle: closed loop in the simulator, a bag replay for latency."""
         rd = self.layout.round(n)
-        current = self.layout.models / "current"
-        if not current.exists():
-            raise LoopError(f"no model is installed on the vehicle ({current} missing): nothing to drive")
+        current, name = self._driving_bundle(n)
         d = self.cfg.drive
-        name = Path(os.readlink(current)).name if current.is_symlink() else current.name
         plots = rd / "drive-plots"
         res = self._eval(stage, f"bundle:{current}", d.seed, d.episodes, rd / "drive.json", name, plots)
         drive = _strip(res)
@@ -421,6 +418,16 @@ class LoopContext:
             {"model": name, "ds": res["ds"], "rc": res["rc"], "ip": res["ip"], "p99_ms": latency.get("p99_ms")},
             {"drive": self.rel(rd / "drive.json")},
         )
+
+    def _driving_bundle(self, n: int) -> tuple[Path, str]:
+        """What the vehicle drives with: the installed model, or (nothing deployed yet because the candidate
+        lost its gate) round n's candidate in shadow mode, so the loop still learns from its failures."""
+        current = self.layout.models / "current"
+        if current.exists():
+            return current, Path(os.readlink(current)).name if current.is_symlink() else current.name
+        bundle = self.layout.round(n) / "bundle"
+        name = self.rnd(n).get("bundle", {}).get("name", "candidate")
+        return bundle, f"{name} (not deployed: shadow mode)"
 
     def _latency(self, stage: str, rd: Path, bundle: Path) -> dict[str, Any]:
         """Replay one recorded bag through the pipeline: `roadloop replay` stats plus per-frame samples."""
@@ -453,11 +460,7 @@ class LoopContext:
         """The deployed policy drives new episodes; those it does not finish cleanly are interventions."""
         rd = self.layout.round(n)
         iv = self.cfg.intervention
-        current = self.layout.models / "current"
-        if current.exists():
-            driver_bundle, name = current, Path(os.readlink(current)).name if current.is_symlink() else current.name
-        else:  # round 1 lost its gate: nothing deployed, so its candidate drives in shadow mode
-            driver_bundle, name = self.layout.round(n - 1) / "bundle", "round-1 candidate (shadow mode)"
+        driver_bundle, name = self._driving_bundle(n - 1)
         report = rd / "fleet.json"
         res = self._eval(stage, f"bundle:{driver_bundle}", iv.seed, iv.episodes, report, name)
         data = read_json(report, "the fleet evaluation")
