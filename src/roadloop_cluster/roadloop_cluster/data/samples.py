@@ -48,20 +48,23 @@ class SampleBuilder:
         self._cmd_slop = round(command_slop_s * 1e9)
         self._horizon_ns = [round(k * spec.label_dt_s * 1e9) for k in range(1, spec.label_horizon + 1)]
         self._odom: deque[OdomRef] = deque()
-        self._cmds: deque[tuple[int, float, float]] = deque()
+        self._cmds: deque[tuple[int, Any]] = deque()
         self._pending: deque[tuple[Features, Pose2D]] = deque()
 
     def step(self, role: str, msg: Any, stamp_ns: int | None = None) -> list[Sample]:
         t = header_stamp_ns(msg) if stamp_ns is None else stamp_ns
         if role == self.command_role:
             if not self._cmds or t > self._cmds[-1][0]:
-                self._cmds.append((t, float(msg.drive.steering_angle), float(msg.drive.speed)))
-            return self._resolve()
-        if role == self.spec.odometry and (not self._odom or t > self._odom[-1].stamp_ns):
+                self._cmds.append((t, msg))  # read only if a frame picks it
+            return self._resolve(t) if self._pending else []
+        is_odom = role == self.spec.odometry
+        if is_odom and (not self._odom or t > self._odom[-1].stamp_ns):
             self._odom.append(OdomRef(t, msg))
         for frame in self.sync.push(role, msg, t):
             self._pending.append((compute_features(frame, self.spec), frame.pose))
-        return self._resolve()
+        if not is_odom:
+            return []
+        return self._resolve(t)  # labels complete only when odometry advances
 
     def finish(self) -> list[Sample]:
         """End of the bag: frames without a full future horizon are dropped."""
@@ -74,7 +77,7 @@ class SampleBuilder:
     def all_drops(self) -> Counter[str]:
         return self.sync.drops + self.drops
 
-    def _resolve(self) -> list[Sample]:
+    def _resolve(self, now_ns: int) -> list[Sample]:
         out: list[Sample] = []
         last_horizon = self._horizon_ns[-1]
         while self._pending and self._odom:
@@ -85,7 +88,7 @@ class SampleBuilder:
             sample = self._label(feats, pose)
             if sample is not None:
                 out.append(sample)
-        self._trim()
+        self._trim(now_ns)
         return out
 
     def _label(self, feats: Features, pose: Pose2D) -> Sample | None:
@@ -99,7 +102,7 @@ class SampleBuilder:
                 return None
             p = interpolate_odometry(br[0].sample(), br[1].sample(), t)
             future[k] = (p.x, p.y)
-        best: tuple[int, float, float] | None = None
+        best: tuple[int, Any] | None = None
         for cmd in self._cmds:  # nearest command; on a tie the later one (the reaction to this frame)
             if abs(cmd[0] - feats.stamp_ns) <= self._cmd_slop and (
                 best is None or abs(cmd[0] - feats.stamp_ns) <= abs(best[0] - feats.stamp_ns)
@@ -108,12 +111,14 @@ class SampleBuilder:
         if best is None:
             self.drops["command_missing"] += 1
             return None
+        drive = best[1].drive
         waypoints = to_ego_frame(pose, future).astype(np.float32)
-        return Sample(feats, waypoints, np.array([best[1], best[2]], dtype=np.float32))
+        return Sample(feats, waypoints, np.array([drive.steering_angle, drive.speed], dtype=np.float32))
 
-    def _trim(self) -> None:
-        """Forget odometry and commands no pending or future frame can need."""
-        oldest = self._pending[0][0].stamp_ns if self._pending else (self._odom[-1].stamp_ns if self._odom else 0)
+    def _trim(self, now_ns: int) -> None:
+        """Forget odometry and commands no pending or future frame can need (frames still inside the
+        synchronizer are at most a slop older than the newest stamp, `now_ns`)."""
+        oldest = self._pending[0][0].stamp_ns if self._pending else now_ns
         keep_from = oldest - 2 * max(self.spec.slop_ns, self._cmd_slop) - self.spec.period_ns
         while len(self._odom) > 2 and self._odom[1].stamp_ns < keep_from:
             self._odom.popleft()
