@@ -103,7 +103,7 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
 
 
 def test_tampered_bundle_is_refused_with_the_reason(vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
-    cfg, priv = vehicle_config
+    _, priv = vehicle_config
     from roadloop_core.features import ObservationSpec
 
     bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config())
@@ -112,5 +112,5 @@ def test_tampered_bundle_is_refused_with_the_reason(vehicle_config: tuple[Path, 
     from roadloop_sim.drivers import make_driver
     from roadloop_sim.errors import DriverError
 
-    with pytest.raises(DriverError, match="refused.*sha256"):
+    with pytest.raises(DriverError, match=r"refused.*sha256"):
         make_driver(f"bundle:{bundle}")

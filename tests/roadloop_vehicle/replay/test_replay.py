@@ -108,9 +108,9 @@ def test_nan_in_service_commands_a_stop_in_that_frame(
     assert res.deterministic["faults"] == {"nan_output": 1}
     with open_bag(tmp_path / "out") as b:
         cmds = [b.decode(r).drive for r in b.messages(["/control/command"])]
-    # the stop starts in the NaN frame itself: speed command drops, acceleration ramps down (jerk-limited)
-    assert cmds[9].speed < cmds[8].speed and cmds[9].acceleration < cmds[8].acceleration
-    assert cmds[12].acceleration < 0
+    # the stop starts in the NaN frame itself: the speed command drops from there on
+    speeds = [c.speed for c in cmds[8:14]]
+    assert speeds[1] < speeds[0] and speeds == sorted(speeds, reverse=True)
     assert all(math.isfinite(c.steering_angle) for c in cmds)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -58,7 +59,8 @@ def wire_safety(io: NodeIO) -> SafetyNode:
 
     def on_odometry(data: bytes, now_ns: int) -> None:
         node.last_seen["odometry"] = now_ns
-        node.speed = float(store.deserialize_cdr(data, registry["odometry"].type).twist.twist.linear.x)
+        odom: Any = store.deserialize_cdr(data, registry["odometry"].type)
+        node.speed = float(odom.twist.twist.linear.x)
 
     io.subscribe("odometry", on_odometry)
     for role in params.safety.monitored_roles:
