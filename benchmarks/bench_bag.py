@@ -19,6 +19,7 @@ from benchmarks.common import Bench
 from roadloop_core.bag import BagWriter, open_bag
 from roadloop_core.codec import image_to_numpy, numpy_to_image
 from roadloop_core.registry import load_registry
+from roadloop_core.typesys import typestore_for
 
 H, W = 720, 1280
 FRAME_BYTES = H * W * 3
@@ -70,6 +71,43 @@ def _read_rosbags(path: Path) -> tuple[float, int]:
     return time.perf_counter() - start, total
 
 
+def _imu_cdr() -> bytes:
+    store = typestore_for("jazzy")
+    t = store.types
+    cov = np.zeros(9, dtype=np.float64)
+    msg = t["sensor_msgs/msg/Imu"](
+        header=t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="imu"),
+        orientation=t["geometry_msgs/msg/Quaternion"](x=0.0, y=0.0, z=0.0, w=1.0),
+        orientation_covariance=cov,
+        angular_velocity=t["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.1),
+        angular_velocity_covariance=cov,
+        linear_acceleration=t["geometry_msgs/msg/Vector3"](x=0.2, y=0.0, z=9.81),
+        linear_acceleration_covariance=cov,
+    )
+    return bytes(store.serialize_cdr(msg, "sensor_msgs/msg/Imu"))
+
+
+def _small_messages(bench: Bench) -> None:
+    """IMU-like traffic: many ~300-byte messages, where per-message overhead dominates."""
+    count = 40_000 if bench.quick else 200_000
+    path = bench.workdir / "small"
+    imu = load_registry()["imu"]
+    data = _imu_cdr()
+    with BagWriter(path) as w:
+        w.add_topic(imu.name, imu.type, imu.qos)
+        for i in range(count):
+            w.write(imu.name, i * 20_000_000, data)
+    ours, theirs = [], []
+    for _ in range(2):
+        ours.append(_read_ours(path)[0])
+        theirs.append(_read_rosbags(path)[0])
+    ratio = min(theirs) / min(ours)
+    rates = f"{count} Imu messages: ours {count / min(ours):.0f} msg/s, rosbags {count / min(theirs):.0f} msg/s"
+    bench.figure(
+        "reader ratio ours/rosbags, small messages", ratio, "x", target=">= 0.9", ok=ratio >= 0.9, detail=rates
+    )
+
+
 def run(bench: Bench) -> None:
     target_mb = 40 if bench.quick else 200
     count = max(4, target_mb * 1_000_000 // FRAME_BYTES)
@@ -92,6 +130,8 @@ def run(bench: Bench) -> None:
     bench.figure("reader throughput, rosbags Reader", theirs_mbps, "MB/s", detail=detail)
     ratio = ours_mbps / theirs_mbps
     bench.figure("reader ratio ours/rosbags", ratio, "x", target=">= 0.9", ok=ratio >= 0.9)
+
+    _small_messages(bench)
 
     with open_bag(path) as bag:
         raw = next(bag.messages())

@@ -52,7 +52,7 @@ class StorageReader(Protocol):
         """The rosbag2 metadata YAML the file carries itself ("" if none)."""
         ...
 
-    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes | memoryview]]:
         """(topic id, timestamp ns, data) in timestamp order; BagError on a damaged file."""
         ...
 

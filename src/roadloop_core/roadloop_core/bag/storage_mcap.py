@@ -9,6 +9,7 @@ saying how to recover its intact prefix (`roadloop bag reindex` on a `.active` f
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from mcap.reader import SeekingReader
 from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 
+from roadloop_core.bag.mcap_chunks import chunks_in_time_order, iter_chunk_messages
 from roadloop_core.bag.storage import ACTIVE_SUFFIX
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagDamagedError, BagError
@@ -105,6 +107,7 @@ class McapStorage:
             raise BagError(f"{self.path}: not an mcap file (bad magic)")
         self._map.seek(0)
         self._summary: Any = None
+        self._ordered_chunks: list[Any] | None = None
         self.damage = ""
         try:
             self._reader: SeekingReader | None = SeekingReader(self._map, record_size_limit=len(self._map))  # type: ignore[arg-type]
@@ -122,6 +125,8 @@ class McapStorage:
                 else (0, 0)
             )
             self.chunk_compression = next((c.compression for c in s.chunk_indexes if c.compression), "")
+            fast = s.chunk_indexes and all(c.compression in ("", "zstd") for c in s.chunk_indexes)
+            self._ordered_chunks = chunks_in_time_order(s.chunk_indexes) if fast else None
             if s.metadata_indexes:
                 assert self._reader is not None
                 meta = list(self._reader.iter_metadata())
@@ -183,8 +188,11 @@ class McapStorage:
     def embedded_metadata(self) -> str:
         return self._metadata
 
-    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes | memoryview]]:
         wanted = None if topic_ids is None else set(topic_ids)
+        if self._reader is not None and self._ordered_chunks is not None:
+            yield from iter_chunk_messages(self._map, self._ordered_chunks, wanted, str(self.path))
+            return
         try:
             if self._reader is not None:
                 topics = None if wanted is None else [self._channels[i].topic for i in wanted if i in self._channels]
@@ -198,9 +206,9 @@ class McapStorage:
             ) from err
         yield from self._linear_messages(wanted)
 
-    def _linear_messages(self, wanted: set[int] | None) -> Iterator[tuple[int, int, bytes]]:
+    def _linear_messages(self, wanted: set[int] | None) -> Iterator[tuple[int, int, bytes | memoryview]]:
         """Summary-less file: the intact prefix, sorted by time if it was written out of order."""
-        found: list[tuple[int, int, bytes]] = []
+        found: list[tuple[int, int, bytes | memoryview]] = []
 
         def keep(m: Message) -> None:
             if wanted is None or m.channel_id in wanted:
@@ -214,4 +222,5 @@ class McapStorage:
 
     def close(self) -> None:
         self._reader = None
-        self._map.close()
+        with contextlib.suppress(BufferError):  # a caller still holds a view; unmapped when it goes
+            self._map.close()

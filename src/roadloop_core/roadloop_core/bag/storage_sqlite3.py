@@ -129,7 +129,7 @@ class Sqlite3Storage:
     def embedded_metadata(self) -> str:
         return self._metadata
 
-    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes]]:
+    def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes | memoryview]]:
         # The timestamp index orders ties by rowid, i.e. by insertion: deterministic.
         query = "SELECT topic_id, timestamp, data FROM messages"
         args: tuple[int, ...] = ()
