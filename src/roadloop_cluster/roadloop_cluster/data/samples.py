@@ -100,8 +100,12 @@ class SampleBuilder:
             if br is None or br[1].stamp_ns - t > slop or (t - br[0].stamp_ns > slop and br[1].stamp_ns != t):
                 self.drops["label_odometry_gap"] += 1
                 return None
-            p = interpolate_odometry(br[0].sample(), br[1].sample(), t)
-            future[k] = (p.x, p.y)
+            if br[1].stamp_ns == t:  # exact hit: the position needs no neighbour (nor its decoding)
+                hit = br[1].sample()
+                future[k] = (hit.x, hit.y)
+            else:
+                p = interpolate_odometry(br[0].sample(), br[1].sample(), t)
+                future[k] = (p.x, p.y)
         best: tuple[int, Any] | None = None
         for cmd in self._cmds:  # nearest command; on a tie the later one (the reaction to this frame)
             if abs(cmd[0] - feats.stamp_ns) <= self._cmd_slop and (

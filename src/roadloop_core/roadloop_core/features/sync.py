@@ -158,6 +158,8 @@ class FrameSynchronizer:
             self.drops["odometry_missing"] += 1
             return None
         a, b = br
+        if b.stamp_ns == t and spec.imu is not None:
+            a = b  # exact hit: with an IMU the previous sample (only there for acceleration) is not read
         if b.stamp_ns - t > slop or (t - a.stamp_ns > slop and b.stamp_ns != t):
             self.drops["odometry_stale"] += 1
             return None
