@@ -19,7 +19,7 @@ import numpy.typing as npt
 from roadloop_core.bag import BagWriter, RawMessage
 from roadloop_core.registry import QosProfile, TopicRegistry
 from roadloop_sim.messages import MessageFactory
-from roadloop_sim.protocol import Driver, EgoSample, Observation, Simulator
+from roadloop_sim.protocol import Driver, EgoSample, Observation, Simulator, Truth
 from roadloop_sim.scenarios import SimulationConfig
 
 __all__ = ["EpisodeLog", "Infraction", "run_episode", "sanitize_command"]
@@ -132,7 +132,7 @@ def run_episode(
                     writer.write(m.topic, m.timestamp_ns, m.data)
         for topic, _, msg in res.messages:
             latest[topic] = msg
-        _account(log, res.truth, res.privileged)
+        _account(log, res.truth)
         if on_step is not None:
             on_step(log.progress_m - last_progress)
             last_progress = log.progress_m
@@ -156,7 +156,8 @@ def run_episode(
     return log
 
 
-def _account(log: EpisodeLog, truth: Any, privileged: Any) -> None:
+def _account(log: EpisodeLog, truth: Truth) -> None:
+    """Append the period's samples and infractions (an off-road infraction per excursion)."""
     was_off = log.samples[-1].off_road if log.samples else False
     for s in truth.samples:
         if s.off_road and not was_off:
