@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +15,7 @@ import pytest
 
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, write_bundle
 from roadloop_core.features import ObservationSpec
+from roadloop_vehicle.bridge import Bridge, BridgeConfig, PullResult, TarStream
 
 
 @pytest.fixture
@@ -57,6 +59,34 @@ def fleet(hub_proc, keys, tmp_path: Path):
     return hub, admin, hub.token_file("car1", tmp_path), watch
 
 
+def post_bundle(hub, bundle: Path, channel: str = "production") -> dict:
+    """Publish in-process over HTTP (the same request `roadloop hub publish` sends) to the hub process."""
+    stream = TarStream(bundle)
+    with hub.client(hub.admin) as c:
+        r = c.post(f"/v1/channels/{channel}/bundles", content=stream.read(0, stream.size))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def pull_once(fleet, keys, tmp_path: Path, golden: Path | None = None) -> PullResult:
+    """One bridge pass in-process against the hub process (the CLI path is covered by `pull`)."""
+    hub, _, token, watch = fleet
+    cfg = replace(
+        BridgeConfig(),
+        settle_s=0.0,
+        models_dir=str(tmp_path / "models"),
+        public_key=str(keys["pub"]),
+        golden_bag=str(golden) if golden else "",
+    )
+    bridge = Bridge(cfg, watch, hub.url, token.read_text().strip(), tmp_path / "state")
+    try:
+        report = bridge.run_once()
+    finally:
+        bridge.close()
+    assert report.model is not None and not report.errors, report.errors
+    return report.model
+
+
 def pull(fleet, keys, tmp_path: Path, run_bridge, *extra: str) -> subprocess.CompletedProcess[str]:
     hub, _, token, watch = fleet
     models = tmp_path / "models"
@@ -76,18 +106,16 @@ def test_publish_pull_switch_and_rollback(fleet, keys, tmp_path: Path, run_bridg
     assert "model: installed pilot-v1" in done.stdout
     assert os.readlink(models / "current") == "versions/pilot-v1"
     assert (models / "current" / "policy.onnx").read_bytes() == (b1 / "policy.onnx").read_bytes()
-    again = pull(fleet, keys, tmp_path, run_bridge)
-    assert "model: unchanged pilot-v1" in again.stdout
+    assert pull_once(fleet, keys, tmp_path) == PullResult("unchanged", "pilot-v1")
 
-    b2 = make_bundle(tmp_path / "b2", keys["priv"], 2)
-    assert publish(hub, admin, b2).returncode == 0
-    assert "installed pilot-v2" in pull(fleet, keys, tmp_path, run_bridge).stdout
+    post_bundle(hub, make_bundle(tmp_path / "b2", keys["priv"], 2))
+    assert pull_once(fleet, keys, tmp_path) == PullResult("installed", "pilot-v2")
     assert os.readlink(models / "current") == "versions/pilot-v2"
     assert sorted(p.name for p in (models / "versions").iterdir()) == ["pilot-v1", "pilot-v2"]  # v1 kept
 
     back = hub_cli("rollback", "--hub", hub.url, "--token-file", str(admin), "--channel", "production")
     assert back.returncode == 0 and "pilot v1" in back.stdout, back.stderr
-    assert "switched pilot-v1" in pull(fleet, keys, tmp_path, run_bridge).stdout
+    assert pull_once(fleet, keys, tmp_path) == PullResult("switched", "pilot-v1")
     assert os.readlink(models / "current") == "versions/pilot-v1"
     with hub.client(hub.token("car-reader")) as c:  # any vehicle reads the channel and its manifest
         current = c.get("/v1/channels/production").json()
@@ -98,10 +126,10 @@ def test_publish_pull_switch_and_rollback(fleet, keys, tmp_path: Path, run_bridg
     assert diag[-1]["status"][2]["values"]["current"] == "pilot-v1"
 
 
-def test_range_download_resumes_a_partial_file(fleet, keys, tmp_path: Path, run_bridge) -> None:
-    hub, admin, _token, _ = fleet
+def test_range_download_resumes_a_partial_file(fleet, keys, tmp_path: Path) -> None:
+    hub, _admin, _token, _ = fleet
     b1 = make_bundle(tmp_path / "b1", keys["priv"], 1)
-    assert publish(hub, admin, b1).returncode == 0
+    post_bundle(hub, b1)
     rel = hub.admin_get("/v1/channels/production")
     whole = (b1 / "policy.onnx").read_bytes()
     with hub.client(hub.admin) as c:
@@ -110,8 +138,7 @@ def test_range_download_resumes_a_partial_file(fleet, keys, tmp_path: Path, run_
     staged = tmp_path / "models" / "staging" / rel["bundle_id"]
     staged.mkdir(parents=True)
     (staged / "policy.onnx").write_bytes(whole[:123_456])  # a download cut short by a crash
-    done = pull(fleet, keys, tmp_path, run_bridge)
-    assert "installed pilot-v1" in done.stdout, done.stderr
+    assert pull_once(fleet, keys, tmp_path) == PullResult("installed", "pilot-v1")
     assert (tmp_path / "models" / "current" / "policy.onnx").read_bytes() == whole
 
 
@@ -138,46 +165,43 @@ def test_hub_refuses_bad_bundles(fleet, keys, tmp_path: Path, fault: str) -> Non
     assert list((hub.root / "bundles").iterdir()) == []
 
 
-def test_vehicle_refuses_a_bundle_tampered_on_the_hub(fleet, keys, tmp_path: Path, run_bridge) -> None:
-    hub, admin, *_ = fleet
-    assert publish(hub, admin, make_bundle(tmp_path / "b1", keys["priv"], 1)).returncode == 0
+def test_vehicle_refuses_a_bundle_tampered_on_the_hub(fleet, keys, tmp_path: Path) -> None:
+    hub, _admin, *_ = fleet
+    post_bundle(hub, make_bundle(tmp_path / "b1", keys["priv"], 1))
     stored = next((hub.root / "bundles").iterdir()) / "policy.onnx"
     data = bytearray(stored.read_bytes())
     data[10] ^= 0xFF  # same size, one byte changed after the hub verified it
     stored.write_bytes(bytes(data))
-    done = pull(fleet, keys, tmp_path, run_bridge)
-    assert "model: refused pilot-v1" in done.stdout and "sha256" in done.stdout
+    result = pull_once(fleet, keys, tmp_path)
+    assert result.action == "refused" and result.label == "pilot-v1" and "sha256" in result.reason
     assert not (tmp_path / "models" / "current").exists()
     assert not (tmp_path / "models" / "versions" / "pilot-v1").exists()
     assert list((tmp_path / "models" / "staging").iterdir()) == []
 
 
-def test_vehicle_refuses_observation_mismatch_and_failed_golden_replay(
-    fleet, keys, tmp_path: Path, run_bridge, make_bag
-) -> None:
-    hub, admin, *_ = fleet
+def test_vehicle_refuses_observation_mismatch_and_failed_golden_replay(fleet, keys, tmp_path: Path) -> None:
+    hub, _admin, *_ = fleet
     models = tmp_path / "models"
-    assert publish(hub, admin, make_bundle(tmp_path / "b1", keys["priv"], 1)).returncode == 0
-    assert "installed pilot-v1" in pull(fleet, keys, tmp_path, run_bridge).stdout
+    post_bundle(hub, make_bundle(tmp_path / "b1", keys["priv"], 1))
+    assert pull_once(fleet, keys, tmp_path).action == "installed"
     obs = ObservationSpec.from_config().to_dict() | {"image_width": 999}
-    assert publish(hub, admin, make_bundle(tmp_path / "b2", keys["priv"], 2, observation=obs)).returncode == 0
-    done = pull(fleet, keys, tmp_path, run_bridge)
-    assert "model: refused pilot-v2" in done.stdout and "observation spec incompatible" in done.stdout
+    post_bundle(hub, make_bundle(tmp_path / "b2", keys["priv"], 2, observation=obs))
+    result = pull_once(fleet, keys, tmp_path)
+    assert result.action == "refused" and "observation spec incompatible" in result.reason
     assert os.readlink(models / "current") == "versions/pilot-v1"
+    assert pull_once(fleet, keys, tmp_path).action == "refused"  # remembered: not downloaded again
     # Golden replay with the onboard team's real tiny ONNX policy: one that emits NaN is refused (the
     # supervisor falls back), a sound one is installed.
     fx = _vehicle_fixtures()
     golden = fx.write_drive_bag(tmp_path / "golden")
-    fx.make_bundle(tmp_path / "b3", keys["priv"], name="pilot", version=3, nan=True)
-    assert publish(hub, admin, tmp_path / "b3").returncode == 0
-    done = pull(fleet, keys, tmp_path, run_bridge, "--golden-bag", str(golden))
-    assert "model: refused pilot-v3" in done.stdout and "golden replay" in done.stdout, done.stdout + done.stderr
+    post_bundle(hub, fx.make_bundle(tmp_path / "b3", keys["priv"], name="pilot", version=3, nan=True))
+    result = pull_once(fleet, keys, tmp_path, golden)
+    assert result.action == "refused" and "golden replay" in result.reason, result
     assert os.readlink(models / "current") == "versions/pilot-v1"
-    fx.make_bundle(tmp_path / "b4", keys["priv"], name="pilot", version=4)
-    assert publish(hub, admin, tmp_path / "b4").returncode == 0
-    done = pull(fleet, keys, tmp_path, run_bridge, "--golden-bag", str(golden))
-    assert "model: installed pilot-v4" in done.stdout, done.stdout + done.stderr
+    post_bundle(hub, fx.make_bundle(tmp_path / "b4", keys["priv"], name="pilot", version=4))
+    assert pull_once(fleet, keys, tmp_path, golden) == PullResult("installed", "pilot-v4")
     assert os.readlink(models / "current") == "versions/pilot-v4"
+    assert list((models / "staging").iterdir()) == []
 
 
 def _vehicle_fixtures() -> ModuleType:
