@@ -17,11 +17,22 @@ import numpy.typing as npt
 from roadloop_core.registry import TopicRegistry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.control.controller import Command
-from roadloop_vehicle.diagnostics import Status, safety_status
+from roadloop_vehicle.diagnostics import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, Status
 from roadloop_vehicle.messages import diagnostics_msg
 from roadloop_vehicle.safety.supervisor import SafetyConfig, SafetyInput, SafetyOutput, SafetySupervisor, State
 
-__all__ = ["SafetyCore"]
+__all__ = ["SafetyCore", "safety_status"]
+
+
+def safety_status(out: SafetyOutput) -> Status:
+    """`roadloop/safety`: OK when active, ERROR in the fallback (with its reason), WARN otherwise."""
+    level = {State.ACTIVE: LEVEL_OK, State.FALLBACK: LEVEL_ERROR}.get(out.state, LEVEL_WARN)
+    return (
+        level,
+        "roadloop/safety",
+        out.reason or out.state.value,
+        {"state": out.state.value, "faults": ",".join(out.faults)},
+    )
 
 
 class SafetyCore:
