@@ -36,6 +36,7 @@ class RunConfig:
     powersgd_rank: int = 1
     log_every: int = 10
     baseline_steps: int = 300
+    collective_timeout_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.amp not in ("bf16", "fp16", "none"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from roadloop_cluster.train import steps
 from roadloop_cluster.train.config import load_train_config
-from roadloop_cluster.train.data import check_compatible, read_dataset_info
+from roadloop_cluster.train.data import SplitData, check_compatible, read_dataset_info
 from roadloop_cluster.train.errors import NonFiniteLossError, TrainError
 
 __all__ = ["launch", "torchrun_args"]
@@ -58,6 +60,8 @@ def launch(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("failure-rank*.json"):
         stale.unlink()
+    # Baselines (constant velocity, ego-status MLP) here, once, so no rank ever waits on rank 0 for them.
+    steps.baselines(out, SplitData(info, "train", False), SplitData(info, "val", False), cfg)
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
@@ -65,6 +69,11 @@ def launch(
     args = torchrun_args(nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id)
     args += ["--module", "roadloop_cluster.train.train"]
     args += ["--config", str(config.resolve()), "--data", str(data.resolve()), "--out", str(out.resolve())]
+    # A restarted group must not meet the killed group's gloo addresses: with the agent's shared
+    # rendezvous store the process-group keys of the previous attempt are still there and a new rank
+    # can read a dead peer's address (seen as a hang/"Connection refused" on restart). Without sharing,
+    # rank 0 of every attempt hosts a fresh store on a port the agent picks for that round.
+    os.environ["TORCH_DISABLE_SHARE_RDZV_TCP_STORE"] = "1"
     sys.stdout.flush()
     try:
         run(parse_args(args))  # type: ignore[no-untyped-call]

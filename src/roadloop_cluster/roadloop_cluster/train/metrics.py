@@ -58,7 +58,8 @@ def constant_velocity(speed: torch.Tensor, horizon: int, dt: float) -> torch.Ten
 
 
 def step_scale(waypoints: NDArray[np.float32]) -> float:
-    return float(max(np.abs(np.diff(waypoints, axis=1, prepend=0.0)).mean(), 1e-3))
+    """Mean |displacement| per waypoint step; nan-robust so one bad label cannot poison the model's scale."""
+    return float(max(np.nanmean(np.abs(np.diff(waypoints, axis=1, prepend=0.0))), 1e-3))
 
 
 def train_ego_baseline(train: SplitData, horizon: int, steps: int, seed: int) -> EgoStatusMLP:
@@ -67,8 +68,9 @@ def train_ego_baseline(train: SplitData, horizon: int, steps: int, seed: int) ->
     wp = train.arrays["waypoints"]
     model = EgoStatusMLP(horizon, step_scale(wp))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    idx = np.arange(len(train), dtype=np.int64)
-    b = train.batch(idx)
+    a = train.arrays
+    finite = np.isfinite(a["ego_state"]).all(axis=1) & np.isfinite(a["waypoints"]).all(axis=(1, 2))
+    b = train.batch(np.flatnonzero(finite).astype(np.int64))
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         loss = (model(b.ego_state) - b.waypoints).abs().mean()

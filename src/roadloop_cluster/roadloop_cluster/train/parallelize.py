@@ -56,7 +56,8 @@ def init_distributed(run: RunConfig) -> Dist:
     if not dist.is_initialized():
         env.setdefault("MASTER_ADDR", "127.0.0.1")
         env.setdefault("MASTER_PORT", "29500")
-        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(minutes=10))
+        timeout = timedelta(seconds=run.collective_timeout_s)
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timeout)
     return Dist(rank, world, local_rank, local_world, device, backend, threads)
 
 

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         save_checkpoint(out, step, model, optim, {**trainer, "history": steps.pack(history)}, cfg.run.keep_checkpoints)
         ckpt_s += time.perf_counter() - t
 
-    base = steps.baselines(out, train, val, cfg) if d.is_main else {}
+    base = steps.baselines(out, train, val, cfg) if d.is_main else {}  # the launcher usually made them already
     log = steps.Logger(out, d, total, step)
     train_s, epoch_s, samples = 0.0, [], 0
     while stream.epoch < cfg.run.epochs:
@@ -124,3 +126,9 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    # Skip interpreter teardown: destroying DDP's reducer joins gloo's worker threads while holding the
+    # GIL, and a worker still releasing a finished barrier needs the GIL -> a rare exit deadlock.
+    # Everything this rank wrote is already fsynced and renamed into place.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -1,0 +1,71 @@
+"""DCP checkpoints round-trip model, optimizer, trainer state and RNG; `latest` is atomic; last K kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from roadloop_cluster.models import DrivingPolicy, ModelConfig
+from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from roadloop_cluster.train.errors import TrainError
+from roadloop_cluster.train.steps import pack, unpack
+
+
+def _trained(seed: int) -> tuple[DrivingPolicy, torch.optim.AdamW]:
+    torch.manual_seed(seed)
+    model = DrivingPolicy(ModelConfig(variant="state", horizon=3, hidden=16, state_hidden=8))
+    optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        optim.zero_grad()
+        wp, speed = model(torch.randn(4, 4), torch.randn(4, 2))
+        (wp.square().mean() + speed.square().mean()).backward()  # type: ignore[no-untyped-call]
+        optim.step()
+    return model, optim
+
+
+@pytest.fixture
+def world_of_one(single_rank_env: None) -> None:
+    dist.init_process_group("gloo")
+
+
+def test_round_trip_restores_everything(tmp_path: Path, world_of_one: None) -> None:
+    model, optim = _trained(0)
+    trainer = {"step": 3, "data": pack({"epoch": 1, "consumed": 64}), "sched": b"s", "history": pack([1.5])}
+    torch.manual_seed(123)
+    path = save_checkpoint(tmp_path, 3, model, optim, trainer, keep=2)
+    after_save = torch.rand(5)
+
+    other, other_optim = _trained(1)
+    template = {"step": 0, "data": b"", "sched": b"", "history": b""}
+    state = load_checkpoint(path, other, other_optim, template)
+    assert torch.equal(torch.rand(5), after_save)  # RNG restored to the moment of saving
+    assert state["step"] == 3 and unpack(state["data"]) == {"epoch": 1, "consumed": 64}
+    assert unpack(state["history"]) == [1.5]
+    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    sa, sb = optim.state_dict()["state"], other_optim.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"]) and torch.equal(sa[k]["step"], sb[k]["step"])
+
+
+def test_latest_marker_and_keep_last_k(tmp_path: Path, world_of_one: None) -> None:
+    model, optim = _trained(0)
+    trainer = {"step": 0, "data": b"", "sched": b"", "history": b""}
+    for step in (2, 4, 6, 8):
+        save_checkpoint(tmp_path, step, model, optim, {**trainer, "step": step}, keep=2)
+    root = tmp_path / "checkpoints"
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == ["step-00000006", "step-00000008"]
+    assert latest_checkpoint(tmp_path) == root / "step-00000008"
+    assert not list(root.glob(".*tmp*"))
+
+
+def test_no_checkpoint_and_dangling_marker(tmp_path: Path) -> None:
+    assert latest_checkpoint(tmp_path) is None
+    (tmp_path / "checkpoints" / "step-00000004.tmp").mkdir(parents=True)  # a save killed half-way
+    (tmp_path / "checkpoints" / "latest").write_text("step-00000004")
+    with pytest.raises(TrainError, match="not a complete checkpoint"):
+        latest_checkpoint(tmp_path)
