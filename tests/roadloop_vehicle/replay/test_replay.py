@@ -171,3 +171,13 @@ def test_cli_bad_input_is_one_line_exit_2(
     assert run_cli(["replay", str(bag), "--bundle", str(b), "--public-key", str(keypair[1]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_realtime_pacing_changes_nothing_but_the_pace(
+    fx: ModuleType, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bag = fx.write_drive_bag(tmp_path / "short", seconds=1.0)
+    fast = replay_bag(bag, tmp_path / "f" / "out", bundle, public_key=keypair[1])
+    paced = replay_bag(bag, tmp_path / "p" / "out", bundle, public_key=keypair[1], realtime=True)
+    assert digest(tmp_path / "f" / "out") == digest(tmp_path / "p" / "out")
+    assert fast.deterministic == paced.deterministic

@@ -38,5 +38,9 @@ def build(
     onnx_path = bundle / "policy.onnx"
     if not onnx_path.is_file():
         raise VehicleError(f"{bundle}: no policy.onnx (is this a model bundle?)")
-    _, path, built = load_or_build_engine(onnx_path, precision, cache_dir)
+    from rich.console import Console
+
+    # A TensorRT build takes minutes on an embedded GPU and reports no progress of its own.
+    with Console(stderr=True).status(f"building/looking up the {precision} TensorRT engine for {onnx_path} ..."):
+        _, path, built = load_or_build_engine(onnx_path, precision, cache_dir)
     typer.echo(f"{'built' if built else 'cached'}: {path}")
