@@ -175,9 +175,10 @@ def test_output_is_protected(dataset: Path, tmp_path: Path, bag_root: Path) -> N
         build_dataset([bag_root], other, BuildOptions(progress=False))
 
 
-def test_cli_info_shows_counts_drops_stats_sources(dataset: Path) -> None:
-    res = roadloop("data", "info", str(dataset))
+def test_cli_info_shows_counts_drops_stats_sources(dataset: Path, tmp_path: Path) -> None:
+    res = roadloop("data", "info", str(dataset), "--plot", str(tmp_path / "ds.png"))
     assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     index = read_index(dataset)
     for text in ("train", "val", "no_future", "ego_state", "route_target", index["dataset_id"]):
         assert text in res.stdout

@@ -66,9 +66,18 @@ def _fmt(values: Any) -> str:
 
 
 @app.command()
-def info(dataset: Annotated[Path, typer.Argument(help="Dataset folder (holding index.json).")]) -> None:
+def info(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder (holding index.json).")],
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Also draw splits, drops, waypoints and ego state to this PNG.")
+    ] = None,
+) -> None:
     """Show counts per split, drop reasons, normalisation statistics and source bags."""
     index = read_index(dataset)
+    if plot is not None:
+        from roadloop_cluster.data.plots import plot_dataset
+
+        typer.echo(f"plot: {plot_dataset(dataset, index, plot)}")
     con = Console()
     obs = index["observation"]
     mode = "state-only" if obs.get("camera") is None else f"camera {obs['image_width']}x{obs['image_height']}"
