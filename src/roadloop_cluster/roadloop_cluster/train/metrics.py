@@ -59,7 +59,8 @@ def constant_velocity(speed: torch.Tensor, horizon: int, dt: float) -> torch.Ten
 
 def step_scale(waypoints: NDArray[np.float32]) -> float:
     """Mean |displacement| per waypoint step; nan-robust so one bad label cannot poison the model's scale."""
-    return float(max(np.nanmean(np.abs(np.diff(waypoints, axis=1, prepend=0.0))), 1e-3))
+    mean = float(np.nanmean(np.abs(np.diff(waypoints, axis=1, prepend=0.0))))
+    return max(mean, 1e-3)
 
 
 def train_ego_baseline(train: SplitData, horizon: int, steps: int, seed: int) -> EgoStatusMLP:
