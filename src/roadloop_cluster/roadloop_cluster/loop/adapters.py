@@ -137,16 +137,16 @@ def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
     row["scenario"] = ep.get("scenario")
     row["success"] = bool(ep.get("success"))
     row["seed"] = ep.get("seed")
-    infractions = ep.get("infractions") or {}
-    if isinstance(infractions, dict):
-        why = [f"{k}×{v}" if isinstance(v, int) and v > 1 else k for k, v in infractions.items() if v]
-    else:
-        why = [str(x) for x in infractions]
-    if ep.get("collision") and "collision" not in why:
-        why.append("collision")
-    end = ep.get("end_reason")
-    if end and end not in ("route_completed", "completed", "success") and end not in why:
-        why.append(str(end))
+    why: list[str] = []
+    if not row["success"]:  # why an episode failed: its infractions, else how it ended (e.g. timeout)
+        infractions = ep.get("infractions") or {}
+        if isinstance(infractions, dict):
+            why = [f"{k}×{v}" if isinstance(v, int) and v > 1 else k for k, v in infractions.items() if v]
+        else:
+            why = [str(x) for x in infractions]
+        end = ep.get("end_reason")
+        if end and end not in why and not str(end).startswith("route_complete"):
+            why.append(str(end))
     row["why"] = ", ".join(why)
     path = ep.get("path") or ep.get("trajectory")
     if isinstance(path, dict) and path.get("x") and path.get("y"):

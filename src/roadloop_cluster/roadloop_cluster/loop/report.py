@@ -95,6 +95,7 @@ def _fig_training(rounds: Sequence[dict[str, Any]], out: Path) -> str | None:
                 ax.plot(epochs, cv, "--", color=_COLORS[i % len(_COLORS)], alpha=0.6, label=f"round {n} const. vel.")
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation L2 @ 3 s (m)")
+        ax.set_yscale("log")
         ax.set_title("Open-loop validation")
         ax.legend(fontsize=8)
     return _save(fig, out / "training.png")
@@ -320,8 +321,9 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
     md += _closed_loop_table(rounds)
     md.append("")
     md.append(
-        "DS = mean over episodes of RC × IP (CARLA Leaderboard definitions mapped onto the simulator); "
-        "every model in a round is driven on the same scenarios and seeds."
+        "DS = mean over episodes of RC × IP (CARLA Leaderboard definitions mapped onto the simulator). "
+        "A gate's incumbent and candidate drive the same scenarios and seeds; the drive and fleet rows use "
+        "their own seeds (config/loop.yaml)."
     )
     for r in rounds:
         gate = r.get("gate") or {}
@@ -340,7 +342,8 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
             md += [
                 f"## Round {r['round']}: interventions",
                 "",
-                f"The deployed policy drove {inter.get('episodes', '?')} episodes; {inter.get('failed', '?')} failed "
+                f"The policy {inter.get('model', '')} drove {inter.get('episodes', '?')} new episodes; "
+                f"{inter.get('failed', '?')} failed "
                 "(collision, off-road, invalid command or route not finished) and were flagged as interventions; "
                 f"the expert took over before each failure and its corrections ({inter.get('corrections', '?')} bags) "
                 "were shipped with priority and added to the data.",
