@@ -83,7 +83,8 @@ class FrameSynchronizer:
         if role not in (spec.camera, spec.imu, spec.odometry, spec.route):
             return []
         t = header_stamp_ns(msg) if stamp_ns is None else stamp_ns
-        self._clock = max(self._clock, t)
+        if role != spec.route:  # sensors drive the clock; a (latched) route's stamp says nothing about now
+            self._clock = max(self._clock, t)
         if role == spec.odometry:
             return self._push_odometry(OdomRef(t, msg))
         if role == spec.camera:
