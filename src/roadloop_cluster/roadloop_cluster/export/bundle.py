@@ -38,6 +38,8 @@ def export_bundle(
     tol: float = 1e-4,
 ) -> Manifest:
     """Export, check parity with onnxruntime on validation samples, then write and sign the bundle."""
+    if out.exists():
+        raise ExportError(f"{out}: already exists")
     if not sign_key.is_file():
         raise ExportError(f"{sign_key}: no such signing key (make one with `roadloop keys gen --out DIR`)")
     run = load_run(run_dir)

@@ -1,0 +1,157 @@
+"""`roadloop export`: ONNX parity with torch through onnxruntime, a bundle per contract, signatures that bite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from roadloop_cluster.export import OPSET, check_parity, export_bundle, export_onnx, load_run
+from roadloop_cluster.export.onnx_export import parity_samples
+from roadloop_cluster.train.errors import ExportError
+from roadloop_core.bundle import verify_bundle
+from roadloop_core.errors import BundleError
+
+
+@pytest.mark.parametrize("variant", ["camera", "state"])
+def test_bundle_follows_the_contract_and_verifies(
+    variant: str, trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, data = trained_runs[variant]
+    key, pub = keypair
+    out = tmp_path / "bundle"
+    manifest = export_bundle(run, out, key, version=7)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "manifest.sig", "policy.onnx"]
+    assert verify_bundle(out, pub).version == 7
+
+    doc = json.loads((out / "manifest.json").read_text())
+    assert doc["format"] == "roadloop-bundle/1" and doc["version"] == 7
+    names = [t["name"] for t in doc["inputs"]]
+    assert names == (["image", "ego_state", "route_target"] if variant == "camera" else ["ego_state", "route_target"])
+    index = json.loads((data / "index.json").read_text())
+    ego = next(t for t in doc["inputs"] if t["name"] == "ego_state")
+    assert ego["shape"] == [1, 4] and np.allclose(ego["normalization"]["mean"], index["stats"]["ego_state"]["mean"])
+    if variant == "camera":
+        assert doc["inputs"][0]["shape"] == [1, 3, 32, 32]
+        assert doc["inputs"][0]["normalization"]["scale"] == pytest.approx(1 / 255)
+    assert doc["outputs"] == [
+        {"name": "waypoints", "shape": [1, 6, 2], "dtype": "float32"},
+        {"name": "target_speed", "shape": [1, 1], "dtype": "float32"},
+    ]
+    assert doc["observation"] == index["observation"] and doc["dataset_id"] == index["dataset_id"]
+    assert doc["training_config"]["model"]["variant"] == variant
+    assert {"l2_1s", "l2_2s", "l2_3s", "ade", "fde"} <= set(doc["metrics"]["open_loop"])
+    assert set(doc["metrics"]["baselines"]) == {"constant_velocity", "ego_mlp"}
+    assert doc["metrics"]["parity"]["max_abs_diff"] <= 1e-4 == doc["metrics"]["parity"]["tolerance"]
+    assert manifest.files["policy.onnx"] == doc["files"]["policy.onnx"]
+
+    model = onnx.load(str(out / "policy.onnx"))
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= OPSET
+
+
+@pytest.mark.parametrize("victim", ["policy.onnx", "manifest.json", "manifest.sig"])
+@pytest.mark.parametrize("where", [0, -1, 0.5])
+def test_one_byte_change_anywhere_fails_verification(
+    victim: str, where: float, trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    key, pub = keypair
+    out = tmp_path / "bundle"
+    export_bundle(trained_runs["state"][0], out, key, version=1)
+    path = out / victim
+    data = bytearray(path.read_bytes())
+    pos = int(where * (len(data) - 1)) if isinstance(where, float) else where
+    data[pos] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError):
+        verify_bundle(out, pub)
+
+
+def test_wrong_key_fails_verification(
+    trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from roadloop_core.bundle import generate_keypair
+
+    out = tmp_path / "bundle"
+    export_bundle(trained_runs["state"][0], out, keypair[0], version=1)
+    _, other_pub = generate_keypair(tmp_path / "other")
+    with pytest.raises(BundleError, match="signature"):
+        verify_bundle(out, other_pub)
+
+
+def test_parity_violation_fails_the_export(trained_runs: dict[str, tuple[Path, Path]], tmp_path: Path) -> None:
+    run = load_run(trained_runs["camera"][0])
+    path = tmp_path / "policy.onnx"
+    export_onnx(run.model, path)
+    samples = parity_samples(run, None, 4)
+    assert check_parity(run.model, path, samples) <= 1e-4
+    # nudge one weight of the exported graph by 1e-2: torch and onnxruntime must now disagree
+    proto = onnx.load(str(path))
+    init = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    arr = onnx.numpy_helper.to_array(init).copy()
+    arr.flat[0] += 1e-2 if arr.size > 1 else 1.0
+    arr += 1e-2
+    init.CopyFrom(onnx.numpy_helper.from_array(arr, init.name))
+    onnx.save(proto, str(path))
+    with pytest.raises(ExportError, match=r"parity check failed on validation sample 0: max \|onnx - torch\|"):
+        check_parity(run.model, path, samples)
+
+
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [("model.pt", "model.pt: missing"), ("run.json", "run.json: missing"), ("metrics.json", "metrics.json: missing")],
+)
+def test_incomplete_run_is_refused(
+    remove: str, message: str, trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs["state"][0], run, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    (run / remove).unlink()
+    with pytest.raises(ExportError, match=message):
+        export_bundle(run, tmp_path / "bundle", keypair[0])
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_cli_exports_and_the_vehicle_runtime_runs_the_bundle(
+    trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, data = trained_runs["camera"]
+    out = tmp_path / "bundle"
+    roadloop = str(Path(sys.executable).parent / "roadloop")
+    cli = [roadloop, "export", str(run), "--out", str(out), "--sign-key", str(keypair[0])]
+    done = subprocess.run([*cli, "--version", "3"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "parity max |onnx - torch|" in done.stdout
+    verify = [roadloop, "bundle", "verify", str(out), "-k", str(keypair[1])]
+    assert subprocess.run(verify, capture_output=True).returncode == 0
+
+    again = subprocess.run(cli, capture_output=True, text=True)
+    assert again.returncode == 2 and again.stderr.strip().endswith("already exists")
+    assert len(again.stderr.strip().splitlines()) == 1
+
+    # The vehicle's runtime normalises raw features itself (manifest) and must get what torch gets.
+    import torch
+
+    from roadloop_cluster.train.data import SplitData, read_dataset_info
+    from roadloop_vehicle.runtime.base import RuntimeConfig
+    from roadloop_vehicle.runtime.policy import PolicyRuntime
+    from roadloop_vehicle.runtime.spec import ModelInputs, PolicySpec
+
+    spec = PolicySpec.from_manifest(json.loads((out / "manifest.json").read_text()))
+    runtime = PolicyRuntime(out / "policy.onnx", spec, RuntimeConfig(warmup_runs=1))
+    val = SplitData(read_dataset_info(data), "val", with_image=True)
+    model = load_run(run).model
+    for i in (0, 7):
+        raw = ModelInputs(val.arrays["image"][i], val.arrays["ego_state"][i], val.arrays["route_target"][i])
+        got = runtime.step(raw)
+        b = val.batch(np.asarray([i], np.int64))
+        with torch.no_grad():
+            wp, speed = model(b.ego_state, b.route_target, b.image)
+        assert np.abs(got.waypoints.reshape(-1, 2) - wp[0].numpy()).max() <= 1e-4
+        assert abs(got.target_speed - float(speed)) <= 1e-4
