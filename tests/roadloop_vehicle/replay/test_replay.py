@@ -127,7 +127,14 @@ def test_cli_replay_with_stats(
     drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["replay", str(drive_bag), "--bundle", str(bundle), "--public-key", str(keypair[1])]
-    assert run_cli([*args, "--out", str(tmp_path / "r1" / "out"), "--stats", str(tmp_path / "s1.json")]) == 0
+    plot = tmp_path / "r1.png"
+    assert (
+        run_cli(
+            [*args, "--out", str(tmp_path / "r1" / "out"), "--stats", str(tmp_path / "s1.json"), "--plot", str(plot)]
+        )
+        == 0
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert run_cli([*args, "--out", str(tmp_path / "r2" / "out"), "--stats", str(tmp_path / "s2.json")]) == 0
     assert "30 frames" in capsys.readouterr().out
     s1, s2 = (json.loads((tmp_path / f"s{i}.json").read_text()) for i in (1, 2))

@@ -22,6 +22,7 @@ def replay(
     ),
     stats: Path | None = typer.Option(None, "--stats", help="Write stats JSON here (frames, drops, latencies, RTF)."),
     realtime: bool = typer.Option(False, "--realtime", help="Pace input at the bag's own rate instead of max speed."),
+    plot: Path | None = typer.Option(None, "--plot", help="PNG of the commands over time with the safety state."),
     params: Path | None = typer.Option(None, "--params", help="Vehicle parameters (default: config/vehicle.yaml)."),
     public_key: Path | None = typer.Option(
         None, "--public-key", help="Bundle signing key (default: drive_node public_key in the params)."
@@ -48,6 +49,11 @@ def replay(
         )
     if stats is not None:
         write_stats(result, stats)
+    if plot is not None:
+        from roadloop_core.registry import load_registry
+        from roadloop_vehicle.replay.plot import plot_replay
+
+        plot_replay(out, load_registry(vehicle.path(vehicle.drive.topics_config)), plot)
     d, m = result.deterministic, result.measured
     frame = m["latency_ms"]["frame"]
     typer.echo(
