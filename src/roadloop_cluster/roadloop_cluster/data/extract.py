@@ -19,7 +19,7 @@ import numpy as np
 
 from roadloop_cluster.data.config import DatasetConfig
 from roadloop_cluster.data.discover import bag_sha256
-from roadloop_cluster.data.lazy import LazyMessage
+from roadloop_cluster.data.lazy import ImageView, LazyMessage, parse_image
 from roadloop_cluster.data.samples import Sample, SampleBuilder, array_names
 from roadloop_cluster.data.stats import RunningStats
 from roadloop_core.bag import open_bag
@@ -140,7 +140,10 @@ def extract_bag(job: BagJob) -> BagResult:
             # odometry messages never are); anything else goes through the bag's own typestore
             shared = typestore_for(reg.typestore)
             for raw in bag.messages(topics=sorted(role_of)):
-                if raw.typename in shared.fielddefs and raw.typename in _HEADER_FIRST:
+                image = parse_image(raw.data) if raw.typename == "sensor_msgs/msg/Image" else None
+                if image is not None:
+                    samples = builder.step(role_of[raw.topic], image, image_stamp_ns(image))
+                elif raw.typename in shared.fielddefs and raw.typename in _HEADER_FIRST:
                     lazy = LazyMessage(shared, raw.typename, raw.data)
                     samples = builder.step(role_of[raw.topic], lazy, lazy.stamp_ns)
                 else:
@@ -172,6 +175,10 @@ def extract_bag(job: BagJob) -> BagResult:
         result.count = 0
         shutil.rmtree(job.spool, ignore_errors=True)
     return result
+
+
+def image_stamp_ns(image: ImageView) -> int:
+    return int(image.header.stamp.sec) * 1_000_000_000 + int(image.header.stamp.nanosec)
 
 
 def _drop_note(drops: Counter[str]) -> str:
