@@ -57,6 +57,11 @@ def launch(
         raise TrainError(f"--nproc must be >= 1, got {nproc}")
     if nnodes is None and cfg.run.batch_size % nproc:
         raise TrainError(f"{config}: run.batch_size {cfg.run.batch_size} is not divisible by --nproc {nproc}")
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and nproc > gpus:
+        raise TrainError(f"--nproc {nproc} but {gpus} GPU(s) visible: one rank per GPU (NCCL), use --nproc {gpus}")
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("failure-rank*.json"):
         stale.unlink()
