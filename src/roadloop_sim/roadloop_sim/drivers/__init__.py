@@ -79,4 +79,6 @@ def make_driver(spec: str, registry: TopicRegistry | None = None) -> Driver:
 
 
 def driver_name(spec: str, driver: Any) -> str:
-    return str(getattr(driver, "name", spec)) if not spec.startswith("bundle:") else spec
+    """What the bag's `roadloop.driver` says: the driver's own name (a bundle: its model label)."""
+    name = getattr(driver, "name", None)
+    return str(name) if isinstance(name, str) and name not in ("", "bundle") else spec
