@@ -25,9 +25,11 @@ from roadloop_vehicle.params import VehicleParams, load_vehicle_params
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import SafetyOutput, State
 
-__all__ = ["EGO_FRAME", "FrameReport", "OutMessage", "Pipeline", "load_observation_spec"]
+__all__ = ["EGO_FRAME", "PRODUCED_ROLES", "FrameReport", "OutMessage", "Pipeline", "load_observation_spec"]
 
 EGO_FRAME = "base_link"
+# Roles the pipeline produces: never taken as input (a recorded drive holds them too).
+PRODUCED_ROLES = ("trajectory", "command_raw", "command", "diagnostics")
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Pipeline:
 
     def step(self, raw: RawMessage) -> list[OutMessage]:
         role = self._roles.get(raw.topic)
-        if role is None:
+        if role is None or role in PRODUCED_ROLES:
             return []
         return self.step_role(role, raw.data, raw.timestamp_ns)
 

@@ -26,7 +26,7 @@ from roadloop_core.bag import BagWriter, open_bag
 from roadloop_core.errors import BagError
 from roadloop_vehicle.errors import ReplayError
 from roadloop_vehicle.params import VehicleParams
-from roadloop_vehicle.pipeline import Pipeline
+from roadloop_vehicle.pipeline import PRODUCED_ROLES, Pipeline
 from roadloop_vehicle.safety.supervisor import State
 
 __all__ = ["ReplayResult", "replay_bag", "write_stats"]
@@ -85,7 +85,7 @@ def replay_bag(
             raise ReplayError(
                 f"{bag_path}: bag has no {', '.join(missing)} topic; it holds {', '.join(sorted(present))}"
             )
-        inputs = [reg[r].name for r in reg.topics if reg[r].name in present and r not in OUTPUT_ROLES]
+        inputs = [reg[r].name for r in reg.topics if reg[r].name in present and r not in PRODUCED_ROLES]
         total = sum(t.message_count for t in info.topics if t.name in inputs)
         # Built in a hidden sibling folder under its final name, renamed into place when complete.
         try:
