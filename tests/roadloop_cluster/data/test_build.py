@@ -150,6 +150,19 @@ def test_duplicate_bags_count_once(bag_root: Path, tmp_path: Path) -> None:
     assert index["skipped"][0]["reason"].startswith("duplicate of ")
 
 
+def test_symlinked_bags_are_found(bag_root: Path, tmp_path: Path) -> None:
+    """`roadloop hub export-bags` hands over a folder of symlinks into the hub's blob store."""
+    from roadloop_cluster.data.discover import find_bags
+
+    bags = sorted(p.parent for p in bag_root.rglob("metadata.yaml"))
+    links = tmp_path / "export"
+    links.mkdir()
+    for i, b in enumerate(bags):
+        (links / f"car{i}__drive").symlink_to(b, target_is_directory=True)
+    (links / "loop").symlink_to(links, target_is_directory=True)  # a cycle is not followed
+    assert find_bags([links]) == sorted(links / f"car{i}__drive" for i in range(len(bags)))
+
+
 def test_nothing_usable_is_exit_2_and_leaves_nothing(bag_root: Path, tmp_path: Path) -> None:
     good = sorted(p.parent for p in bag_root.rglob("metadata.yaml"))[0]
     broken = truncate_bag(good, tmp_path / "in" / "only")

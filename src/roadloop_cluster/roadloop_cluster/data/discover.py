@@ -2,7 +2,8 @@
 
 A bag is a folder holding `metadata.yaml` or storage files (`*.mcap`, `*.db3`);
 anything else is searched recursively, so a recording folder, a folder of bag
-folders and a hub's content-addressed store (bags in folders named by hash) all work.
+folders, a hub's content-addressed store (`ROOT/bags/<sha256>/`) and the symlink
+folder `roadloop hub export-bags` fills all work.
 """
 
 from __future__ import annotations
@@ -27,23 +28,30 @@ def is_bag_dir(path: Path) -> bool:
 
 
 def find_bags(paths: list[Path]) -> list[Path]:
-    """Every bag folder at or under `paths` (absolute, sorted, unique); a missing path is a DataError."""
+    """Every bag folder at or under `paths` (absolute, sorted, unique; symlinked bag folders included, as
+    `roadloop hub export-bags` makes them); a missing path is a DataError."""
     found: set[Path] = set()
     for root in paths:
         if not root.exists():
             raise DataError(f"{root}: no such file or directory")
         if root.is_file():
             if root.suffix in _STORAGE_SUFFIXES or root.name == "metadata.yaml":
-                found.add(root.parent.resolve())
+                found.add(root.parent.absolute())
                 continue
             raise DataError(f"{root}: not a bag folder or a folder of bags")
         for dirpath, dirnames, _ in os.walk(root, followlinks=False):
             d = Path(dirpath)
             if is_bag_dir(d):
-                found.add(d.resolve())
+                found.add(d.absolute())
                 dirnames.clear()  # a bag's own folder holds no further bags
-            else:
-                dirnames.sort()
+                continue
+            dirnames.sort()
+            for name in list(dirnames):  # symlinked bags (`roadloop hub export-bags`) count; links are not walked
+                link = d / name
+                if link.is_symlink():
+                    dirnames.remove(name)
+                    if is_bag_dir(link):
+                        found.add(link.absolute())
     return sorted(found)
 
 
