@@ -172,3 +172,8 @@ def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: Mo
         bus.advance(raw.timestamp_ns)
         bus.publish(raw.topic, bytes(raw.data))
     assert not bus.log["/control/command_raw"] and not bus.log["/planning/trajectory"]
+    store = typestore_for("jazzy")
+    diags = [store.deserialize_cdr(d, "diagnostic_msgs/msg/DiagnosticArray") for d in bus.log["/diagnostics"]]
+    assert diags, "the model status goes out on every poll tick"
+    status = diags[-1].status[0]
+    assert (status.name, status.level, status.message) == ("roadloop/model", 1, "no model loaded")

@@ -55,9 +55,10 @@ def wire_drive(io: NodeIO, *, start_loader: bool = True) -> DriveNode:
     publish_cmd = io.publisher("command_raw")
     publish_diag = io.publisher("diagnostics")
 
-    def report_model_events(now_ns: int) -> None:
+    def report_model_events(now_ns: int, always: bool = False) -> None:
+        """Model news on /diagnostics at once; the model status anyway on every poll tick (`always`)."""
         events = manager.drain_events()
-        if events:
+        if events or always:
             label = manager.active.label if manager.active is not None else None
             for ev in events:
                 (io.warn if ev.kind in ("refused", "rolled_back") else io.info)(
@@ -78,7 +79,7 @@ def wire_drive(io: NodeIO, *, start_loader: bool = True) -> DriveNode:
 
     for role in observation.roles():
         io.subscribe(role, subscriber(role))
-    io.timer(params.model_manager.poll_period_s, lambda: report_model_events(io.now_ns()))
+    io.timer(params.model_manager.poll_period_s, lambda: report_model_events(io.now_ns(), always=True))
     stop = threading.Event()
     loader = threading.Thread(target=_load_loop, args=(manager, params, stop, io), name="model-loader", daemon=True)
     if start_loader:
