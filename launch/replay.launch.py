@@ -37,6 +37,7 @@ def generate_launch_description() -> LaunchDescription:
                 package="roadloop_vehicle",
                 executable="drive_node",
                 name="drive_node",
+                additional_env={"ROADLOOP_CONFIG_DIR": str(CONFIG)},  # relative params resolve against it
                 parameters=[params_file, {"use_sim_time": True}],
                 output="screen",
             ),
@@ -44,6 +45,7 @@ def generate_launch_description() -> LaunchDescription:
                 package="roadloop_vehicle",
                 executable="safety_node",
                 name="safety_node",
+                additional_env={"ROADLOOP_CONFIG_DIR": str(CONFIG)},
                 parameters=[params_file, {"use_sim_time": True}],
                 output="screen",
             ),

@@ -40,6 +40,7 @@ def generate_launch_description() -> LaunchDescription:
                 package="roadloop_vehicle",
                 executable="drive_node",
                 name="drive_node",
+                additional_env={"ROADLOOP_CONFIG_DIR": str(CONFIG)},  # relative params resolve against it
                 parameters=[params_file, {"use_sim_time": use_sim_time}],
                 output="screen",
             ),
@@ -47,6 +48,7 @@ def generate_launch_description() -> LaunchDescription:
                 package="roadloop_vehicle",
                 executable="safety_node",
                 name="safety_node",
+                additional_env={"ROADLOOP_CONFIG_DIR": str(CONFIG)},
                 parameters=[params_file, {"use_sim_time": use_sim_time}],
                 output="screen",
                 respawn=True,  # the monitor comes back if it dies; drive_node's commands stay gated meanwhile
