@@ -60,6 +60,9 @@ def test_report_layout(reports: dict[str, Any]) -> None:
     ):
         assert key in ep
     assert 0.0 <= ep["comfort"] <= 1.0 and ep["mean_speed"] > 3.0
+    path = ep["path"]  # the driven path for reports: every 0.5 s, ends where the car ended
+    assert len(path["x"]) == len(path["y"]) >= ep["duration_s"] * 2
+    assert abs(path["x"][-1] - path["x"][0]) > 50.0
 
 
 def test_rerun_gives_an_identical_json(

@@ -17,7 +17,7 @@ from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.drivers import driver_name, make_driver
 from roadloop_sim.metrics import aggregate, episode_metrics
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.runner import run_episode
+from roadloop_sim.runner import EpisodeLog, run_episode
 from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
 
 __all__ = ["evaluate", "write_report"]
@@ -33,6 +33,13 @@ def _rounded(v: Any) -> Any:
     if isinstance(v, list):
         return [_rounded(x) for x in v]
     return v
+
+
+def _path(log: EpisodeLog, sim_rate_hz: int, every_s: float = 0.5) -> dict[str, list[float]]:
+    """The driven path (map frame, 0.1 m, every 0.5 s and the last point) for reports and the loop's plots."""
+    step = max(1, round(every_s * sim_rate_hz))
+    pts = log.samples[::step] + ([log.samples[-1]] if (len(log.samples) - 1) % step else [])
+    return {"x": [round(s.x, 1) for s in pts], "y": [round(s.y, 1) for s in pts]}
 
 
 def evaluate(
@@ -64,7 +71,7 @@ def evaluate(
     try:
         for k, (sc, s) in enumerate(tqdm(plan, desc=f"eval {label}", unit="episode", disable=not progress)):
             log = run_episode(sim, drv, sc.name, s, registry=registry, cfg=scenario_set.simulation, driver_label=label)
-            m = {"index": k, **episode_metrics(log)}
+            m = {"index": k, **episode_metrics(log), "path": _path(log, scenario_set.simulation.sim_rate_hz)}
             results.append(m)
             if plots is not None:
                 from roadloop_sim.plots import plot_episode
