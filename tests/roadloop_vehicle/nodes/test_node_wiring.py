@@ -177,3 +177,18 @@ def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: Mo
     assert diags, "the model status goes out on every poll tick"
     status = diags[-1].status[0]
     assert (status.name, status.level, status.message) == ("roadloop/model", 1, "no model loaded")
+
+
+@pytest.mark.parametrize("module", ["drive_node", "safety_node"])
+def test_entry_point_without_ros_is_one_line_exit_2(module: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("rclpy._rclpy_pybind11") is not None:
+        pytest.skip("rclpy is runnable here: tests/ros covers the nodes")
+    entry = importlib.import_module(f"roadloop_vehicle.nodes.{module}")
+    with pytest.raises(SystemExit) as exc:
+        entry.main([])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{module}: ROS 2 (rclpy) cannot run here") and "\n" not in err

@@ -89,8 +89,14 @@ def wire_drive(io: NodeIO, *, start_loader: bool = True) -> DriveNode:
 
 
 def main(args: list[str] | None = None) -> None:
-    from roadloop_vehicle.ros.adapter import run_node
-
+    try:
+        from roadloop_vehicle.ros.adapter import run_node
+    except ImportError as err:  # e.g. rclpy's sources without its C extension, or no ROS 2 sourced
+        print(
+            f"drive_node: ROS 2 (rclpy) cannot run here ({err}); `roadloop replay` runs the pipeline without ROS",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     sys.exit(run_node("drive_node", wire_drive, args))
 
 

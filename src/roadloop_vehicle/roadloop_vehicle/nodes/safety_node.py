@@ -93,8 +93,14 @@ def wire_safety(io: NodeIO) -> SafetyNode:
 
 
 def main(args: list[str] | None = None) -> None:
-    from roadloop_vehicle.ros.adapter import run_node
-
+    try:
+        from roadloop_vehicle.ros.adapter import run_node
+    except ImportError as err:  # e.g. rclpy's sources without its C extension, or no ROS 2 sourced
+        print(
+            f"safety_node: ROS 2 (rclpy) cannot run here ({err}); `roadloop replay` runs the pipeline without ROS",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     sys.exit(run_node("safety_node", wire_safety, args))
 
 
