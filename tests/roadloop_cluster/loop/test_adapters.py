@@ -47,7 +47,7 @@ def test_eval_summary_reads_the_sim_eval_report(tmp_path: Path) -> None:
     assert s["success"] == pytest.approx(100 / 3)
     assert s["episodes"] == 3
     rows = s["per_episode"]
-    assert [r["why"] for r in rows] == ["collision_vehicle, collision", "timeout", ""]
+    assert [r["why"] for r in rows] == ["collision_vehicle", "timeout", ""]
     assert [r["success"] for r in rows] == [False, False, True]
     assert rows[0]["seed"] == 7000 and rows[0]["ds"] == 36.6
 

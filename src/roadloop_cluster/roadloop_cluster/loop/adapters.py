@@ -122,6 +122,7 @@ _AGG_KEYS = {
     "rc": ("rc", "route_completion", "RC"),
     "ip": ("ip", "infraction_penalty", "IP"),
     "success": ("success_rate", "success", "sr"),
+    "mean_speed": ("mean_speed",),
 }
 
 
@@ -133,7 +134,9 @@ def _get(d: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 
 def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {k: _finite(_get(ep, names)) for k, names in _AGG_KEYS.items() if k != "success"}
+    row: dict[str, Any] = {
+        k: _finite(_get(ep, names)) for k, names in _AGG_KEYS.items() if k not in ("success", "mean_speed")
+    }
     row["scenario"] = ep.get("scenario")
     row["success"] = bool(ep.get("success"))
     row["seed"] = ep.get("seed")
@@ -145,8 +148,8 @@ def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
         else:
             why = [str(x) for x in infractions]
         end = ep.get("end_reason")
-        if end and end not in why and not str(end).startswith("route_complete"):
-            why.append(str(end))
+        if end and not why and not str(end).startswith("route_complete"):
+            why.append(str(end))  # no infraction: it ended otherwise (timeout, stopped)
     row["why"] = ", ".join(why)
     path = ep.get("path") or ep.get("trajectory")
     if isinstance(path, dict) and path.get("x") and path.get("y"):
