@@ -8,6 +8,7 @@ import os
 import pickle
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +17,24 @@ import torch
 from torch import nn
 
 from roadloop_cluster.models.policy import DrivingPolicy
-from roadloop_cluster.train.checkpoint import write_atomic
+from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
-from roadloop_cluster.train.data import Batch, DatasetInfo, SplitData
+from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, SplitData
 from roadloop_cluster.train.metrics import ErrorSums, evaluate_baselines, metrics_from_sums, train_ego_baseline
 from roadloop_cluster.train.parallelize import Dist, all_reduce_sum, autocast
 
 __all__ = [
     "FAILURE_FILE",
     "Logger",
+    "Progress",
     "baselines",
     "build_optimizer",
+    "checkpoint",
     "forward_loss",
     "maybe_inject_fault",
     "pack",
     "report_nonfinite",
+    "resume",
     "unpack",
     "validate",
     "write_outputs",
@@ -114,6 +118,60 @@ def baselines(run_dir: Path, train: SplitData, val: SplitData, cfg: TrainConfig)
     return out
 
 
+@dataclass
+class Progress:
+    """Where training stands (checkpointed: step, history) and how long things took (this attempt)."""
+
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: str | None = None
+    train_s: float = 0.0
+    cpu_s: float = 0.0
+    ckpt_s: float = 0.0
+    samples: int = 0
+    epoch_s: list[float] = field(default_factory=list)
+
+    def summary(self, d: Dist, base: dict[str, dict[str, float]]) -> dict[str, Any]:
+        return {
+            "val": self.history[-1],
+            "baselines": base,
+            "history": self.history,
+            "world_size": d.world_size,
+            "steps": self.step,
+            "samples_per_s": self.samples / max(self.train_s, 1e-9),
+            "train_seconds": self.train_s,
+            "train_cpu_seconds_rank0": self.cpu_s,
+            "checkpoint_seconds": self.ckpt_s,
+            "epoch_seconds": self.epoch_s,
+            "device": str(d.device),
+            "resumed_from": self.resumed_from,
+        }
+
+
+Sched = torch.optim.lr_scheduler.LambdaLR
+
+
+def resume(out: Path, model: nn.Module, optim: torch.optim.Optimizer, sched: Sched, stream: BatchStream) -> Progress:
+    """Continue from RUN/checkpoints/latest if there is one (model, optimizer, scheduler, data, RNG)."""
+    last = latest_checkpoint(out)
+    if last is None:
+        return Progress()
+    template = {"step": 0, "data": b"", "sched": b"", "history": b""}
+    state = load_checkpoint(last, model, optim, template)
+    stream.load_state_dict(unpack(state["data"]))
+    sched.load_state_dict(unpack(state["sched"]))
+    return Progress(step=int(state["step"]), history=unpack(state["history"]), resumed_from=last.name)
+
+
+def checkpoint(
+    out: Path, p: Progress, model: nn.Module, optim: torch.optim.Optimizer, sched: Sched, stream: BatchStream, keep: int
+) -> None:
+    t = time.perf_counter()
+    trainer = {"step": p.step, "data": pack(stream.state_dict()), "sched": pack(sched.state_dict())}
+    save_checkpoint(out, p.step, model, optim, trainer | {"history": pack(p.history)}, keep)
+    p.ckpt_s += time.perf_counter() - t
+
+
 def pack(obj: Any) -> bytes:
     return pickle.dumps(obj)
 
@@ -137,8 +195,10 @@ class Logger:
             self.bar = tqdm(total=total, initial=done, desc="train", unit="step", dynamic_ncols=True)
         self.t0, self.samples = time.perf_counter(), 0
 
-    def step(self, step: int, loss: float, lr: float, gnorm: float, samples: int, log_every: int) -> None:
-        self.samples += samples
+    def step(self, step: int, stats: torch.Tensor, lr: float, d: Dist, batch: int, log_every: int) -> None:
+        """stats = (sum of per-sample losses, sum of grad norms) over the ranks."""
+        loss, gnorm = float(stats[0]) / batch, float(stats[1]) / d.world_size
+        self.samples += batch
         if not self.enabled:
             return
         self.bar.update(1)

@@ -16,7 +16,6 @@ import torch
 
 from roadloop_cluster.models import build_policy
 from roadloop_cluster.train import steps
-from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.config import load_train_config
 from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
 from roadloop_cluster.train.metrics import step_scale
@@ -43,30 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     optim, sched = steps.build_optimizer(model, cfg.optim, total)
     scaler = grad_scaler(d, cfg.run.amp)
 
-    step, history, ckpt_s = 0, [], 0.0
-    last = latest_checkpoint(out)
-    if last is not None:
-        template = {"step": 0, "data": b"", "sched": b"", "history": b""}
-        state = load_checkpoint(last, model, optim, template)
-        step, history = int(state["step"]), steps.unpack(state["history"])
-        stream.load_state_dict(steps.unpack(state["data"]))
-        sched.load_state_dict(steps.unpack(state["sched"]))
-
-    def checkpoint() -> None:
-        nonlocal ckpt_s
-        t = time.perf_counter()
-        trainer = {"step": step, "data": steps.pack(stream.state_dict()), "sched": steps.pack(sched.state_dict())}
-        save_checkpoint(out, step, model, optim, {**trainer, "history": steps.pack(history)}, cfg.run.keep_checkpoints)
-        ckpt_s += time.perf_counter() - t
-
+    prog = steps.resume(out, model, optim, sched, stream)
     base = steps.baselines(out, train, val, cfg) if d.is_main else {}  # the launcher usually made them already
-    log = steps.Logger(out, d, total, step)
-    train_s, epoch_s, samples = 0.0, [], 0
+    log = steps.Logger(out, d, total, prog.step)
     while stream.epoch < cfg.run.epochs:
         t_epoch = time.perf_counter()
         batches = stream.epoch_batches()
         for i, idx in enumerate(batches):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             b = train.batch(idx).to(d.device)
             optim.zero_grad(set_to_none=True)
             per_sample, _ = steps.forward_loss(ddp, b, d, cfg)
@@ -75,52 +58,29 @@ def main(argv: list[str] | None = None) -> None:
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             stats = all_reduce_sum(torch.stack([per_sample.detach().sum().cpu(), gnorm.detach().cpu()]).double(), d)
             if not torch.isfinite(stats).all():  # every rank sees the same reduced values: all stop together
-                steps.report_nonfinite(out, step, per_sample, b, train, d)
+                steps.report_nonfinite(out, prog.step, per_sample, b, train, d)
                 log.close()
-                shutdown()
-                return
+                return shutdown()
             scaler.step(optim)
             scaler.update()
             sched.step()
-            step += 1
             stream.advance()
-            train_s += time.perf_counter() - t
-            samples += cfg.run.batch_size
-            loss = float(stats[0]) / cfg.run.batch_size
-            log.step(
-                step,
-                loss,
-                float(sched.get_last_lr()[0]),
-                float(stats[1]) / d.world_size,
-                cfg.run.batch_size,
-                cfg.run.log_every,
-            )
-            steps.maybe_inject_fault(step, d)
-            if step % cfg.run.checkpoint_every == 0 and i + 1 < len(batches):
-                checkpoint()
+            prog.step, prog.samples = prog.step + 1, prog.samples + cfg.run.batch_size
+            prog.train_s, prog.cpu_s = prog.train_s + time.perf_counter() - t, prog.cpu_s + time.process_time() - c
+            log.step(prog.step, stats, float(sched.get_last_lr()[0]), d, cfg.run.batch_size, cfg.run.log_every)
+            steps.maybe_inject_fault(prog.step, d)
+            if prog.step % cfg.run.checkpoint_every == 0 and i + 1 < len(batches):
+                steps.checkpoint(out, prog, model, optim, sched, stream, cfg.run.keep_checkpoints)
         metrics = steps.validate(model, val, d, cfg)
-        history.append({"epoch": stream.epoch, "step": step, **metrics})
-        log.epoch(stream.epoch, step, metrics, base)
+        prog.history.append({"epoch": stream.epoch, "step": prog.step, **metrics})
+        log.epoch(stream.epoch, prog.step, metrics, base)
         stream.next_epoch()
-        epoch_s.append(time.perf_counter() - t_epoch)
-        checkpoint()
+        prog.epoch_s.append(time.perf_counter() - t_epoch)
+        steps.checkpoint(out, prog, model, optim, sched, stream, cfg.run.keep_checkpoints)
 
     log.close()
     if d.is_main:
-        final = {
-            "val": history[-1],
-            "baselines": base,
-            "history": history,
-            "world_size": d.world_size,
-            "steps": step,
-            "samples_per_s": samples / max(train_s, 1e-9),
-            "train_seconds": train_s,
-            "checkpoint_seconds": ckpt_s,
-            "epoch_seconds": epoch_s,
-            "device": str(d.device),
-            "resumed_from": last.name if last else None,
-        }
-        steps.write_outputs(out, model, dataclass_to_dict(cfg), info, final)
+        steps.write_outputs(out, model, dataclass_to_dict(cfg), info, prog.summary(d, base))
     shutdown()
 
 
