@@ -51,6 +51,14 @@ def run(bench: Bench) -> None:
             detail=f"{n * cfg.substeps / wall:.0f} physics steps/s at {cfg.sim_rate_hz} Hz",
         )
 
+    sim.reset("highway_dense", 0)
+    t0 = time.perf_counter()
+    frames = 50 if bench.quick else 200
+    for _ in range(frames):
+        sim.camera_frame()  # the camera alone: what one 10 Hz frame costs at the default resolution
+    per_frame_ms = (time.perf_counter() - t0) / frames * 1e3
+    bench.figure(f"camera render {cam}", per_frame_ms, "ms/frame", detail="highway_dense, offscreen pygame")
+
     def episode(record: bool, tag: str) -> tuple[float, float]:
         writer = None
         if record:

@@ -167,6 +167,12 @@ class HighwayEnvSimulator:
         )
         return StepResult(self._time_ns(), msgs, truth, self._privileged())
 
+    def camera_frame(self) -> npt.NDArray[np.uint8]:
+        """The camera raster now: (height, width, 3) uint8 RGB, top-down, centred on the ego."""
+        if self._env is None:
+            raise SimError("camera_frame() before reset()")
+        return np.asarray(self._env.render(), dtype=np.uint8)
+
     def close(self) -> None:
         for env in self._envs.values():
             env.close()
@@ -327,7 +333,7 @@ class HighwayEnvSimulator:
         for role in due:
             name = reg[role].name
             if role == "camera":
-                msgs.append((name, stamp, f.image(self._env.render(), stamp)))
+                msgs.append((name, stamp, f.image(self.camera_frame(), stamp)))
             elif role == "imu":
                 a_lon, a_lat, yaw_rate = self._accel
                 n = self.cfg.imu_noise
