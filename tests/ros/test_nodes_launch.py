@@ -5,6 +5,7 @@ colcon install are present; skipped elsewhere with the reason.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import math
 import shutil
@@ -19,11 +20,11 @@ import pytest
 def _missing_ros() -> str | None:
     if shutil.which("ros2") is None:
         return "ROS 2 is not installed (no `ros2` on PATH)"
-    if importlib.util.find_spec("rclpy._rclpy_pybind11") is None:
-        return "rclpy's C extension is missing (rclpy-intellisense ships sources only)"
-    for mod in ("launch_pytest", "launch_ros", "ackermann_msgs"):
-        if importlib.util.find_spec(mod) is None:
-            return f"ROS 2 package {mod} is not installed"
+    for mod in ("rclpy._rclpy_pybind11", "launch_pytest", "launch_ros", "ackermann_msgs.msg"):
+        try:
+            importlib.import_module(mod)
+        except ImportError as err:
+            return f"ROS 2 module {mod} cannot be imported ({err}); rclpy-intellisense ships rclpy's sources only"
     if shutil.which("drive_node") is None and shutil.which("ros2") is not None:
         # `ros2 run roadloop_vehicle drive_node` needs the colcon install sourced
         import subprocess
