@@ -27,7 +27,7 @@ __all__ = ["Backend", "IOBuffers", "RuntimeConfig"]
 @dataclass(frozen=True)
 class RuntimeConfig:
     backend: str = "onnxruntime"  # onnxruntime | tensorrt
-    device: str = "cpu"  # cpu | cuda (onnxruntime uses the CUDA provider when present)
+    device: str = "cpu"  # cpu | cuda (required) | auto (onnxruntime's CUDA provider where present, else CPU)
     intra_op_threads: int = 1  # 1 keeps replay reproducible and leaves cores to the other nodes
     warmup_runs: int = 3
     precision: str = "fp16"  # tensorrt only: fp16 | fp32
@@ -36,8 +36,8 @@ class RuntimeConfig:
     def __post_init__(self) -> None:
         if self.backend not in ("onnxruntime", "tensorrt"):
             raise ValueError(f"backend must be onnxruntime or tensorrt, got {self.backend!r}")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
         if self.precision not in ("fp16", "fp32"):
             raise ValueError(f"precision must be fp16 or fp32, got {self.precision!r}")
         if self.intra_op_threads < 0 or self.warmup_runs < 0:
