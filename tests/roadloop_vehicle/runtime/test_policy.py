@@ -73,6 +73,14 @@ def test_wrong_image_size_is_a_clear_error(bundle: Path) -> None:
         rt.step(ModelInputs(np.zeros((31, 17, 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
 
 
+def test_auto_device_falls_back_to_cpu_without_cuda(bundle: Path) -> None:
+    import onnxruntime as ort
+
+    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), RuntimeConfig(device="auto", warmup_runs=0))
+    expected = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else "CPU"
+    assert rt.backend.providers[0].startswith(expected)  # type: ignore[attr-defined]
+
+
 def test_cuda_device_without_provider_says_so(bundle: Path) -> None:
     import onnxruntime as ort
 

@@ -23,9 +23,8 @@ class OnnxBackend:
                 f"device=cuda but onnxruntime here has no CUDAExecutionProvider (available: {', '.join(available)})"
             )
         # Buffers live in host memory, so CUDA runs copy in/out; TensorRT is the zero-copy GPU path.
-        providers = (
-            ["CUDAExecutionProvider", "CPUExecutionProvider"] if config.device == "cuda" else ["CPUExecutionProvider"]
-        )
+        use_cuda = config.device == "cuda" or (config.device == "auto" and "CUDAExecutionProvider" in available)
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = config.intra_op_threads
         opts.inter_op_num_threads = 1
