@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,17 +31,24 @@ def serve(root: Path, cfg: HubConfig, host: str | None = None, port: int | None 
     from roadloop_cluster.hub.app import create_app
 
     cfg = replace(cfg, host=host or cfg.host, port=cfg.port if port is None else port)
-    hub = open_hub(root, cfg)
+    # Bind first ourselves, so a taken port is one clear line (uvicorn would log and exit 3).
+    family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        uvicorn.run(
-            create_app(hub),
-            host=cfg.host,
-            port=cfg.port,
-            log_level=cfg.log_level,
-            timeout_keep_alive=30,
-            h11_max_incomplete_event_size=64 << 10,
-        )
+        sock.bind((cfg.host, cfg.port))
     except OSError as err:
+        sock.close()
         raise HubError(f"cannot serve on {cfg.host}:{cfg.port}: {err.strerror}") from err
+    hub = open_hub(root, cfg)
+    config = uvicorn.Config(
+        create_app(hub),
+        log_level=cfg.log_level,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 << 10,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         hub.db.close()
