@@ -97,4 +97,5 @@ def test_sigkill_mid_epoch_resumes_to_bitwise_identical_weights(
     ref_metrics = json.loads((ref / "metrics.json").read_text())
     assert ref_metrics["val"] == metrics["val"] and ref_metrics["resumed_from"] is None
     assert (killed / "tb").is_dir() and any((killed / "tb").iterdir())
+    assert (killed / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len([p for p in (killed / "checkpoints").iterdir() if p.is_dir()]) <= 3

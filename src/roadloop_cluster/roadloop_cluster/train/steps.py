@@ -245,3 +245,31 @@ def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info
     }
     write_atomic(run_dir / "run.json", json.dumps(run, indent=2).encode())
     write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    plot_curves(run_dir / "curves.png", metrics["history"], metrics["baselines"])
+
+
+def plot_curves(path: Path, history: list[dict[str, Any]], base: dict[str, dict[str, float]]) -> None:
+    """Validation L2@1/2/3s per epoch with both baselines as dashed lines (a glance beats metrics.json)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("l2_1s", "l2_2s", "l2_3s", "ade") if k in history[-1]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, key in zip(axes[0], keys, strict=True):
+        ax.plot(epochs, [h[key] for h in history], "o-", label="policy")
+        for (name, m), style in zip(base.items(), ("--", ":"), strict=False):
+            if key in m:
+                ax.axhline(m[key], linestyle=style, color="gray", label=name.replace("_", " "))
+        ax.set_title(f"val {key} (m)")
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
