@@ -18,8 +18,8 @@ def export(
     ),
     sign_key: Path = typer.Option(..., "--sign-key", help="Ed25519 private key (PEM) from `roadloop keys gen`."),
     name: str = typer.Option("roadloop-policy", "--name", help="Model name in the manifest."),
-    version: int = typer.Option(None, "--version", help="Manifest version [default: seconds since the epoch]."),
-    data: Path = typer.Option(None, "--data", help="Dataset for the parity check [default: the run's dataset]."),
+    version: int = typer.Option(None, "--version", help="Manifest version (default: seconds since the epoch)."),
+    data: Path = typer.Option(None, "--data", help="Dataset for the parity check (default: the run's dataset)."),
     samples: int = typer.Option(16, "--samples", help="Validation samples in the torch/onnxruntime parity check."),
     tol: float = typer.Option(1e-4, "--tol", help="Largest allowed |onnx - torch| on any output."),
 ) -> None:

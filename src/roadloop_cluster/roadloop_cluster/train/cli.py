@@ -15,7 +15,7 @@ __all__ = ["train"]
 def train(
     data: Path = typer.Option(..., "--data", help="Dataset folder (with index.json) from `roadloop data build`."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints/, tb/, model.pt, run.json, metrics.json."),
-    config: Path = typer.Option(None, "--config", help="Training config [default: config/train.yaml]."),
+    config: Path = typer.Option(None, "--config", help="Training config (default: config/train.yaml)."),
     nproc: int = typer.Option(1, "--nproc", help="Ranks on this machine (torchrun --nproc-per-node)."),
     max_restarts: int = typer.Option(
         3, "--max-restarts", help="Times torchrun restarts the group after a rank dies (resuming from checkpoint)."
