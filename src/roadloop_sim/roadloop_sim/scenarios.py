@@ -30,6 +30,8 @@ class CameraConfig:
     height: int = 80
     scaling: float = 2.0  # pixels per metre of the top-down raster
     centering: tuple[float, float] = (0.3, 0.5)  # where the ego sits in the image (fraction of width, height)
+    # rotate the raster with the ego (it always faces right) instead of keeping the map's axes
+    align_with_ego: bool = True
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,29 @@ def test_imu_noise_is_seeded(short_scenarios: ScenarioSet, registry: TopicRegist
     sim.close()
     assert a == b and a != c
     assert np.std(np.diff(a)) > 0.1  # noise on top of a smooth signal
+
+
+def _ego_blob(img: np.ndarray, cx: int, cy: int) -> tuple[int, int]:
+    """(width, height) of the pixels with the ego's colour around the ego's position in the raster."""
+    colour = img[cy, cx]
+    ys, xs = np.nonzero((img[cy - 12 : cy + 13, cx - 12 : cx + 13] == colour).all(axis=2))
+    return int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)
+
+
+@pytest.mark.parametrize("align", [True, False])
+def test_camera_rotates_with_the_ego_when_aligned(
+    short_scenarios: ScenarioSet, registry: TopicRegistry, align: bool
+) -> None:
+    cam = dataclasses.replace(short_scenarios.simulation.camera, align_with_ego=align)
+    cfg = dataclasses.replace(short_scenarios.simulation, camera=cam)
+    sim = HighwayEnvSimulator(dataclasses.replace(short_scenarios, simulation=cfg), registry)
+    results = _drive(sim, "highway_light", 0, steps=8, steer=0.12, speed=12.0)  # a car turning left
+    yaw = results[-1].privileged.ego.yaw
+    img = sim.camera_frame()
+    sim.close()
+    assert 0.4 < yaw < 1.2 and img.shape == (cam.height, cam.width, 3)
+    w, h = _ego_blob(img, int(cam.centering[0] * cam.width), int(cam.centering[1] * cam.height))
+    if align:
+        assert w > 1.8 * h  # the 5 m x 2 m car lies along the image's x axis whatever its heading
+    else:
+        assert w < 1.8 * h  # the map's axes: the car is drawn turned

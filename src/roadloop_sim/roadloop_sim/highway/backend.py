@@ -1,10 +1,11 @@
 """highway-env as a roadloop Simulator.
 
 What it publishes (topic names/types from the registry, rates = min(registry rate, sim rate)):
-camera = highway-env's TOP-DOWN raster centred on the ego (world-aligned, rgb8; not a perspective
-camera), IMU (specific force and yaw rate from the ego's motion, optional Gaussian noise),
-odometry (map pose, base_link twist), GNSS (ENU -> WGS84 around a fixed origin), route (the
-current lane's centreline ahead, latched) and a diagnostics status.
+camera = highway-env's TOP-DOWN raster centred on the ego (rotated so the ego faces right, or
+map-aligned with `camera.align_with_ego: false`; rgb8; not a perspective camera), IMU (specific
+force and yaw rate from the ego's motion, optional Gaussian noise), odometry (map pose, base_link
+twist), GNSS (ENU -> WGS84 around a fixed origin), route (the current lane's centreline ahead,
+latched) and a diagnostics status.
 
 How it drives: AckermannDriveStamped -> ContinuousAction [acceleration, steering]. The steering
 angle goes straight to the front wheel (ROS: + = left; highway-env's y axis points down, so the
@@ -171,7 +172,32 @@ class HighwayEnvSimulator:
         """The camera raster now: (height, width, 3) uint8 RGB, top-down, centred on the ego."""
         if self._env is None:
             raise SimError("camera_frame() before reset()")
-        return np.asarray(self._env.render(), dtype=np.uint8)
+        frame = np.asarray(self._env.render(), dtype=np.uint8)
+        if not self.cfg.camera.align_with_ego:
+            return frame
+        return self._rotate_to_ego(frame, float(self._env.vehicle.heading))
+
+    def _render_size(self) -> tuple[int, int]:
+        """(width, height) highway-env renders: a square around the ego large enough to rotate when aligned."""
+        cam = self.cfg.camera
+        if not cam.align_with_ego:
+            return cam.width, cam.height
+        cx, cy = cam.centering[0] * cam.width, cam.centering[1] * cam.height
+        reach = max(math.hypot(x - cx, y - cy) for x in (0, cam.width) for y in (0, cam.height))
+        side = 2 * math.ceil(reach) + 2
+        return side, side
+
+    def _rotate_to_ego(self, frame: npt.NDArray[np.uint8], heading: float) -> npt.NDArray[np.uint8]:
+        """Nearest-pixel rotation of the square render (ego at its centre) so the ego faces +u."""
+        cam = self.cfg.camera
+        du = np.arange(cam.width) + 0.5 - cam.centering[0] * cam.width
+        dv = np.arange(cam.height) + 0.5 - cam.centering[1] * cam.height
+        u, v = np.meshgrid(du, dv)
+        c, s = math.cos(heading), math.sin(heading)  # screen axes: x right, y down, as highway-env's
+        side = frame.shape[0]
+        x = np.clip(np.floor(side / 2 + c * u - s * v).astype(np.intp), 0, side - 1)
+        y = np.clip(np.floor(side / 2 + s * u + c * v).astype(np.intp), 0, side - 1)
+        return np.ascontiguousarray(frame[y, x])
 
     def close(self) -> None:
         for env in self._envs.values():
@@ -187,6 +213,7 @@ class HighwayEnvSimulator:
         import highway_env  # noqa: F401  (registers the environments)
 
         cam = self.cfg.camera
+        render_w, render_h = self._render_size()
         config: dict[str, Any] = {
             **sc.env_config,
             "action": {
@@ -199,10 +226,10 @@ class HighwayEnvSimulator:
             "observation": {"type": "Kinematics"},
             "simulation_frequency": self.cfg.sim_rate_hz,
             "policy_frequency": self.cfg.policy_rate_hz,
-            "screen_width": cam.width,
-            "screen_height": cam.height,
+            "screen_width": render_w,
+            "screen_height": render_h,
             "scaling": cam.scaling,
-            "centering_position": list(cam.centering),
+            "centering_position": [0.5, 0.5] if cam.align_with_ego else list(cam.centering),
             "offscreen_rendering": True,
             "show_trajectories": False,
             "duration": 10_000,
