@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
-from roadloop_cluster.train.errors import DatasetMismatchError, NonFiniteLossError
+from roadloop_cluster.train.errors import DatasetMismatchError, NonFiniteLossError, TrainError
 from roadloop_cluster.train.launch import launch, torchrun_args
 
 
@@ -99,3 +99,20 @@ def test_sigkill_mid_epoch_resumes_to_bitwise_identical_weights(
     assert (killed / "tb").is_dir() and any((killed / "tb").iterdir())
     assert (killed / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len([p for p in (killed / "checkpoints").iterdir() if p.is_dir()]) <= 3
+
+
+@pytest.mark.slow
+def test_dead_rank_without_restarts_then_resume_on_fewer_ranks(
+    camera_dataset: Path, write_config: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No restarts left: one clear error naming the rank; the same command on 1 rank resumes (elastic)."""
+    config = write_config(run={"epochs": 1, "checkpoint_every": 2})
+    out = tmp_path / "run"
+    monkeypatch.setenv("ROADLOOP_FAULT_KILL", "0:3")
+    with pytest.raises(TrainError, match=r"training failed after 0 restart\(s\): rank 0: .*SIGKILL") as err:
+        launch(config, camera_dataset, out, nproc=2, max_restarts=0)
+    assert "resume with the same command" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.delenv("ROADLOOP_FAULT_KILL")
+    metrics = launch(config, camera_dataset, out, nproc=1)
+    assert metrics["resumed_from"] == "step-00000002" and metrics["world_size"] == 1
+    assert metrics["steps"] == 6 and metrics["samples_this_attempt"] == 4 * 32  # continued at the next sample

@@ -139,6 +139,7 @@ class Progress:
             "world_size": d.world_size,
             "steps": self.step,
             "samples_per_s": self.samples / max(self.train_s, 1e-9),
+            "samples_this_attempt": self.samples,
             "train_seconds": self.train_s,
             "train_cpu_seconds_rank0": self.cpu_s,
             "checkpoint_seconds": self.ckpt_s,
