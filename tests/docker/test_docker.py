@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 # JetPack 6 is Ubuntu 22.04 / Python 3.10: these pins differ there on purpose (see requirements-jetson.txt).
-JETSON_OWN_PINS = {"numpy", "onnxruntime", "typer"}
+JETSON_OWN_PINS = {"numpy", "onnxruntime", "typer", "matplotlib"}
 
 
 def _hadolint() -> str:
