@@ -50,6 +50,7 @@ def _backend(
     return scenario_set, sim
 
 
+SEED_HELP = "Base seed S: episode k plays scenario k mod n with seed S*1000 + that scenario's (k div n)-th seed."
 SCENARIOS_HELP = "Comma-separated scenario names from config/scenarios.yaml (default: all of them, round-robin)."
 DRIVER_HELP = "Who drives: expert | constant | lanekeep | bundle:PATH (a model bundle run by the onboard pipeline)."
 
@@ -59,7 +60,7 @@ def record(
     out: Path = typer.Option(..., "--out", help="Folder for the bags (one mcap bag per episode)."),
     scenarios: str = typer.Option("all", "--scenarios", help=SCENARIOS_HELP),
     episodes: int = typer.Option(2, "--episodes", min=1, help="Number of episodes to record."),
-    seed: int = typer.Option(0, "--seed", help="Base seed: episode k uses seed*1000 + the scenario's k-th seed."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     driver: str = typer.Option("expert", "--driver", help=DRIVER_HELP),
     intervene_on: Path | None = typer.Option(
         None,
@@ -111,7 +112,7 @@ def evaluate_cmd(
     driver: str = typer.Option("expert", "--driver", help=DRIVER_HELP),
     scenarios: str = typer.Option("all", "--scenarios", help=SCENARIOS_HELP),
     episodes: int = typer.Option(6, "--episodes", min=1, help="Number of episodes."),
-    seed: int = typer.Option(0, "--seed", help="Base seed: episode k uses seed*1000 + the scenario's k-th seed."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
     json_out: Path | None = typer.Option(None, "--json", help="Write the report here (identical on a rerun)."),
     plots: Path | None = typer.Option(
         None, "--plots", help="Folder for PNGs: each episode's path over the road and speed profile."
