@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _summary() -> dict[str, Any]:
     """A two-round summary shaped like the one `roadloop loop` records."""
-    wave = [math.sin(i / 5) * 3 for i in range(60)]
     stages = [
         {"name": n, "title": t, "status": "ok", "seconds": s, "started": 0.0, "numbers": num, "artifacts": {}}
         for n, t, s, num in [
@@ -45,17 +43,7 @@ def _summary() -> dict[str, Any]:
         "ip": 0.8,
         "success": 50.0,
         "episodes": 4,
-        "paths": [
-            {"label": "highway_light seed 7000", "x": list(range(60)), "y": wave, "failed": False},
-            {
-                "label": "highway_light seed 7001",
-                "x": list(range(60)),
-                "y": [w + 4 for w in wave],
-                "failed": True,
-                "route_x": list(range(60)),
-                "route_y": [4.0] * 60,
-            },
-        ],
+        "plots": ["round1/drive-plots/000_highway_light_s11000.png"],
     }
     r1 = {
         "round": 1,
@@ -113,8 +101,6 @@ def test_report_and_figures(tmp_path: Path) -> None:
         "training.png",
         "open_loop.png",
         "closed_loop.png",
-        "paths_round1.png",
-        "paths_round2.png",
         "latency.png",
     ):
         assert f"]({figure})" in text, figure
@@ -127,6 +113,8 @@ def test_report_and_figures(tmp_path: Path) -> None:
     assert "R2 fleet: demo-v1" in text
     assert "| highway_light | 13000 | 20.0 | collision |" in text
     assert "p99 4.20 ms" in text
+    # the evaluator's per-episode path plots are linked where the run left them
+    assert "![round 1 evaluator plot](round1/drive-plots/000_highway_light_s11000.png)" in text
     # nothing half-written is left beside the report
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 

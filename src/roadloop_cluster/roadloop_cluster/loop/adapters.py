@@ -151,11 +151,6 @@ def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
         if end and not why and not str(end).startswith("route_complete"):
             why.append(str(end))  # no infraction: it ended otherwise (timeout, stopped)
     row["why"] = ", ".join(why)
-    path = ep.get("path") or ep.get("trajectory")
-    if isinstance(path, dict) and path.get("x") and path.get("y"):
-        row["x"], row["y"] = path["x"], path["y"]
-    elif isinstance(path, list) and path and isinstance(path[0], (list, tuple)):
-        row["x"], row["y"] = [p[0] for p in path], [p[1] for p in path]
     return row
 
 

@@ -167,25 +167,6 @@ def _fig_closed_loop(rounds: Sequence[dict[str, Any]], out: Path) -> str | None:
     return _save(fig, out / "closed_loop.png")
 
 
-def _fig_paths(rnd: dict[str, Any], out: Path) -> str | None:
-    paths = (rnd.get("drive") or {}).get("paths") or []
-    paths = [p for p in paths if p.get("x") and p.get("y")]
-    if not paths:
-        return None
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for i, p in enumerate(paths[:8]):
-        color = _COLORS[i % len(_COLORS)]
-        if p.get("route_x") and p.get("route_y"):
-            ax.plot(p["route_x"], p["route_y"], ":", color=color, alpha=0.5, linewidth=1)
-        ax.plot(p["x"], p["y"], color=color, label=p.get("label", f"episode {i}"))
-        ax.plot(p["x"][-1], p["y"][-1], "x" if p.get("failed") else "o", color=color)
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("y (m)")
-    ax.set_title(f"Round {rnd['round']}: paths driven by the installed model (x = episode failed)")
-    ax.legend(fontsize=7, loc="best")
-    return _save(fig, out / f"paths_round{rnd['round']}.png")
-
-
 def _fig_latency(rounds: Sequence[dict[str, Any]], out: Path) -> str | None:
     series = [(r["round"], (r.get("latency") or {}).get("samples_ms") or []) for r in rounds]
     series = [(n, s) for n, s in series if s]
@@ -361,10 +342,7 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
     md += ["## Example driven paths", ""]
     any_paths = False
     for r in rounds:
-        fig = _fig_paths(r, out)
-        if fig:
-            any_paths = True
-            md += [f"![round {r['round']} paths]({fig})", ""]
+        # the evaluator draws each episode's path over the road (and a summary): the report links them
         for img in (r.get("drive") or {}).get("plots") or []:
             any_paths = True
             md += [f"![round {r['round']} evaluator plot]({img})", ""]
