@@ -25,6 +25,8 @@ from benchmarks.common import Bench
 
 __all__ = ["run"]
 
+REPEATS = 2
+
 
 def _port() -> int:
     with socket.socket() as s:
@@ -77,51 +79,56 @@ def run(bench: Bench) -> None:
                     raise
                 time.sleep(0.1)
 
-        watch = bench.workdir / "rec"
-        watch.mkdir()
-        bag = _bag(watch / "bench_bag", megabytes, seed=1)
-        stream = TarStream(bag)
-        size = stream.size
+        plain_s, upload_s, total_s, bridge_cpu = [], [], [], 0.0
+        size = 0
+        for rep in range(REPEATS):  # alternate baseline and bridge; best of each (this machine is shared)
+            watch = bench.workdir / f"rec{rep}"
+            watch.mkdir()
+            bag = _bag(watch / "bench_bag", megabytes, seed=rep)  # new content each time: no dedup shortcut
+            stream = TarStream(bag)
+            size = stream.size
 
-        # Baseline: one plain PUT of the same bytes (read from the same files) to the same server.
-        t0 = time.perf_counter()
-        resp = httpx.put(
-            f"{url}/v1/admin/sink",
-            content=stream.iter_blocks(8 << 20),
-            headers={"Authorization": f"Bearer {admin}", "Content-Length": str(size)},
-            timeout=600,
-        )
-        plain_s = time.perf_counter() - t0
-        resp.raise_for_status()
-        assert resp.json()["bytes"] == size
+            # Baseline: one plain PUT of the same bytes (read from the same files) to the same server.
+            t0 = time.perf_counter()
+            resp = httpx.put(
+                f"{url}/v1/admin/sink",
+                content=stream.iter_blocks(8 << 20),
+                headers={"Authorization": f"Bearer {admin}", "Content-Length": str(size)},
+                timeout=600,
+            )
+            plain_s.append(time.perf_counter() - t0)
+            resp.raise_for_status()
+            assert resp.json()["bytes"] == size
 
-        cfg = replace(BridgeConfig(), settle_s=0.0, pull_models=False, chunk_bytes=8 << 20)
-        bridge = Bridge(cfg, watch, url, car, bench.workdir / "state")
-        report = RunReport()
-        cpu0 = time.process_time()
-        bridge.discover()
-        t0 = time.perf_counter()
-        bridge.hash_pending()  # done once when a bag is queued (its content address)
-        t1 = time.perf_counter()
-        bridge.drain(report)  # create -> chunks (2 in flight) -> complete: until the hub confirms the sha256
-        t2 = time.perf_counter()
-        bridge_cpu = time.process_time() - cpu0
-        bridge.close()
-        if report.uploaded != ["bench_bag"]:
-            raise RuntimeError(f"bridge did not upload the bag: {report}")
+            cfg = replace(BridgeConfig(), settle_s=0.0, pull_models=False, chunk_bytes=8 << 20)
+            bridge = Bridge(cfg, watch, url, car, bench.workdir / f"state{rep}")
+            report = RunReport()
+            cpu0 = time.process_time()
+            bridge.discover()
+            t0 = time.perf_counter()
+            bridge.hash_pending()  # done once when a bag is queued: its content address and chunk digests
+            t1 = time.perf_counter()
+            bridge.drain(report)  # create -> chunks (in flight) -> complete: until the hub confirms the sha256
+            t2 = time.perf_counter()
+            bridge_cpu += time.process_time() - cpu0
+            bridge.close()
+            if report.uploaded != ["bench_bag"] or report.chunks_sent == 0:
+                raise RuntimeError(f"bridge did not upload the bag: {report}")
+            upload_s.append(t2 - t1)
+            total_s.append(t2 - t0)
 
         mb = size / 1e6
-        plain_rate, upload_rate, total_rate = mb / plain_s, mb / (t2 - t1), mb / (t2 - t0)
+        plain_rate, upload_rate, total_rate = mb / min(plain_s), mb / min(upload_s), mb / min(total_s)
         ratio = upload_rate / plain_rate
-        detail = f"bridge {upload_rate:.0f} MB/s vs plain PUT {plain_rate:.0f} MB/s, {mb:.0f} MB bag, 8 MiB chunks"
+        detail = f"bridge {upload_rate:.0f} vs plain PUT {plain_rate:.0f} MB/s, {mb:.0f} MB bag, best of {REPEATS}"
         bench.figure("upload throughput / plain PUT", ratio, "x", target=">= 0.5", ok=ratio >= 0.5, detail=detail)
         bench.figure(
             "upload incl. queue-time hash / plain PUT",
             total_rate / plain_rate,
             "x",
-            detail=f"{total_rate:.0f} MB/s counting the bag's sha256 pass ({t1 - t0:.2f} s) too",
+            detail=f"{total_rate:.0f} MB/s counting the bag's hashing pass too",
         )
-        cpu_per_gb = bridge_cpu / (size / 1e9)
+        cpu_per_gb = bridge_cpu / (REPEATS * size / 1e9)
         bench.figure("bridge CPU time per GB", cpu_per_gb, "s/GB", detail="scan + hash + read + HTTP, bridge process")
     finally:
         hub.send_signal(signal.SIGTERM)

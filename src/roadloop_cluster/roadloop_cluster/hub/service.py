@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from roadloop_cluster.hub.auth import Principal
 from roadloop_cluster.hub.config import HubConfig
 from roadloop_cluster.hub.db import Database
-from roadloop_cluster.hub.errors import RequestRefused, StoreError
+from roadloop_cluster.hub.errors import HubError, RequestRefused, StoreError
 from roadloop_cluster.hub.store import BlobStore
 from roadloop_core.bag import open_bag
 from roadloop_core.bundle import MANIFEST_FILE, verify_bundle
@@ -30,6 +32,7 @@ from roadloop_vehicle.bridge.wire import CHANNEL_RE, SHA256_RE, check_name, chun
 __all__ = ["Hub"]
 
 MIN_CHUNK = 64 << 10
+log = logging.getLogger("roadloop.hub")
 
 
 def _name(value: Any, what: str) -> str:
@@ -61,6 +64,7 @@ class Hub:
         self._running: dict[str, tuple[int, Any]] = {}
         self._running_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="roadloop-hub-hash")
         self._complete_locks: dict[str, threading.Lock] = {}
 
     # -- uploads ---------------------------------------------------------------------------------
@@ -162,8 +166,8 @@ class Hub:
         if held is not None and held["sha256"] == sha:
             self._event(upload_id, idx, "duplicate")
             return {"stored": False, "state": "open"}
-        self.store.write_chunk(upload_id, offset, data)  # fsynced before the catalog says "held"
-        with self.db.transaction():
+        self.store.write_chunk(upload_id, offset, data)
+        with self.db.transaction(durable=False):  # see BlobStore.write_chunk: `complete` re-checks everything
             self.db.execute("DELETE FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx))
             self.db.execute(
                 "INSERT INTO chunks (upload_id, idx, sha256, size) VALUES (?, ?, ?, ?)", (upload_id, idx, sha, length)
@@ -172,27 +176,33 @@ class Hub:
                 "INSERT INTO chunk_events (upload_id, idx, outcome, at) VALUES (?, ?, 'stored', ?)",
                 (upload_id, idx, time.time()),
             )
-        self._advance_hash(row)
+        with self._locks_guard:
+            self._running_locks.setdefault(upload_id, threading.Lock())
+        self._hasher.submit(self._advance_hash, row)  # off the request path: the ack does not wait for it
         return {"stored": True, "state": "open"}
 
     def _advance_hash(self, row: dict[str, Any]) -> None:
+        """Extend the whole-object sha256 over the contiguous prefix of held chunks (background worker)."""
         upload_id, size, chunk = row["id"], int(row["size"]), int(row["chunk_size"])
         with self._locks_guard:
-            lock = self._running_locks.setdefault(upload_id, threading.Lock())
-        if not lock.acquire(blocking=False):
-            return  # another request is extending the prefix and will pick this chunk up
-        try:
+            lock = self._running_locks.get(upload_id)
+        if lock is None:
+            return  # completed meanwhile
+        with lock:
+            if upload_id not in self._running_locks:
+                return
             covered, digest = self._running.get(upload_id, (0, hashlib.sha256()))
-            while covered < size:
-                idx = covered // chunk
-                if self.db.one("SELECT idx FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx)) is None:
-                    break
-                off, length = chunk_range(idx, size, chunk)
-                digest.update(self.store.read_part(upload_id, off, length))
-                covered += length
+            try:
+                while covered < size:
+                    idx = covered // chunk
+                    if self.db.one("SELECT idx FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx)) is None:
+                        break
+                    off, length = chunk_range(idx, size, chunk)
+                    digest.update(self.store.read_part(upload_id, off, length))
+                    covered += length
+            except (OSError, HubError) as err:  # only an optimisation: `complete` hashes what is left
+                log.warning("prefix hash of upload %s stopped: %s", upload_id, err)
             self._running[upload_id] = (covered, digest)
-        finally:
-            lock.release()
 
     def _event(self, upload_id: str, idx: int, outcome: str) -> None:
         with self.db.transaction():

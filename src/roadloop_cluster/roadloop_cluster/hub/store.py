@@ -1,6 +1,6 @@
 """The hub's content-addressed store on disk.
 
-    ROOT/uploads/<upload_id>.part   chunks written in place at their offsets (fsynced before acknowledged)
+    ROOT/uploads/<upload_id>.part   chunks written in place at their offsets
     ROOT/bags/<sha256>/             a bag as a plain rosbag2 folder, named by the sha256 of its tar stream
     ROOT/bundles/<sha256>/          a verified model bundle, named by the sha256 of its manifest.json
     ROOT/tmp/                       half-built objects; renamed into place only when complete
@@ -48,14 +48,18 @@ class BlobStore:
         return self.uploads / f"{upload_id}.part"
 
     def write_chunk(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Write and fsync one chunk at its offset (chunks of one upload may arrive concurrently)."""
+        """Write one chunk at its offset (chunks of one upload may arrive concurrently).
+
+        Not fsynced: a held chunk survives a hub process crash (page cache); after a power loss a
+        chunk the catalog lists may be gone, which the whole-object sha256 at `complete` catches
+        (the upload restarts). What `complete` acknowledges, the unpacked bag, is fsynced.
+        """
         fd = os.open(self.part_path(upload_id), os.O_RDWR | os.O_CREAT, 0o640)
         try:
             view = memoryview(data)
             while view:
                 n = os.pwrite(fd, view, offset)
                 view, offset = view[n:], offset + n
-            os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -24,7 +24,7 @@ from roadloop_vehicle.bridge.wire import TarStream, chunk_count, chunk_range
 
 __all__ = ["HubClient", "UploadReport"]
 
-IN_FLIGHT = 2
+IN_FLIGHT = 4
 PIECE = 16 << 10  # granularity of the bandwidth cap inside one chunk body
 
 
@@ -88,8 +88,9 @@ class HubClient:
                 time.sleep(wait)
             yield piece
 
-    def put_chunk(self, upload_id: str, idx: int, data: bytes) -> dict[str, Any]:
-        headers = {"X-Chunk-Sha256": hashlib.sha256(data).hexdigest(), "Content-Type": "application/octet-stream"}
+    def put_chunk(self, upload_id: str, idx: int, data: bytes, digest: str | None = None) -> dict[str, Any]:
+        digest = digest or hashlib.sha256(data).hexdigest()
+        headers = {"X-Chunk-Sha256": digest, "Content-Type": "application/octet-stream"}
         content: bytes | Iterator[bytes] = data
         if self.bucket.rate > 0:
             headers["Content-Length"] = str(len(data))
@@ -111,23 +112,29 @@ class HubClient:
         upload: dict[str, Any],
         stream: TarStream,
         on_chunk: Callable[[int], None] | None = None,
+        digests: list[str] | None = None,
     ) -> UploadReport:
-        """Send the chunks the hub does not hold yet (asking it first), then complete the upload."""
+        """Send the chunks the hub does not hold yet (asking it first), then complete the upload.
+
+        `digests`: the chunks' sha256 computed when the bag was queued (else each is hashed here).
+        """
         status = self.upload_status(upload["upload_id"])
         have = set(status["have"])
         size, chunk = int(status["size"]), int(status["chunk_size"])
         missing = [i for i in range(chunk_count(size, chunk)) if i not in have and status["state"] == "open"]
+        if digests is not None and len(digests) != chunk_count(size, chunk):
+            digests = None
 
         def send(idx: int) -> None:
             off, length = chunk_range(idx, size, chunk)
             data = stream.read(off, length)
             if len(data) != length:
                 raise OSError(f"{stream.folder}: changed while uploading")
-            self.put_chunk(upload["upload_id"], idx, data)
+            self.put_chunk(upload["upload_id"], idx, data, digests[idx] if digests else None)
             if on_chunk is not None:
                 on_chunk(length)
 
-        # Two chunks in flight: reading and hashing the next one overlaps the hub storing this one.
+        # Several chunks in flight: reading the next one overlaps the hub storing this one.
         with ThreadPoolExecutor(max_workers=IN_FLIGHT) as pool:
             for future in [pool.submit(send, idx) for idx in missing]:
                 future.result()

@@ -67,6 +67,7 @@ class Bridge:
         self.models_dir = Path(os.path.expanduser(cfg.models_dir))
         self.puller: ModelPuller | None = None
         self.last_error = ""
+        self._chunk_digests: dict[str, tuple[str, list[str]]] = {}  # bag -> (sha256, chunk sha256s) this run
         self.on_bytes: Callable[[int], None] | None = None  # progress: bytes sent
         self.on_total: Callable[[int], None] | None = None  # progress: bytes queued
 
@@ -112,11 +113,16 @@ class Bridge:
         if upload["state"] == "complete":
             result: dict[str, Any] = upload
         else:
+            known = self._chunk_digests.get(entry.name)
+            digests = known[1] if known and known[0] == entry.sha256 else None
             try:
-                sent = self.client.send_missing(upload, stream, self.on_bytes)
+                sent = self.client.send_missing(upload, stream, self.on_bytes, digests)
             except HubRefused as err:
-                if err.status == 409 and "whole sha256" in str(err):
-                    self.queue.set_content(entry.name, stream.size, "", [])  # rehash next attempt
+                if (err.status == 409 and "whole sha256" in str(err)) or err.status == 422:
+                    # the bag's bytes are not what was hashed: hash again and retry, never give up on it
+                    self.queue.set_content(entry.name, stream.size, "", [])
+                    self._chunk_digests.pop(entry.name, None)
+                    raise HubUnavailable(f"{entry.name}: content changed since it was hashed ({err})") from err
                 raise
             report.chunks_sent += int(sent["sent"])
             report.chunks_skipped += int(sent["skipped"])
@@ -134,7 +140,8 @@ class Bridge:
         """The entry with the sha256 of the bag's current content (hashed once; a resume reuses it)."""
         if entry.sha256 and entry.files == [list(f) for f in stream.files]:
             return entry
-        sha = stream.sha256()
+        sha, chunks = stream.digests(self.cfg.chunk_bytes)
+        self._chunk_digests[entry.name] = (sha, chunks)
         if not stream.unchanged():
             raise HubUnavailable(f"{stream.folder}: changed while hashing")
         self.queue.set_content(entry.name, stream.size, sha, stream.files)

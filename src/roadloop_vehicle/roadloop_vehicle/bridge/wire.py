@@ -146,7 +146,14 @@ class TarStream:
             yield self.read(off, block)
 
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        for data in self.iter_blocks():
-            h.update(data)
-        return h.hexdigest()
+        return self.digests(4 << 20)[0]
+
+    def digests(self, chunk_size: int) -> tuple[str, list[str]]:
+        """The whole stream's sha256 and each chunk's, in one read pass."""
+        whole = hashlib.sha256()
+        chunks: list[str] = []
+        for off in range(0, self.size, chunk_size):
+            data = self.read(off, chunk_size)
+            whole.update(data)
+            chunks.append(hashlib.sha256(data).hexdigest())
+        return whole.hexdigest(), chunks
