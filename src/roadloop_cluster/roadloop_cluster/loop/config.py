@@ -30,6 +30,7 @@ class RecordConfig:
 
     episodes: int = 6
     seed: int = 100
+    scenarios: list[str] = field(default_factory=list)  # empty: the loop's scenarios
 
 
 @dataclass(frozen=True)

@@ -181,7 +181,8 @@ class LoopContext:
         out = self.layout.recordings
         rec = self.cfg.record
         before = set(_bags_in(out))
-        self.roadloop(stage, "sim", "record", "--scenarios", self.scenarios, "--episodes", str(rec.episodes),
+        scenarios = ",".join(rec.scenarios) if rec.scenarios else self.scenarios
+        self.roadloop(stage, "sim", "record", "--scenarios", scenarios, "--episodes", str(rec.episodes),
                       "--seed", str(rec.seed), "--driver", "expert", "--out", out)  # fmt: skip
         bags = [b for b in _bags_in(out) if b not in before]
         if not bags:
