@@ -7,6 +7,7 @@ handler reads it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -177,12 +178,26 @@ def create_app(hub: Hub) -> FastAPI:
     ) -> dict[str, Any] | JSONResponse:
         if x_chunk_sha256 is None:
             raise RequestRefused(400, "chunk PUT needs an X-Chunk-Sha256 header")
+        slot = await run_in_threadpool(hub.chunk_slot, who, upload_id, idx, x_chunk_sha256)
+        # Hash and write the body while it streams in (as a plain upload would), never past the slot:
+        # a bad body lands only in the not-yet-held region of this chunk and is not recorded.
+        digest, received = hashlib.sha256(), 0
+        fd = os.open(hub.store.part_path(upload_id), os.O_RDWR | os.O_CREAT, 0o640) if slot.write else -1
         try:
-            data = await request.body()
-        except ClientDisconnect:  # the vehicle went away mid-chunk: log it, store nothing
+            async for piece in request.stream():
+                if received + len(piece) > slot.length:
+                    raise RequestRefused(400, f"chunk {idx} must be {slot.length} bytes, got more")
+                digest.update(piece)
+                if fd >= 0 and piece:
+                    os.pwrite(fd, piece, slot.offset + received)
+                received += len(piece)
+        except ClientDisconnect:  # the vehicle went away mid-chunk: log it, record nothing
             await run_in_threadpool(hub.chunk_aborted, who, upload_id, idx)
             return JSONResponse({"detail": f"chunk {idx}: body ended early"}, status_code=400)
-        return await run_in_threadpool(hub.put_chunk, who, upload_id, idx, x_chunk_sha256, data)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        return await run_in_threadpool(hub.finish_chunk, slot, digest.hexdigest(), received)
 
     @app.post("/v1/uploads/{upload_id}/complete")
     async def complete(upload_id: str, who: Who) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from roadloop_core.bundle import MANIFEST_FILE, verify_bundle
 from roadloop_core.errors import RoadloopError
 from roadloop_vehicle.bridge.wire import CHANNEL_RE, SHA256_RE, check_name, chunk_count, chunk_range
 
-__all__ = ["Hub"]
+__all__ = ["ChunkSlot", "Hub"]
 
 MIN_CHUNK = 64 << 10
 log = logging.getLogger("roadloop.hub")
@@ -54,6 +55,17 @@ def _int(value: Any, what: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise RequestRefused(400, f"{what} must be an integer in [{lo}, {hi}]")
     return value
+
+
+@dataclass(frozen=True)
+class ChunkSlot:
+    row: dict[str, Any]
+    idx: int
+    sha: str  # as declared by the vehicle
+    offset: int
+    length: int
+    write: bool  # False: already held with this checksum, or the upload is no longer open
+    state: str = "open"
 
 
 class Hub:
@@ -148,29 +160,38 @@ class Hub:
     def upload_status(self, who: Principal, upload_id: str) -> dict[str, Any]:
         return self._status(self._upload(who, upload_id))
 
-    def put_chunk(self, who: Principal, upload_id: str, idx: int, sha: str, data: bytes) -> dict[str, Any]:
+    def chunk_slot(self, who: Principal, upload_id: str, idx: int, sha: str) -> ChunkSlot:
+        """Check a chunk PUT before its body is read: where it goes, or why it is not needed."""
         row = self._upload(who, upload_id)
+        sha = _sha(sha, "X-Chunk-Sha256")
         if row["state"] != "open":
-            self._event(upload_id, idx, "after-complete")
-            return {"stored": False, "state": row["state"]}
+            return ChunkSlot(row, idx, sha, 0, 0, write=False, state=row["state"])
         if not 0 <= idx < row["n_chunks"]:
             raise RequestRefused(400, f"chunk index {idx} outside [0, {row['n_chunks']})")
-        sha = _sha(sha, "X-Chunk-Sha256")
         offset, length = chunk_range(idx, row["size"], row["chunk_size"])
-        if len(data) != length:
-            raise RequestRefused(400, f"chunk {idx} must be {length} bytes, got {len(data)}")
-        if hashlib.sha256(data).hexdigest() != sha:
+        held = self.db.one("SELECT sha256 FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx))
+        # A chunk already held with this checksum is never overwritten (its body is read and dropped).
+        return ChunkSlot(row, idx, sha, offset, length, write=held is None or held["sha256"] != sha)
+
+    def finish_chunk(self, slot: ChunkSlot, actual_sha: str, received: int) -> dict[str, Any]:
+        """Record a chunk whose body was written at its offset (or judge why not)."""
+        upload_id, idx = slot.row["id"], slot.idx
+        if slot.state != "open":
+            self._event(upload_id, idx, "after-complete")
+            return {"stored": False, "state": slot.state}
+        if received != slot.length:
+            raise RequestRefused(400, f"chunk {idx} must be {slot.length} bytes, got {received}")
+        if actual_sha != slot.sha:
             self._event(upload_id, idx, "bad-sha256")
             raise RequestRefused(422, f"chunk {idx}: body does not match its X-Chunk-Sha256")
-        held = self.db.one("SELECT sha256 FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx))
-        if held is not None and held["sha256"] == sha:
+        if not slot.write:
             self._event(upload_id, idx, "duplicate")
             return {"stored": False, "state": "open"}
-        self.store.write_chunk(upload_id, offset, data)
         with self.db.transaction(durable=False):  # see BlobStore.write_chunk: `complete` re-checks everything
             self.db.execute("DELETE FROM chunks WHERE upload_id = ? AND idx = ?", (upload_id, idx))
             self.db.execute(
-                "INSERT INTO chunks (upload_id, idx, sha256, size) VALUES (?, ?, ?, ?)", (upload_id, idx, sha, length)
+                "INSERT INTO chunks (upload_id, idx, sha256, size) VALUES (?, ?, ?, ?)",
+                (upload_id, idx, slot.sha, slot.length),
             )
             self.db.execute(
                 "INSERT INTO chunk_events (upload_id, idx, outcome, at) VALUES (?, ?, 'stored', ?)",
@@ -178,8 +199,16 @@ class Hub:
             )
         with self._locks_guard:
             self._running_locks.setdefault(upload_id, threading.Lock())
-        self._hasher.submit(self._advance_hash, row)  # off the request path: the ack does not wait for it
+        self._hasher.submit(self._advance_hash, slot.row)  # off the request path: the ack does not wait for it
         return {"stored": True, "state": "open"}
+
+    def put_chunk(self, who: Principal, upload_id: str, idx: int, sha: str, data: bytes) -> dict[str, Any]:
+        """One whole chunk at once (the HTTP layer streams instead: chunk_slot, write, finish_chunk)."""
+        slot = self.chunk_slot(who, upload_id, idx, sha)
+        actual = hashlib.sha256(data).hexdigest()
+        if slot.write and len(data) == slot.length and actual == slot.sha:
+            self.store.write_chunk(upload_id, slot.offset, data)
+        return self.finish_chunk(slot, actual, len(data))
 
     def _advance_hash(self, row: dict[str, Any]) -> None:
         """Extend the whole-object sha256 over the contiguous prefix of held chunks (background worker)."""
