@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -56,3 +57,11 @@ def test_frees_confirmed_oldest_first_never_unconfirmed(hub_proc, make_bag, tmp_
     assert diag[0]["level"] == 2 and "nothing deleted" in diag[0]["message"]
     assert int(diag[0]["values"]["unconfirmed_bytes"]) > 3 * one
     assert diag[1]["level"] == 1 and "ConnectError" in diag[1]["message"]
+
+    # A queued bag removed by hand is reported as failed, not retried forever.
+    shutil.rmtree(watch / "bag3")
+    bridge = _bridge(cfg, watch, hub, token, state)
+    report = bridge.run_once()
+    entry = bridge.queue.get("bag3")
+    bridge.close()
+    assert "bag3" in report.failed and entry is not None and "gone" in entry.last_error

@@ -215,3 +215,9 @@ def _vehicle_fixtures() -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+def test_once_fails_loudly_on_an_unknown_channel(fleet, keys, tmp_path: Path, run_bridge) -> None:
+    done = pull(fleet, keys, tmp_path, run_bridge, "--channel", "nightly")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "channel 'nightly' unknown" in done.stderr

@@ -104,6 +104,8 @@ def run(
                 f"{len(report.left)} bag(s) left in the queue, {len(report.failed)} refused; "
                 f"last error: {bridge.last_error or '-'}"
             )
+        if report.errors:  # e.g. the model channel could not be read: `--once` callers must know
+            raise BridgeError(report.errors[0])
     finally:
         bridge.close()
 
@@ -116,8 +118,6 @@ def _summary(report: RunReport) -> None:
         f"model: {model.action + ' ' + model.label if model else 'not pulled'}"
         + (f" ({model.reason})" if model and model.reason else "")
     )
-    for err in report.errors:
-        typer.echo(f"warning: {err}", err=True)
 
 
 @app.command()

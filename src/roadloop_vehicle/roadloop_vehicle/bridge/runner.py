@@ -92,6 +92,10 @@ class Bridge:
             self.queue.fail(entry.name, "bag folder name is not a safe name; rename it to upload")
             report.failed.append(entry.name)
             return
+        if not path.is_dir():  # removed by hand before it was shipped: nothing left to send
+            self.queue.fail(entry.name, f"{path}: bag folder is gone")
+            report.failed.append(entry.name)
+            return
         stream = TarStream(path)
         entry = self._hashed(entry, stream)
         assert entry.sha256 is not None
