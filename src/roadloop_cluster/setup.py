@@ -35,7 +35,7 @@ setup(
     zip_safe=False,
     maintainer="roadloop developers",
     maintainer_email="dev@roadloop.invalid",
-    description="Hub service, dataset builder, torch datasets and models, torchrun trainer, export, evaluation gate, the fleet loop.",
+    description="Hub, dataset builder, torch data and models, torchrun trainer, export, gate, the fleet loop.",
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={
