@@ -29,6 +29,7 @@ def test_scenarios_exist_in_scenarios_yaml(repo_root: Path) -> None:
         pytest.skip("config/scenarios.yaml not written yet (simulation issue)")
     known = set(yaml.safe_load(scen_file.read_text())["scenarios"])
     assert set(cfg.scenarios) <= known
+    assert set(cfg.record.scenarios) <= known
 
 
 @pytest.mark.parametrize(

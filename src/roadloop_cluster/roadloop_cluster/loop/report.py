@@ -323,7 +323,7 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
             md += [
                 f"## Round {r['round']}: interventions",
                 "",
-                f"The policy {inter.get('model', '')} drove {inter.get('episodes', '?')} new episodes; "
+                f"The policy {inter.get('model', '')} drove {inter.get('episodes', '?')} episodes; "
                 f"{inter.get('failed', '?')} failed "
                 "(collision, off-road, invalid command or route not finished) and were flagged as interventions; "
                 f"the expert took over before each failure and its corrections ({inter.get('corrections', '?')} bags) "
