@@ -84,18 +84,38 @@ def test_loop_end_to_end_two_rounds(tmp_path: Path, repo_root: Path) -> None:
 @pytest.mark.slow
 def test_a_failing_stage_is_named_and_outputs_are_kept(tmp_path: Path, repo_root: Path) -> None:
     out = tmp_path / "out"
-    config = _tiny_config(tmp_path, repo_root, scenarios=["no_such_scenario"])
+    missing = tmp_path / "no-such-dataset.yaml"
+    config = _tiny_config(tmp_path, repo_root, dataset_config=str(missing))
     proc = _roadloop("loop", "--config", config, "--out", out, timeout=300)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("roadloop: error: stage 'r1-record'")
-    assert "no_such_scenario" in last
-    assert "logs/r1-record.log" in last
+    assert last.startswith("roadloop: error: stage 'r1-dataset'")
+    assert "no-such-dataset.yaml" in last
+    assert "logs/r1-dataset.log" in last
     # what earlier stages made is still there; the record and the report say where it stopped
     assert (out / "keys" / "signing.pub").is_file()
-    assert (out / "hub" / "catalog.db").is_file()
+    assert len(list((out / "hub" / "bags").iterdir())) == 2  # the shipped demonstrations, in the hub's store
     summary = json.loads((out / "loop.json").read_text())
-    assert summary["status"] == "failed" and summary["failed_stage"] == "r1-record"
-    assert [s["status"] for s in summary["stages"]] == ["ok", "ok", "failed"]
-    assert "STOPPED at stage 'r1-record'" in (out / "report.md").read_text()
-    assert "no_such_scenario" in (out / "logs" / "r1-record.log").read_text()
+    assert summary["status"] == "failed" and summary["failed_stage"] == "r1-dataset"
+    assert [s["status"] for s in summary["stages"]] == ["ok", "ok", "ok", "ok", "failed"]
+    assert "STOPPED at stage 'r1-dataset'" in (out / "report.md").read_text()
+    assert "no-such-dataset.yaml" in (out / "logs" / "r1-dataset.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"scenarios": ["no_such_scenario"]}, "unknown scenario 'no_such_scenario'"),
+        ({"gate": {"episodes": 9, "seed": 7}}, "gate.episodes=9: only 8 distinct episodes"),
+    ],
+)
+def test_setup_refuses_a_config_the_simulator_cannot_serve(
+    tmp_path: Path, repo_root: Path, overrides: dict[str, object], needle: str
+) -> None:
+    out = tmp_path / "out"
+    proc = _roadloop("loop", "--config", _tiny_config(tmp_path, repo_root, **overrides), "--out", out, timeout=300)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("roadloop: error: stage 'setup'") and needle in last
+    assert json.loads((out / "loop.json").read_text())["failed_stage"] == "setup"

@@ -157,10 +157,32 @@ class LoopContext:
         self.roadloop(stage, "hub", "token", "add", "loop-admin", "--admin", "--root", lay.hub,
                       "--out", self.admin_token)  # fmt: skip
         self.roadloop(stage, "hub", "token", "add", self.cfg.vehicle, "--root", lay.hub, "--out", self.vehicle_token)
+        self._check_episode_counts()
         return StageOutcome(
             {"vehicle": self.cfg.vehicle, "config_files": copied},
             {"keys": self.rel(lay.keys), "secrets": self.rel(lay.secrets), "config": self.rel(lay.config)},
         )
+
+    def distinct_episodes(self, names: list[str]) -> int:
+        """How many episodes `sim eval/record` runs before repeating one: scenarios x their standard seeds."""
+        from roadloop_sim.scenarios import load_scenarios
+
+        selected = load_scenarios(self.layout.config / "scenarios.yaml").select(names)
+        return len(selected) * min(len(sc.seeds) for sc in selected)
+
+    def _check_episode_counts(self) -> None:
+        """An evaluation longer than the distinct episodes would count some episodes twice: refuse it."""
+        cap = self.distinct_episodes(self.cfg.scenarios)
+        for what, episodes in (
+            ("gate.episodes", self.cfg.gate.episodes),
+            ("drive.episodes", self.cfg.drive.episodes),
+            ("intervention.episodes", self.cfg.intervention.episodes),
+        ):
+            if episodes > cap:
+                raise LoopError(
+                    f"loop config {what}={episodes}: only {cap} distinct episodes exist for scenarios "
+                    f"{self.scenarios} (scenarios x seeds in scenarios.yaml); more would repeat episodes"
+                )
 
     def start_hub(self, stage: str, n: int) -> StageOutcome:
         hub = HubServer(
@@ -181,9 +203,16 @@ class LoopContext:
         out = self.layout.recordings
         rec = self.cfg.record
         before = set(_bags_in(out))
-        scenarios = ",".join(rec.scenarios) if rec.scenarios else self.scenarios
-        self.roadloop(stage, "sim", "record", "--scenarios", scenarios, "--episodes", str(rec.episodes),
-                      "--seed", str(rec.seed), "--driver", "expert", "--out", out)  # fmt: skip
+        names = rec.scenarios or self.cfg.scenarios
+        # one `sim record` repeats its episodes after scenarios x seeds: more demonstrations come from
+        # further runs with the next base seed (episode k of base seed S uses seed S*1000 + seeds[k])
+        cap = self.distinct_episodes(names)
+        left, seed = rec.episodes, rec.seed
+        while left > 0:
+            batch = min(left, cap)
+            self.roadloop(stage, "sim", "record", "--scenarios", ",".join(names), "--episodes", str(batch),
+                          "--seed", str(seed), "--driver", "expert", "--out", out)  # fmt: skip
+            left, seed = left - batch, seed + 1
         bags = [b for b in _bags_in(out) if b not in before]
         if not bags:
             raise LoopError(f"`roadloop sim record` wrote no bag under {out}")
@@ -465,7 +494,11 @@ class LoopContext:
         report = rd / "fleet.json"
         res = self._eval(stage, f"bundle:{driver_bundle}", iv.seed, iv.episodes, report, name)
         data = read_json(report, "the fleet evaluation")
-        failed = [e for e in data["episodes"] if not e.get("success")][: iv.max_corrections]
+        failed: list[dict[str, Any]] = []
+        for e in data["episodes"]:
+            if not e.get("success") and all((e["scenario"], e["seed"]) != (f["scenario"], f["seed"]) for f in failed):
+                failed.append(e)
+        failed = failed[: iv.max_corrections]
         # what `roadloop sim record --intervene-on` replays: the same report, only the episodes taken over
         write_json_atomic(rd / "interventions.json", {**data, "episodes": failed})
         rows = {(e["scenario"], e["seed"]): e for e in res["per_episode"]}
