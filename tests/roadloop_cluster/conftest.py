@@ -1,4 +1,4 @@
-"""Tiny datasets in the on-disk contract format and tiny training configs for the trainer's tests."""
+"""Fixtures shared by the training and export tests: tiny contract-format datasets, configs, a world of one."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ TINY_MODEL = {
     "state_hidden": 16,
     "hidden": 32,
 }
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> dict[str, object]:
+    """The smallest model config the trainer accepts (a fresh copy per use)."""
+    return dict(TINY_MODEL)
 
 
 @pytest.fixture(scope="session")
