@@ -119,3 +119,42 @@ def test_setup_refuses_a_config_the_simulator_cannot_serve(
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("roadloop: error: stage 'setup'") and needle in last
     assert json.loads((out / "loop.json").read_text())["failed_stage"] == "setup"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_part_and_the_hub_and_keeps_the_record(tmp_path: Path, repo_root: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    out = tmp_path / "out"
+    entry = "import sys; from roadloop_core.cli.main import main; sys.argv[0] = 'roadloop'; main()"
+    config = _tiny_config(tmp_path, repo_root, record={"episodes": 8, "seed": 1})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", entry, "loop", "--config", str(config), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "SDL_VIDEODRIVER": "offscreen"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        url = None
+        while time.monotonic() < deadline and url is None:  # wait until the hub is up and recording runs
+            stages = out / "stages.json"
+            if stages.is_file():
+                done = {s["name"]: s for s in json.loads(stages.read_text())}
+                url = done.get("hub", {}).get("numbers", {}).get("url")
+            time.sleep(0.2)
+        assert url, "the hub stage never finished"
+        assert httpx.get(f"{url}/v1/health", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/v1/health", timeout=5)
+    summary = json.loads((out / "loop.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert "INTERRUPTED" in (out / "report.md").read_text()

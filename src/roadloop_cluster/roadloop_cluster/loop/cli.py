@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
@@ -35,6 +37,10 @@ def _prepare_out(out: Path) -> Path | None:
     for p in entries:
         p.rename(kept / p.name)
     return kept
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def loop(
@@ -68,6 +74,8 @@ def loop(
         cfg = replace(cfg, rounds=rounds)
     if verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C: the running part is killed, the hub stopped
+    signal.signal(signal.SIGTERM, _terminate)
     console = Console(stderr=True)
     kept = _prepare_out(out)
     if kept is not None:

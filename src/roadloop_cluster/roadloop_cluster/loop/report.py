@@ -207,6 +207,8 @@ def headline(summary: dict[str, Any]) -> list[str]:
         if not won and gate.get("reason"):
             line += f" Why: {gate['reason']}"
         lines.append(line)
+    if summary.get("status") == "interrupted":
+        lines.append("The loop was INTERRUPTED (Ctrl-C or SIGTERM); everything made until then is kept.")
     if summary.get("status") == "failed":
         error = str(summary.get("error") or "")
         lines.append(f"The loop STOPPED at stage '{summary.get('failed_stage')}': {error}")

@@ -75,6 +75,11 @@ def run_loop(
     except StageFailed as err:
         failure = err
         ctx.summary.update({"status": "failed", "failed_stage": err.stage, "error": str(err)})
+    except BaseException:  # Ctrl-C, SIGTERM: say so in the record and the report, then go on unwinding
+        ctx.summary.update({"status": "interrupted", "error": "interrupted (Ctrl-C or SIGTERM)"})
+        _save(ctx, runner, t0)
+        write_report(ctx.summary, out)
+        raise
     finally:
         if ctx.hub is not None:
             ctx.hub.stop()
