@@ -85,7 +85,7 @@ def token_add(
 @token_app.command("ls")
 def token_ls(root: Root, db: Db = None, config: ConfigOpt = None) -> None:
     """List token holders (hash prefixes only)."""
-    hub = open_hub(root, _cfg(config, db))
+    hub = open_hub(root, _cfg(config, db), create=False)
     table = Table("principal", "role", "created", "revoked", "hash")
     for t in list_tokens(hub.db):
         table.add_row(t["principal"], t["role"], _when(t["created"]), "yes" if t["revoked"] else "", t["hash_prefix"])
@@ -95,7 +95,7 @@ def token_ls(root: Root, db: Db = None, config: ConfigOpt = None) -> None:
 @token_app.command("revoke")
 def token_revoke(name: str, root: Root, db: Db = None, config: ConfigOpt = None) -> None:
     """Revoke every token of NAME."""
-    hub = open_hub(root, _cfg(config, db))
+    hub = open_hub(root, _cfg(config, db), create=False)
     n = revoke_tokens(hub.db, name)
     if n == 0:
         raise HubError(f"no active token for {name!r}")
@@ -121,7 +121,7 @@ def ls(
     config: ConfigOpt = None,
 ) -> None:
     """List the catalog: bag, vehicle, time range, topics and counts, tags, arrival, sha256."""
-    hub = open_hub(root, _cfg(config, db))
+    hub = open_hub(root, _cfg(config, db), create=False)
     rows = hub.list_bags(None, vehicle, tag)
     if plot is not None:
         from roadloop_cluster.hub.plot import plot_timeline
@@ -151,7 +151,7 @@ def export_bags(
     config: ConfigOpt = None,
 ) -> None:
     """Materialise stored bags as plain bag folders (symlinks into ROOT/bags/<sha256>) for `roadloop data build`."""
-    hub = open_hub(root, _cfg(config, db))
+    hub = open_hub(root, _cfg(config, db), create=False)
     out.mkdir(parents=True, exist_ok=True)
     n = 0
     for r in hub.list_bags(None, vehicle, tag):
@@ -177,7 +177,7 @@ def gc(
     config: ConfigOpt = None,
 ) -> None:
     """Free the disk held by abandoned uploads (a bridge that comes back later simply starts a new one)."""
-    hub = open_hub(root, _cfg(config, db))
+    hub = open_hub(root, _cfg(config, db), create=False)
     dropped = hub.collect_garbage(older_than_h * 3600.0)
     typer.echo(f"dropped {len(dropped)} abandoned upload(s)")
 

@@ -16,7 +16,10 @@ from roadloop_core.bundle import load_public_key
 __all__ = ["open_hub", "serve"]
 
 
-def open_hub(root: Path, cfg: HubConfig) -> Hub:
+def open_hub(root: Path, cfg: HubConfig, *, create: bool = True) -> Hub:
+    """Open the hub at `root`; commands that only read or maintain a hub pass create=False."""
+    if not create and not root.is_dir():
+        raise HubError(f"{root}: no hub here (start one with `roadloop hub serve --root {root}`)")
     root.mkdir(parents=True, exist_ok=True)
     key = None
     if cfg.public_key:

@@ -19,7 +19,7 @@ import typer
 
 from roadloop_core.errors import RoadloopError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run_app"]
 
 VERB_GROUP = "roadloop.verbs"
 
@@ -75,17 +75,15 @@ def _debug_requested(argv: list[str]) -> bool:
     return os.environ.get("ROADLOOP_DEBUG") == "1" or "--debug" in argv
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; RoadloopError becomes one line on stderr and exit code 2.
+def run_app(typer_app: typer.Typer, prog_name: str, args: list[str]) -> None:
+    """Run a typer app as roadloop runs its verbs: RoadloopError becomes one line on stderr and exit 2.
 
     Usage errors (exit 2), `--help` and `typer.Exit(n)` are handled by typer's standalone
     mode, whichever click typer bundles.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
-    _register_verbs(_requested_verb(args))
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(typer_app)
     try:
-        command.main(args=args, prog_name="roadloop", standalone_mode=True)
+        command.main(args=args, prog_name=prog_name, standalone_mode=True)
     except RoadloopError as err:
         if _debug_requested(args):
             raise
@@ -94,6 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("roadloop: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the `roadloop` CLI, loading only the verb asked for."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _register_verbs(_requested_verb(args))
+    run_app(app, "roadloop", args)
 
 
 if __name__ == "__main__":
