@@ -40,7 +40,7 @@ typecheck: setup
 	MYPYPATH=$$d $(BIN)/mypy --strict --follow-imports=silent src/roadloop_core/roadloop_core src/roadloop_vehicle/roadloop_vehicle src/roadloop_sim/roadloop_sim src/roadloop_cluster/roadloop_cluster
 
 pytest: setup
-	$(BIN)/python -m pytest -q tests
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests
 
 # Prove the tree builds the ROS way, in a throw-away folder: colcon build, then colcon test
 # (each package's ament-style test/ via pytest); on failure the failing tests are listed.

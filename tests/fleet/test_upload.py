@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,6 +14,9 @@ from typing import Any
 from roadloop_vehicle.bridge.wire import TarStream
 
 from .conftest import bridge_cmd
+
+# the console script of this interpreter's environment: CI runs pytest without .venv/bin on PATH
+ROADLOOP = str(Path(sys.executable).with_name("roadloop"))
 
 CHUNK = "65536"
 
@@ -138,11 +142,11 @@ def test_roadloop_cli_priority_and_catalog(hub_proc, make_bag, tmp_path: Path) -
     token = hub.token_file("car9", tmp_path)
     args = ["--watch", str(watch), "--hub", hub.url, "--token-file", str(token), "--state", str(tmp_path / "st")]
     done = subprocess.run(
-        ["roadloop", "bridge", "run", *args, "--once", "--no-models", "--settle", "0", "--quiet"],
+        [ROADLOOP, "bridge", "run", *args, "--once", "--no-models", "--settle", "0", "--quiet"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    ls = subprocess.run(["roadloop", "hub", "ls", "--root", str(hub.root), "--json"], capture_output=True, text=True)
+    ls = subprocess.run([ROADLOOP, "hub", "ls", "--root", str(hub.root), "--json"], capture_output=True, text=True)
     assert ls.returncode == 0, ls.stderr
     rows = json.loads(ls.stdout)
     assert [r["bag_name"] for r in rows] == ["new_trigger", "new_tagged", "old_plain"]
@@ -152,7 +156,7 @@ def test_roadloop_cli_priority_and_catalog(hub_proc, make_bag, tmp_path: Path) -
     assert unfinished.is_dir() and "recording" not in {r["bag_name"] for r in rows}
     png = tmp_path / "timeline.png"
     table = subprocess.run(
-        ["roadloop", "hub", "ls", "--root", str(hub.root), "--plot", str(png)], capture_output=True, text=True
+        [ROADLOOP, "hub", "ls", "--root", str(hub.root), "--plot", str(png)], capture_output=True, text=True
     )
     assert "new_trigger" in table.stdout and "/sensors/camera/front/image:40" in table.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
