@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -31,14 +34,16 @@ class Backend(str, Enum):
     carla = "carla"
 
 
+@contextmanager
 def _backend(
     backend: Backend, scenarios_file: Path | None, host: str | None, port: int | None, timeout: float | None
-) -> tuple[ScenarioSet, Simulator | None]:
-    """The scenario set and, for CARLA, a connected simulator (fails fast when unreachable)."""
+) -> Iterator[tuple[ScenarioSet, Simulator | None]]:
+    """The scenario set and, for CARLA, a connected simulator (fails fast when unreachable), closed after use."""
     from roadloop_sim.scenarios import load_scenarios
 
     if backend is Backend.highway:
-        return load_scenarios(scenarios_file), None
+        yield load_scenarios(scenarios_file), None
+        return
     from roadloop_sim.carla_sim import CarlaSimulator, carla_scenario_set, load_carla_config
 
     cfg = load_carla_config(scenarios_file, host=host or os.environ.get("CARLA_HOST"), port=port)
@@ -47,7 +52,22 @@ def _backend(
     scenario_set = carla_scenario_set(scenarios_file)
     sim = CarlaSimulator(cfg, scenario_set.simulation)
     sim.connect()
-    return scenario_set, sim
+    try:
+        yield scenario_set, sim
+    finally:
+        sim.close()
+
+
+# Options both `record` and `eval` take: where scenarios come from and which simulator runs them.
+ScenariosFileOpt = Annotated[
+    Path | None, typer.Option("--scenarios-file", help="Scenario set (default config/scenarios.yaml).")
+]
+BackendOpt = Annotated[Backend, typer.Option("--backend", help=BACKEND_HELP)]
+CarlaHostOpt = Annotated[
+    str | None, typer.Option("--carla-host", help="CARLA host (default: $CARLA_HOST, else config).")
+]
+CarlaPortOpt = Annotated[int | None, typer.Option("--carla-port", help="CARLA port (default: the config's, 2000).")]
+CarlaTimeoutOpt = Annotated[float | None, typer.Option("--carla-timeout", help="Seconds to wait for the CARLA server.")]
 
 
 SEED_HELP = "Base seed S: episode k plays scenario k mod n with seed S*1000 + that scenario's (k div n)-th seed."
@@ -71,19 +91,16 @@ def record(
     takeover_lead_s: float = typer.Option(
         2.0, "--takeover-lead", help="Seconds before the first infraction at which the expert takes over."
     ),
-    scenarios_file: Path | None = typer.Option(
-        None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
-    ),
-    backend: Backend = typer.Option(Backend.highway, "--backend", help=BACKEND_HELP),
-    carla_host: str | None = typer.Option(None, "--carla-host", help="CARLA host (default: $CARLA_HOST, else config)."),
-    carla_port: int | None = typer.Option(None, "--carla-port", help="CARLA port (default: the config's, 2000)."),
-    carla_timeout: float | None = typer.Option(None, "--carla-timeout", help="Seconds to wait for the CARLA server."),
+    scenarios_file: ScenariosFileOpt = None,
+    backend: BackendOpt = Backend.highway,
+    carla_host: CarlaHostOpt = None,
+    carla_port: CarlaPortOpt = None,
+    carla_timeout: CarlaTimeoutOpt = None,
 ) -> None:
     """Record episodes as rosbag2 mcap bags with every registry topic (same seed -> same messages)."""
     from roadloop_sim.record import record_episodes
 
-    scenario_set, sim = _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout)
-    try:
+    with _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
         done = record_episodes(
             out,
             scenarios=scenarios,
@@ -95,9 +112,6 @@ def record(
             scenario_set=scenario_set,
             simulator=sim,
         )
-    finally:
-        if sim is not None:
-            sim.close()
     for ep in done:
         m = ep.metrics
         typer.echo(
@@ -117,19 +131,16 @@ def evaluate_cmd(
     plots: Path | None = typer.Option(
         None, "--plots", help="Folder for PNGs: each episode's path over the road and speed profile."
     ),
-    scenarios_file: Path | None = typer.Option(
-        None, "--scenarios-file", help="Scenario set (default config/scenarios.yaml)."
-    ),
-    backend: Backend = typer.Option(Backend.highway, "--backend", help=BACKEND_HELP),
-    carla_host: str | None = typer.Option(None, "--carla-host", help="CARLA host (default: $CARLA_HOST, else config)."),
-    carla_port: int | None = typer.Option(None, "--carla-port", help="CARLA port (default: the config's, 2000)."),
-    carla_timeout: float | None = typer.Option(None, "--carla-timeout", help="Seconds to wait for the CARLA server."),
+    scenarios_file: ScenariosFileOpt = None,
+    backend: BackendOpt = Backend.highway,
+    carla_host: CarlaHostOpt = None,
+    carla_port: CarlaPortOpt = None,
+    carla_timeout: CarlaTimeoutOpt = None,
 ) -> None:
     """Drive closed loop and score like CARLA Leaderboard 2.0: DS = mean(RC x IP), success, infractions/km, comfort."""
     from roadloop_sim.evaluate import evaluate, write_report
 
-    scenario_set, sim = _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout)
-    try:
+    with _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
         report = evaluate(
             driver,
             scenarios=scenarios,
@@ -139,9 +150,6 @@ def evaluate_cmd(
             scenario_set=scenario_set,
             simulator=sim,
         )
-    finally:
-        if sim is not None:
-            sim.close()
     if json_out is not None:
         write_report(report, json_out)
     for e in report["episodes"]:
