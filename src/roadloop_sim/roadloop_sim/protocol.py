@@ -52,6 +52,7 @@ __all__ = [
     "Simulator",
     "StepResult",
     "Truth",
+    "end_reason",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -109,6 +110,32 @@ class Truth:
     done: bool
     reason: str  # "", "route_complete", "collision", "off_road", "timeout"
     samples: tuple[EgoSample, ...] = ()
+
+
+def end_reason(
+    *,
+    progress_m: float,
+    route_length_m: float,
+    collision: str | None,
+    offroad_s: float,
+    offroad_terminal_s: float,
+    time_s: float,
+    max_duration_s: float,
+) -> str:
+    """Why an episode ends after this period ("" while it goes on), the same rule for every backend.
+
+    Order matters: finishing the route wins over a collision in the same period, which wins over
+    having been off-road too long, which wins over the time limit.
+    """
+    if progress_m >= route_length_m:
+        return "route_complete"
+    if collision is not None:
+        return "collision"
+    if offroad_s >= offroad_terminal_s:
+        return "off_road"
+    if time_s >= max_duration_s - 1e-9:
+        return "timeout"
+    return ""
 
 
 @dataclass

@@ -35,7 +35,7 @@ from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.errors import CarlaUnavailableError, ScenarioError, SimError
 from roadloop_sim.geometry import arc_lengths, project, wrap_angle
 from roadloop_sim.messages import MessageFactory
-from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth
+from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth, end_reason
 from roadloop_sim.scenarios import Scenario, ScenarioSet, SimulationConfig, load_scenarios
 
 __all__ = [
@@ -266,16 +266,15 @@ class CarlaSimulator:
             self._offroad_steps = self._offroad_steps + 1 if sample.off_road else 0
             self._update_progress(sample.x, sample.y)
             self._publish_due(msgs, sample)
-        t = self._k * dt
-        reason = ""
-        if self._progress >= self._route_length:
-            reason = "route_complete"
-        elif collision is not None:
-            reason = "collision"
-        elif self._offroad_steps * dt >= self.cfg.offroad_terminal_s:
-            reason = "off_road"
-        elif t >= self._scenario.max_duration_s - 1e-9:
-            reason = "timeout"
+        reason = end_reason(
+            progress_m=self._progress,
+            route_length_m=self._route_length,
+            collision=collision,
+            offroad_s=self._offroad_steps * dt,
+            offroad_terminal_s=self.cfg.offroad_terminal_s,
+            time_s=self._k * dt,
+            max_duration_s=self._scenario.max_duration_s,
+        )
         self._done = bool(reason)
         truth = Truth(
             collision,

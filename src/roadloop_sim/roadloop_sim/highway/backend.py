@@ -33,7 +33,7 @@ from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.errors import ScenarioError, SimError
 from roadloop_sim.geometry import arc_lengths, project, wrap_angle
 from roadloop_sim.messages import MessageFactory
-from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth
+from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth, end_reason
 from roadloop_sim.scenarios import Scenario, ScenarioSet, load_scenarios
 
 __all__ = ["HighwayEnvSimulator"]
@@ -124,7 +124,6 @@ class HighwayEnvSimulator:
         msgs: list[tuple[str, int, Any]] = []
         samples: list[EgoSample] = []
         collision: str | None = None
-        reason = ""
         for _ in range(self.cfg.substeps):
             a = self.cfg.speed_gain * (v_cmd - float(env.vehicle.speed))
             if a_lim > 0:
@@ -147,15 +146,15 @@ class HighwayEnvSimulator:
             self._offroad_total += int(sample.off_road)
             self._update_progress()
             self._publish_due(msgs, sample)
-        t = self._k / self.cfg.sim_rate_hz
-        if self._progress >= self._route_length:
-            reason = "route_complete"
-        elif collision is not None:
-            reason = "collision"
-        elif self._offroad_steps * dt >= self.cfg.offroad_terminal_s:
-            reason = "off_road"
-        elif t >= self._scenario.max_duration_s - 1e-9:
-            reason = "timeout"
+        reason = end_reason(
+            progress_m=self._progress,
+            route_length_m=self._route_length,
+            collision=collision,
+            offroad_s=self._offroad_steps * dt,
+            offroad_terminal_s=self.cfg.offroad_terminal_s,
+            time_s=self._k / self.cfg.sim_rate_hz,
+            max_duration_s=self._scenario.max_duration_s,
+        )
         self._done = bool(reason)
         truth = Truth(
             collision=collision,
