@@ -17,7 +17,7 @@ from typing import Protocol
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagError
 
-__all__ = ["ACTIVE_SUFFIX", "STORAGE_SUFFIXES", "StorageReader", "open_storage", "storage_id_for"]
+__all__ = ["ACTIVE_SUFFIX", "STORAGE_SUFFIXES", "ScannedStorage", "StorageReader", "open_storage", "storage_id_for"]
 
 STORAGE_SUFFIXES = {".db3": "sqlite3", ".mcap": "mcap"}
 ACTIVE_SUFFIX = ".active"  # a storage file still being written (or left behind by a killed writer)
@@ -57,6 +57,31 @@ class StorageReader(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ScannedStorage:
+    """What every backend learns when it opens its file, with the accessors StorageReader asks for."""
+
+    _topics: list[StorageTopic]
+    _defs: dict[str, tuple[str, str]]
+    _range: tuple[int, int]
+    _metadata: str
+
+    @property
+    def topics(self) -> list[StorageTopic]:
+        return list(self._topics)
+
+    @property
+    def definitions(self) -> dict[str, tuple[str, str]]:
+        return dict(self._defs)
+
+    @property
+    def time_range(self) -> tuple[int, int]:
+        return self._range
+
+    @property
+    def embedded_metadata(self) -> str:
+        return self._metadata
 
 
 def storage_id_for(path: Path) -> str | None:

@@ -20,7 +20,7 @@ from mcap.records import Channel, Message, Metadata, Schema
 from mcap.stream_reader import StreamReader
 
 from roadloop_core.bag.mcap_chunks import chunks_in_time_order, iter_chunk_messages
-from roadloop_core.bag.storage import ACTIVE_SUFFIX
+from roadloop_core.bag.storage import ACTIVE_SUFFIX, ScannedStorage
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagDamagedError, BagError
 
@@ -78,7 +78,7 @@ def scan_mcap(stream: Any, on_message: Any = None) -> _Scan:
     return scan
 
 
-class McapStorage:
+class McapStorage(ScannedStorage):
     """One rosbag2 mcap file."""
 
     storage_id = "mcap"
@@ -171,22 +171,6 @@ class McapStorage:
                 self.custom_data.update(m.metadata)
             if m.name == "rosbag2" and "serialized_metadata" in m.metadata:
                 self._metadata = m.metadata["serialized_metadata"]
-
-    @property
-    def topics(self) -> list[StorageTopic]:
-        return list(self._topics)
-
-    @property
-    def definitions(self) -> dict[str, tuple[str, str]]:
-        return dict(self._defs)
-
-    @property
-    def time_range(self) -> tuple[int, int]:
-        return self._range
-
-    @property
-    def embedded_metadata(self) -> str:
-        return self._metadata
 
     def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes | memoryview]]:
         wanted = None if topic_ids is None else set(topic_ids)

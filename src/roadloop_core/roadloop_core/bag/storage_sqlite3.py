@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from roadloop_core.bag.storage import ScannedStorage
 from roadloop_core.bag.types import StorageTopic
 from roadloop_core.errors import BagDamagedError, BagError
 
@@ -36,7 +37,7 @@ def _check_file_size(path: Path) -> None:
         raise BagDamagedError(f"{path}: truncated sqlite3 file ({size} bytes, the header says {pages * page})")
 
 
-class Sqlite3Storage:
+class Sqlite3Storage(ScannedStorage):
     """One rosbag2 sqlite3 file, opened read-only and immutable (never modified, no journal)."""
 
     storage_id = "sqlite3"
@@ -112,22 +113,6 @@ class Sqlite3Storage:
         if "metadata" in tables:
             row = self._db.execute("SELECT metadata FROM metadata ORDER BY id DESC LIMIT 1").fetchone()
             self._metadata = str(row[0]) if row else ""
-
-    @property
-    def topics(self) -> list[StorageTopic]:
-        return list(self._topics)
-
-    @property
-    def definitions(self) -> dict[str, tuple[str, str]]:
-        return dict(self._defs)
-
-    @property
-    def time_range(self) -> tuple[int, int]:
-        return self._range
-
-    @property
-    def embedded_metadata(self) -> str:
-        return self._metadata
 
     def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes | memoryview]]:
         # The timestamp index orders ties by rowid, i.e. by insertion: deterministic.
