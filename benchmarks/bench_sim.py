@@ -16,10 +16,10 @@ from benchmarks.common import Bench
 from roadloop_core.bag import BagWriter
 from roadloop_core.registry import load_registry
 from roadloop_sim.drivers import ExpertDriver
+from roadloop_sim.episode import run_episode
 from roadloop_sim.highway import HighwayEnvSimulator
-from roadloop_sim.messages import MessageFactory
-from roadloop_sim.runner import run_episode
 from roadloop_sim.scenarios import load_scenarios
+from roadloop_sim.sensor_messages import MessageFactory
 
 
 def run(bench: Bench) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from roadloop_core.codec import CodecError, decode, encode, image_to_numpy, ns_to_stamp, numpy_to_image, stamp_to_ns
+from roadloop_core.codec import CodecError, decode, encode, image_to_numpy, numpy_to_image
+from roadloop_core.stamps import ns_to_stamp, stamp_to_ns
 from roadloop_core.typesys import typestore_for
 
 STORE = typestore_for("jazzy")

@@ -103,7 +103,7 @@ class _NaNDriver:
         self.calls = 0
 
     def act(self, obs: Any) -> Any:
-        from roadloop_sim.messages import MessageFactory
+        from roadloop_sim.sensor_messages import MessageFactory
 
         self.calls += 1
         steer = float("nan") if self.calls <= self.bad_steps else 0.0
@@ -113,9 +113,9 @@ class _NaNDriver:
 def test_invalid_commands_are_infractions_replaced_by_a_stop(
     short_scenarios: ScenarioSet, registry: TopicRegistry
 ) -> None:
+    from roadloop_sim.episode import run_episode
     from roadloop_sim.highway import HighwayEnvSimulator
     from roadloop_sim.metrics import episode_metrics
-    from roadloop_sim.runner import run_episode
 
     sc = dataclasses.replace(short_scenarios.get("highway_light"), max_duration_s=3.0)
     sset = dataclasses.replace(short_scenarios, scenarios={"highway_light": sc})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from roadloop_sim.episode import EpisodeLog, Infraction
 from roadloop_sim.metrics import ComfortLimits, aggregate, comfort_score, episode_metrics
 from roadloop_sim.protocol import EgoSample
-from roadloop_sim.runner import EpisodeLog, Infraction
 
 
 def _log(

@@ -1,4 +1,4 @@
-"""Message codec: ROS 2 messages <-> numpy and nanoseconds, CDR bytes <-> messages.
+"""Message codec: ROS 2 messages <-> numpy, CDR bytes <-> messages (time stamps: `roadloop_core.stamps`).
 
 `image_to_numpy` returns a *view* of the message's pixel buffer (which rosbags itself
 deserializes as a view into the CDR bytes), so a multi-megabyte camera frame goes from
@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from roadloop_core.errors import RoadloopError
+from roadloop_core.stamps import header
 from roadloop_core.typesys import typestore_for
 
 __all__ = [
@@ -21,9 +22,7 @@ __all__ = [
     "decode",
     "encode",
     "image_to_numpy",
-    "ns_to_stamp",
     "numpy_to_image",
-    "stamp_to_ns",
 ]
 
 
@@ -98,7 +97,7 @@ def numpy_to_image(
     contiguous = np.ascontiguousarray(array)
     store = typestore_for(distro)
     return store.types["sensor_msgs/msg/Image"](
-        header=store.types["std_msgs/msg/Header"](stamp=ns_to_stamp(stamp_ns, distro), frame_id=frame_id),
+        header=header(store, stamp_ns, frame_id),
         height=h,
         width=w,
         encoding=encoding,
@@ -106,17 +105,6 @@ def numpy_to_image(
         step=w * c * contiguous.dtype.itemsize,
         data=contiguous.reshape(-1).view(np.uint8),
     )
-
-
-def stamp_to_ns(stamp: Any) -> int:
-    """builtin_interfaces/Time (sec, nanosec) -> integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def ns_to_stamp(ns: int, distro: str = "jazzy") -> Any:
-    """Integer nanoseconds -> builtin_interfaces/Time (negative times floor towards -inf, as rclpy does)."""
-    sec, nanosec = divmod(int(ns), 1_000_000_000)
-    return typestore_for(distro).types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
 
 
 def encode(msg: Any, typename: str | None = None, distro: str = "jazzy") -> memoryview:

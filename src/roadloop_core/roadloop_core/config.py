@@ -1,4 +1,4 @@
-"""Config loading (house rule 5): typed dataclasses filled from the YAML under `config/`.
+"""Config loading: typed dataclasses filled from the YAML under `config/`.
 
 Node parameters live in ROS 2 params files (`<node>: ros__parameters: {...}`), so
 replay, simulation and the ROS 2 nodes read the very same values.

@@ -1,4 +1,4 @@
-"""The topic registry (house rule 2): name, type, QoS, expected rate and record flag per role.
+"""The one topic registry: name, type, QoS, expected rate and record flag per role.
 
 Loaded from `config/topics.yaml`. Components address topics by *role* (`camera`,
 `odometry`, ...), so another vehicle's names change the YAML, not the code.

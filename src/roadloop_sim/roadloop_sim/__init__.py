@@ -6,6 +6,7 @@ See docs/simulation.md; the Simulator/Driver protocols are documented in `roadlo
 """
 
 from roadloop_sim.drivers import ConstantDriver, ExpertDriver, LaneKeepDriver, make_driver
+from roadloop_sim.episode import EpisodeLog, run_episode, sanitize_command
 from roadloop_sim.errors import CarlaUnavailableError, DriverError, ScenarioError, SimError
 from roadloop_sim.evaluate import evaluate, write_report
 from roadloop_sim.highway import HighwayEnvSimulator
@@ -21,7 +22,6 @@ from roadloop_sim.protocol import (
     Truth,
 )
 from roadloop_sim.record import interventions_from_report, record_episodes
-from roadloop_sim.runner import EpisodeLog, run_episode, sanitize_command
 from roadloop_sim.scenarios import Scenario, ScenarioSet, SimulationConfig, episode_plan, load_scenarios
 
 __all__ = [

@@ -6,18 +6,17 @@ give a byte-identical report.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from roadloop_core.fsio import atomic_write_json
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.drivers import driver_name, make_driver
+from roadloop_sim.episode import EpisodeLog, run_episode
 from roadloop_sim.metrics import aggregate, episode_metrics
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.runner import EpisodeLog, run_episode
 from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
 
 __all__ = ["evaluate", "write_report"]
@@ -104,10 +103,4 @@ def write_report(report: dict[str, Any], path: Path) -> None:
     """Write the report atomically (temp + fsync + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, report, indent=2, sort_keys=True)

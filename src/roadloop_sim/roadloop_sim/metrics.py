@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from roadloop_sim.runner import EpisodeLog
+from roadloop_sim.episode import EpisodeLog
 
 __all__ = ["PENALTY", "ComfortLimits", "aggregate", "comfort_score", "episode_metrics"]
 

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from roadloop_sim.runner import EpisodeLog
+from roadloop_sim.episode import EpisodeLog
 
 __all__ = ["plot_episode", "plot_summary"]
 

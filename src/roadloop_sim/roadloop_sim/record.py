@@ -24,13 +24,14 @@ from typing import Any
 from tqdm import tqdm
 
 from roadloop_core.bag import BagWriter
+from roadloop_core.fsio import fsync_dir, fsync_tree
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.drivers import ExpertDriver, driver_name, make_driver
+from roadloop_sim.episode import run_episode
 from roadloop_sim.errors import SimError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.metrics import episode_metrics
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.runner import run_episode
 from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
 
 __all__ = ["EpisodeJob", "RecordedEpisode", "interventions_from_report", "record_episodes"]
@@ -156,8 +157,9 @@ def record_episodes(
             finally:
                 writer.close()
             bar.update(max(0.0, scenario_set.get(job.scenario).route_length_m - log.progress_m))
-            _fsync_tree(partial)
+            fsync_tree(partial)
             os.replace(partial, final)
+            fsync_dir(final.parent)
             done.append(RecordedEpisode(final, job, episode_metrics(log)))
     finally:
         bar.close()
@@ -167,18 +169,3 @@ def record_episodes(
         if simulator is None:
             sim.close()
     return done
-
-
-def _fsync_tree(path: Path) -> None:
-    for p in sorted(path.rglob("*")):
-        if p.is_file():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roadloop_vehicle.models.manager import ModelEvent
+from roadloop_vehicle.model_manager.manager import ModelEvent
 
 __all__ = ["LEVEL_ERROR", "LEVEL_OK", "LEVEL_WARN", "Status", "model_status"]
 

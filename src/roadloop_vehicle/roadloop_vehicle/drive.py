@@ -10,7 +10,7 @@ from roadloop_core.features import Features, ObservationSpec
 from roadloop_core.registry import TopicRegistry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.control.controller import Command, Controller, ControllerInput
-from roadloop_vehicle.models.manager import ModelManager
+from roadloop_vehicle.model_manager.manager import ModelManager
 from roadloop_vehicle.observation.assembler import ObservationAssembler
 from roadloop_vehicle.params import DriveParams, VehicleParams
 from roadloop_vehicle.runtime.spec import ModelInputs, ModelOutputs

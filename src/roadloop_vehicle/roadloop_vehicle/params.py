@@ -13,7 +13,7 @@ from pathlib import Path
 
 from roadloop_core.config import config_dir, load_params
 from roadloop_vehicle.control.controller import ControllerConfig
-from roadloop_vehicle.models.manager import ModelManagerConfig
+from roadloop_vehicle.model_manager.manager import ModelManagerConfig
 from roadloop_vehicle.runtime.base import RuntimeConfig
 from roadloop_vehicle.safety.supervisor import SafetyConfig
 

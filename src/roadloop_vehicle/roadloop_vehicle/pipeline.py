@@ -19,8 +19,8 @@ from roadloop_core.features import ObservationSpec
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_vehicle.diagnostics import model_status
 from roadloop_vehicle.drive import DriveCore, DriveOutput
-from roadloop_vehicle.messages import command_msg, trajectory_msg
-from roadloop_vehicle.models.manager import ModelManager
+from roadloop_vehicle.model_manager.manager import ModelManager
+from roadloop_vehicle.output_messages import command_msg, trajectory_msg
 from roadloop_vehicle.params import VehicleParams, load_vehicle_params
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import SafetyOutput, State

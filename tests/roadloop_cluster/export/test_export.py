@@ -140,7 +140,7 @@ def test_cli_exports_and_the_vehicle_runtime_runs_the_bundle(
 
     from roadloop_cluster.train.data import SplitData, read_dataset_info
     from roadloop_vehicle.runtime.base import RuntimeConfig
-    from roadloop_vehicle.runtime.policy import PolicyRuntime
+    from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
     from roadloop_vehicle.runtime.spec import ModelInputs, PolicySpec
 
     spec = PolicySpec.from_manifest(json.loads((out / "manifest.json").read_text()))

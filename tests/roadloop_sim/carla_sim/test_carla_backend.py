@@ -18,7 +18,7 @@ from roadloop_core.errors import ConfigError
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.carla_sim import CarlaSimulator, carla_scenario_set, load_carla_config, probe_server
 from roadloop_sim.errors import CarlaUnavailableError
-from roadloop_sim.messages import MessageFactory
+from roadloop_sim.sensor_messages import MessageFactory
 
 HAVE_CARLA = importlib.util.find_spec("carla") is not None
 LIVE = pytest.mark.skipif(not os.environ.get("CARLA_HOST"), reason="needs a live CARLA 0.9.16 server: set CARLA_HOST")
@@ -116,7 +116,7 @@ def test_cli_unreachable_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.carla
 def test_live_episode_publishes_registry_topics(registry: TopicRegistry) -> None:
     from roadloop_sim.drivers import ExpertDriver
-    from roadloop_sim.runner import run_episode
+    from roadloop_sim.episode import run_episode
 
     cfg = load_carla_config(host=os.environ["CARLA_HOST"], port=int(os.environ.get("CARLA_PORT", "2000")))
     sim = CarlaSimulator(cfg, registry=registry)

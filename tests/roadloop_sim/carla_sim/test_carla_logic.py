@@ -16,9 +16,9 @@ import pytest
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.carla_sim import CarlaSimulator, load_carla_config
 from roadloop_sim.drivers import ExpertDriver
-from roadloop_sim.messages import MessageFactory
+from roadloop_sim.episode import run_episode
 from roadloop_sim.metrics import episode_metrics
-from roadloop_sim.runner import run_episode
+from roadloop_sim.sensor_messages import MessageFactory
 
 F = MessageFactory()
 

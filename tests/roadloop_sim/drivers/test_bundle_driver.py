@@ -78,8 +78,8 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
     from roadloop_core.features import ObservationSpec
     from roadloop_core.registry import load_registry
     from roadloop_sim.drivers import make_driver
+    from roadloop_sim.episode import run_episode
     from roadloop_sim.highway import HighwayEnvSimulator
-    from roadloop_sim.runner import run_episode
     from roadloop_sim.scenarios import load_scenarios
 
     bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config())

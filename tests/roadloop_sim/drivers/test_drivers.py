@@ -9,11 +9,11 @@ import pytest
 
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import ConstantDriver, ExpertDriver, LaneKeepDriver, make_driver
+from roadloop_sim.episode import run_episode
 from roadloop_sim.errors import DriverError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.metrics import episode_metrics
 from roadloop_sim.protocol import Driver
-from roadloop_sim.runner import run_episode
 from roadloop_sim.scenarios import ScenarioSet
 
 

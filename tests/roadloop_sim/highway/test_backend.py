@@ -11,9 +11,9 @@ import pytest
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.errors import ScenarioError, SimError
 from roadloop_sim.highway import HighwayEnvSimulator
-from roadloop_sim.messages import MessageFactory
 from roadloop_sim.protocol import Simulator
 from roadloop_sim.scenarios import ImuNoise, ScenarioSet
+from roadloop_sim.sensor_messages import MessageFactory
 
 F = MessageFactory()
 SENSOR_ROLES = ("camera", "imu", "gnss", "odometry", "route", "diagnostics")

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from roadloop_core.typesys import typestore_for
+from roadloop_vehicle.bridge.decisions import disk_status
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses, to_message
-from roadloop_vehicle.bridge.policy import disk_status
 
 
 def test_message_round_trip_and_sink(tmp_path: Path) -> None:

@@ -91,7 +91,7 @@ def test_nan_model_falls_back_within_the_same_frame(
 def test_nan_in_service_commands_a_stop_in_that_frame(
     drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from roadloop_vehicle.runtime import policy
+    from roadloop_vehicle.runtime import policy_runtime as policy
 
     real_step = policy.PolicyRuntime.step
     calls = {"n": 0}

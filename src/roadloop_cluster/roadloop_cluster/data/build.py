@@ -32,6 +32,7 @@ from roadloop_cluster.data.extract import STAT_ARRAYS, BagJob, BagResult, extrac
 from roadloop_cluster.data.samples import array_names
 from roadloop_cluster.data.shards import ShardWriter
 from roadloop_cluster.data.stats import RunningStats
+from roadloop_core.fsio import atomic_write_json, fsync_dir
 from roadloop_core.registry import load_registry
 
 __all__ = ["FORMAT", "SPLITS", "BuildOptions", "build_dataset", "dataset_id", "split_of"]
@@ -97,24 +98,6 @@ def _run_jobs(jobs: list[BagJob], workers: int, progress: bool) -> list[BagResul
     return sorted(results, key=lambda r: order[r.bag])
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _check_output(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
@@ -149,10 +132,10 @@ def build_dataset(
         jobs = [BagJob(b, spool / f"{i:05d}", cfg, opts.registry_path) for i, b in enumerate(bags)]
         results = _run_jobs(jobs, min(workers, len(bags)), opts.progress)
         index = _assemble(tmp, cfg, topics, jobs, results, opts.progress)
-        _write_json_atomic(tmp / "index.json", index)
+        atomic_write_json(tmp / "index.json", index, indent=1)
         shutil.rmtree(spool, ignore_errors=True)
-        _fsync_dir(tmp / "shards")
-        _fsync_dir(tmp)
+        fsync_dir(tmp / "shards")
+        fsync_dir(tmp)
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.exists():
             trash = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -161,7 +144,7 @@ def build_dataset(
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, out)
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if log:

@@ -18,7 +18,8 @@ import numpy as np
 
 from roadloop_core.features import Features, FrameSynchronizer, ObservationSpec, Pose2D, compute_features
 from roadloop_core.features.geometry import bracket, interpolate_odometry, to_ego_frame
-from roadloop_core.features.messages import OdomRef, header_stamp_ns
+from roadloop_core.features.msg_fields import OdomRef
+from roadloop_core.stamps import header_stamp_ns
 
 __all__ = ["ARRAY_NAMES", "Sample", "SampleBuilder", "array_names"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from roadloop_cluster.hub.config import HubConfig, load_hub_config
 from roadloop_cluster.hub.errors import HubError
 from roadloop_cluster.hub.server import open_hub
 from roadloop_cluster.hub.server import serve as serve_hub
+from roadloop_core.fsio import atomic_write_text, replace_symlink
 from roadloop_vehicle.bridge.wire import TarStream
 
 __all__ = ["app"]
@@ -73,13 +73,7 @@ def token_add(
     if out is None:
         typer.echo(token)
         return
-    tmp = out.with_name(f".{out.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    atomic_write_text(out, token + "\n", mode=0o600)
 
 
 @token_app.command("ls")
@@ -161,10 +155,7 @@ def export_bags(
         target = hub.store.bag_dir(r["sha256"]).resolve()
         if link.is_symlink() and link.resolve() == target:
             continue
-        tmp = out / f".{link.name}.tmp"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target, target_is_directory=True)
-        os.replace(tmp, link)
+        replace_symlink(link, target)
         n += 1
     typer.echo(f"{n} bag(s) linked under {out}")
 

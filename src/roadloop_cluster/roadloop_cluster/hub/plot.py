@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from roadloop_core.fsio import atomic_writer
 
 __all__ = ["plot_timeline"]
 
@@ -41,8 +42,6 @@ def plot_timeline(rows: list[dict[str, Any]], out: Path) -> Path:
     )
     ax.set_xlabel("recording time (UTC)")
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    atomic_writer(out, lambda f: fig.savefig(f, dpi=100, format="png"))
     plt.close(fig)
-    os.replace(tmp, out)
     return out

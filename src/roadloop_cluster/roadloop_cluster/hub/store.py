@@ -20,17 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from roadloop_cluster.hub.errors import StoreError
+from roadloop_core.fsio import fsync_dir
 from roadloop_vehicle.bridge.wire import check_name
 
 __all__ = ["BlobStore"]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -103,14 +96,14 @@ class BlobStore:
         work = Path(tempfile.mkdtemp(prefix=f"{sha256[:16]}.", dir=self.tmp))
         try:
             self._unpack(self.part_path(upload_id), work, what=f"upload {upload_id}")
-            _fsync_dir(work)
+            fsync_dir(work)
             try:
                 os.rename(work, target)
             except OSError:
                 if not target.is_dir():  # not "another upload of the same content won the race"
                     raise
                 shutil.rmtree(work, ignore_errors=True)
-            _fsync_dir(self.bags)
+            fsync_dir(self.bags)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -158,7 +151,7 @@ class BlobStore:
         if target.is_dir():
             shutil.rmtree(staged, ignore_errors=True)
             return target
-        _fsync_dir(staged)
+        fsync_dir(staged)
         os.rename(staged, target)
-        _fsync_dir(self.bundles)
+        fsync_dir(self.bundles)
         return target

@@ -1,6 +1,6 @@
 """The fleet loop end to end (`roadloop loop`, `make demo`): stages, stage runner, report.
 
-Layout: `config` (loop.yaml), `runner` (timed stages, failure names the stage),
+Layout: `config` (loop.yaml), `stage_runner` (timed stages, failure names the stage),
 `proc` (parts run through their CLIs), `hub` (a hub on loopback), `stages` (what each
 stage does), `adapters` (reading the parts' outputs), `report` (report.md + figures),
 `run` (the order of stages), `cli` (the verb).
@@ -32,9 +32,9 @@ _WHERE = {
     "write_report": "report",
     "plan": "run",
     "run_loop": "run",
-    "StageOutcome": "runner",
-    "StageResult": "runner",
-    "StageRunner": "runner",
+    "StageOutcome": "stage_runner",
+    "StageResult": "stage_runner",
+    "StageRunner": "stage_runner",
 }
 
 

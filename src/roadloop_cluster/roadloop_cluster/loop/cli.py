@@ -17,7 +17,7 @@ from roadloop_cluster.loop.config import load_loop_config
 from roadloop_cluster.loop.errors import LoopError
 
 if TYPE_CHECKING:
-    from roadloop_cluster.loop.runner import StageResult
+    from roadloop_cluster.loop.stage_runner import StageResult
 from roadloop_core.config import config_dir
 
 __all__ = ["loop"]

@@ -9,7 +9,6 @@ stage stopped the loop and why.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
+from roadloop_core.fsio import atomic_write_text, atomic_writer
 
 __all__ = ["headline", "write_report"]
 
@@ -41,10 +42,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 def _save(fig: Any, path: Path) -> str:
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100, format="png")
+    atomic_writer(path, lambda f: fig.savefig(f, dpi=100, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
     return path.name
 
 
@@ -368,7 +367,5 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         md += ["## Notes", "", *[f"- {n}" for n in notes], ""]
 
     path = out / "report.md"
-    tmp = out / ".report.md.tmp"
-    tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(md) + "\n")
     return path

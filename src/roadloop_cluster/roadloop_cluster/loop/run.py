@@ -17,9 +17,10 @@ from pathlib import Path
 from roadloop_cluster.loop.config import LoopConfig
 from roadloop_cluster.loop.errors import StageFailed
 from roadloop_cluster.loop.report import write_report
-from roadloop_cluster.loop.runner import StageOutcome, StageResult, StageRunner, write_json_atomic
+from roadloop_cluster.loop.stage_runner import StageOutcome, StageResult, StageRunner
 from roadloop_cluster.loop.stages import Layout, LoopContext
 from roadloop_core.config import config_dir, dataclass_to_dict
+from roadloop_core.fsio import atomic_write_json
 
 __all__ = ["plan", "run_loop"]
 
@@ -97,4 +98,4 @@ def _save(ctx: LoopContext, runner: StageRunner, t0: float) -> None:
 
     ctx.summary["stages"] = [asdict(r) for r in runner.results]
     ctx.summary["wall_s"] = time.perf_counter() - t0
-    write_json_atomic(ctx.layout.out / "loop.json", ctx.summary)
+    atomic_write_json(ctx.layout.out / "loop.json", ctx.summary, default=str)

@@ -24,7 +24,8 @@ from roadloop_cluster.loop.config import LoopConfig
 from roadloop_cluster.loop.errors import LoopError
 from roadloop_cluster.loop.hub import HubServer
 from roadloop_cluster.loop.proc import run_roadloop
-from roadloop_cluster.loop.runner import StageOutcome, write_json_atomic
+from roadloop_cluster.loop.stage_runner import StageOutcome
+from roadloop_core.fsio import atomic_write_json
 
 __all__ = ["Layout", "LoopContext"]
 
@@ -500,7 +501,7 @@ class LoopContext:
                 failed.append(e)
         failed = failed[: iv.max_corrections]
         # what `roadloop sim record --intervene-on` replays: the same report, only the episodes taken over
-        write_json_atomic(rd / "interventions.json", {**data, "episodes": failed})
+        atomic_write_json(rd / "interventions.json", {**data, "episodes": failed}, default=str)
         rows = {(e["scenario"], e["seed"]): e for e in res["per_episode"]}
         self.rnd(n)["interventions"] = _strip(res) | {
             "model": name, "episodes": len(res["per_episode"]), "failed": len(failed),

@@ -26,29 +26,15 @@ from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
 from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from roadloop_cluster.train.errors import TrainError
+from roadloop_core.fsio import atomic_write_bytes
 
-__all__ = ["checkpoint_dir", "latest_checkpoint", "load_checkpoint", "save_checkpoint", "write_atomic"]
+__all__ = ["checkpoint_dir", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 PREFIX = "step-"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp name + fsync + rename (+ fsync of the folder): readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -98,7 +84,7 @@ def save_checkpoint(
     if rank == 0:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        write_atomic(root / "latest", final.name.encode())
+        atomic_write_bytes(root / "latest", final.name.encode())
         done = sorted(p for p in root.glob(f"{PREFIX}*") if p.is_dir() and not p.name.endswith(".tmp"))
         for old in done[:-keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -17,11 +17,12 @@ import torch
 from torch import nn
 
 from roadloop_cluster.models.policy import DrivingPolicy
-from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, write_atomic
+from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
 from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, SplitData
 from roadloop_cluster.train.metrics import ErrorSums, evaluate_baselines, metrics_from_sums, train_ego_baseline
 from roadloop_cluster.train.parallelize import Dist, all_reduce_sum, autocast
+from roadloop_core.fsio import atomic_write_bytes
 
 __all__ = [
     "FAILURE_FILE",
@@ -77,7 +78,7 @@ def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batc
     bad = b.index[~torch.isfinite(per_sample.detach().cpu()).numpy()]
     where = data.describe(bad) if len(bad) else "no sample of this rank (gradients became non-finite)"
     msg = f"non-finite loss at step {step + 1} (rank {d.rank}): {where}"
-    write_atomic(run_dir / f"failure-rank{d.rank}.json", json.dumps({"step": step + 1, "message": msg}).encode())
+    atomic_write_bytes(run_dir / f"failure-rank{d.rank}.json", json.dumps({"step": step + 1, "message": msg}).encode())
 
 
 def maybe_inject_fault(step: int, d: Dist) -> None:
@@ -114,7 +115,7 @@ def baselines(run_dir: Path, train: SplitData, val: SplitData, cfg: TrainConfig)
         return dict(json.loads(path.read_text()))
     ego = train_ego_baseline(train, cfg.model.horizon, cfg.run.baseline_steps, cfg.run.seed)
     out = evaluate_baselines(val, ego, cfg.model.horizon, cfg.model.dt)
-    write_atomic(path, json.dumps(out, indent=2).encode())
+    atomic_write_bytes(path, json.dumps(out, indent=2).encode())
     return out
 
 
@@ -233,7 +234,7 @@ def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info
 
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
-    write_atomic(run_dir / "model.pt", buf.getvalue())
+    atomic_write_bytes(run_dir / "model.pt", buf.getvalue())
     run = {
         "config": cfg,
         "dataset": {"root": str(info.root.resolve()), "dataset_id": info.dataset_id},
@@ -244,8 +245,8 @@ def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info
         },
         "step_scale": model.scale,
     }
-    write_atomic(run_dir / "run.json", json.dumps(run, indent=2).encode())
-    write_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
+    atomic_write_bytes(run_dir / "run.json", json.dumps(run, indent=2).encode())
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(metrics, indent=2).encode())
     plot_curves(run_dir / "curves.png", metrics["history"], metrics["baselines"])
 
 
@@ -273,4 +274,4 @@ def plot_curves(path: Path, history: list[dict[str, Any]], base: dict[str, dict[
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,6 +1,6 @@
 """rosbag2 reading and writing (sqlite3 and mcap) that never loses a message.
 
-Layers (house rule 3): storage files -> raw messages (bytes + timestamps) -> decode.
+Layers, each testable alone: storage files -> raw messages (bytes + timestamps) -> decode.
 
     with open_bag(path) as bag:                 # BagReader
         bag.info                                # BagInfo: storage, counts, topics, QoS ...

@@ -6,7 +6,6 @@ Version history (rosbag2): 3 compression, 4 QoS + relative paths, 5 per-file inf
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import yaml
 
 from roadloop_core.bag.types import FileInfo, TopicInfo
 from roadloop_core.errors import BagError, BagUnsupportedError
+from roadloop_core.fsio import atomic_write_text
 
 __all__ = [
     "MAX_VERSION",
@@ -217,26 +217,7 @@ def dump_metadata(meta: BagMetadata) -> str:
     return yaml.safe_dump({"rosbag2_bagfile_information": info}, default_flow_style=False, sort_keys=False)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp name + fsync + rename, then fsync the folder: never a partial file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_metadata(bag_dir: Path, meta: BagMetadata) -> Path:
     path = bag_dir / "metadata.yaml"
-    write_atomic(path, dump_metadata(meta))
+    atomic_write_text(path, dump_metadata(meta))
     return path

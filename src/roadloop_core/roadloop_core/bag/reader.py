@@ -23,7 +23,8 @@ import zstandard
 from rosbags.typesys.store import Typestore
 
 from roadloop_core.bag.metadata import NO_START, BagMetadata, read_metadata
-from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, StorageReader, open_storage, storage_id_for
+from roadloop_core.bag.plugins import open_storage
+from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, StorageReader, storage_id_for
 from roadloop_core.bag.types import BagInfo, RawMessage, TopicInfo
 from roadloop_core.errors import BagDamagedError, BagError, BagUnfinishedError, BagUnsupportedError, TypesysError
 from roadloop_core.typesys import make_typestore, register_definition

@@ -19,11 +19,13 @@ from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType
 from mcap.writer import Writer as McapWriter
 
-from roadloop_core.bag.metadata import BagMetadata, fsync_dir, parse_embedded, write_metadata
-from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, open_storage
+from roadloop_core.bag.metadata import BagMetadata, parse_embedded, write_metadata
+from roadloop_core.bag.plugins import open_storage
+from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES
 from roadloop_core.bag.types import FileInfo, TopicInfo
 from roadloop_core.bag.writer import CUSTOM_DATA_RECORD, LIBRARY
 from roadloop_core.errors import BagDamagedError, BagError, BagUnfinishedError
+from roadloop_core.fsio import fsync_dir
 
 __all__ = ["RecoveryReport", "recover_active_file", "reindex_bag"]
 

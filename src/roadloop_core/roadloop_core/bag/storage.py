@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from roadloop_core.bag.types import StorageTopic
-from roadloop_core.errors import BagError
 
-__all__ = ["ACTIVE_SUFFIX", "STORAGE_SUFFIXES", "ScannedStorage", "StorageReader", "open_storage", "storage_id_for"]
+__all__ = ["ACTIVE_SUFFIX", "STORAGE_SUFFIXES", "ScannedStorage", "StorageReader", "storage_id_for"]
 
 STORAGE_SUFFIXES = {".db3": "sqlite3", ".mcap": "mcap"}
 ACTIVE_SUFFIX = ".active"  # a storage file still being written (or left behind by a killed writer)
@@ -86,17 +85,3 @@ class ScannedStorage:
 
 def storage_id_for(path: Path) -> str | None:
     return STORAGE_SUFFIXES.get(path.suffix)
-
-
-def open_storage(path: Path) -> StorageReader:
-    """Open `path` with the backend its suffix names; BagError if it is not a readable storage file."""
-    kind = storage_id_for(path)
-    if kind == "sqlite3":
-        from roadloop_core.bag.storage_sqlite3 import Sqlite3Storage
-
-        return Sqlite3Storage(path)
-    if kind == "mcap":
-        from roadloop_core.bag.storage_mcap import McapStorage
-
-        return McapStorage(path)
-    raise BagError(f"{path}: not a storage file of a known plugin (expected one of {', '.join(STORAGE_SUFFIXES)})")

@@ -28,11 +28,12 @@ from mcap.writer import CompressionType
 from mcap.writer import Writer as McapWriter
 from rosbags.typesys.store import Typestore
 
-from roadloop_core.bag.metadata import BagMetadata, dump_metadata, fsync_dir, write_metadata
+from roadloop_core.bag.metadata import BagMetadata, dump_metadata, write_metadata
 from roadloop_core.bag.storage import ACTIVE_SUFFIX
 from roadloop_core.bag.storage_mcap import CUSTOM_DATA_RECORD
 from roadloop_core.bag.types import FileInfo, TopicInfo
 from roadloop_core.errors import BagError, TypesysError
+from roadloop_core.fsio import fsync_dir
 from roadloop_core.registry import QosSpec
 from roadloop_core.typesys import make_typestore, register_definition, typestore_for
 

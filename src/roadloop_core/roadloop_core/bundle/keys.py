@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -10,19 +9,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from roadloop_core.errors import BundleError
+from roadloop_core.fsio import atomic_write_bytes
 
 __all__ = ["generate_keypair", "load_private_key", "load_public_key"]
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def generate_keypair(out_dir: Path, name: str = "signing", *, overwrite: bool = False) -> tuple[Path, Path]:
@@ -35,8 +24,8 @@ def generate_keypair(out_dir: Path, name: str = "signing", *, overwrite: bool = 
     pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
     priv = key.private_bytes(pem, pkcs8, serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write_atomic(priv_path, priv, 0o600)
-    _write_atomic(pub_path, pub, 0o644)
+    atomic_write_bytes(priv_path, priv, mode=0o600)
+    atomic_write_bytes(pub_path, pub, mode=0o644)
     return priv_path, pub_path
 
 

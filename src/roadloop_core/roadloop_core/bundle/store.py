@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from roadloop_core.bundle.keys import load_private_key, load_public_key
 from roadloop_core.bundle.manifest import Manifest
 from roadloop_core.errors import BundleError
+from roadloop_core.fsio import fsync_dir, fsync_tree
 
 __all__ = ["MANIFEST_FILE", "SIGNATURE_FILE", "read_manifest", "sha256_file", "verify_bundle", "write_bundle"]
 
@@ -30,13 +31,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def write_bundle(
@@ -70,9 +64,11 @@ def write_bundle(
         created = manifest.created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         final = replace(manifest, files=hashes, created=created)
         data = final.to_json_bytes()
-        _fsync_write(tmp / MANIFEST_FILE, data)
-        _fsync_write(tmp / SIGNATURE_FILE, key.sign(data))
+        (tmp / MANIFEST_FILE).write_bytes(data)
+        (tmp / SIGNATURE_FILE).write_bytes(key.sign(data))
+        fsync_tree(tmp)  # the copied files too: a bundle that appears is complete on disk
         os.replace(tmp, out_dir)
+        fsync_dir(out_dir.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -15,7 +15,7 @@ from roadloop_core.features.compute import EGO_STATE_FIELDS, Features, compute_f
 from roadloop_core.features.errors import FeatureError
 from roadloop_core.features.geometry import OdomSample, Pose2D, Route, interpolate_odometry, route_target, to_ego_frame
 from roadloop_core.features.image import image_msg_to_rgb, resize_box
-from roadloop_core.features.messages import header_stamp_ns, odom_sample
+from roadloop_core.features.msg_fields import odom_sample
 from roadloop_core.features.spec import ObservationSpec
 from roadloop_core.features.sync import DROP_REASONS, Frame, FrameSynchronizer
 
@@ -31,7 +31,6 @@ __all__ = [
     "Pose2D",
     "Route",
     "compute_features",
-    "header_stamp_ns",
     "image_msg_to_rgb",
     "interpolate_odometry",
     "odom_sample",

@@ -9,8 +9,8 @@ import numpy as np
 
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.geometry import arc_lengths, point_at, project, to_ego
-from roadloop_sim.messages import MessageFactory
 from roadloop_sim.protocol import Observation
+from roadloop_sim.sensor_messages import MessageFactory
 
 __all__ = ["ConstantDriver", "LaneKeepDriver"]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.errors import DriverError
-from roadloop_sim.messages import MessageFactory
 from roadloop_sim.protocol import Observation
+from roadloop_sim.sensor_messages import MessageFactory
 from roadloop_vehicle.params import VehicleParams, load_vehicle_params
 from roadloop_vehicle.pipeline import Pipeline
 

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from roadloop_sim.geometry import point_at, project, to_ego
-from roadloop_sim.messages import MessageFactory
 from roadloop_sim.protocol import AgentState, Observation, PrivilegedState
+from roadloop_sim.sensor_messages import MessageFactory
 
 __all__ = ["ExpertConfig", "ExpertDriver"]
 

@@ -32,9 +32,9 @@ import numpy.typing as npt
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.errors import ScenarioError, SimError
 from roadloop_sim.geometry import arc_lengths, project, wrap_angle
-from roadloop_sim.messages import MessageFactory
 from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth, end_reason
 from roadloop_sim.scenarios import Scenario, ScenarioSet, load_scenarios
+from roadloop_sim.sensor_messages import MessageFactory
 
 __all__ = ["HighwayEnvSimulator"]
 

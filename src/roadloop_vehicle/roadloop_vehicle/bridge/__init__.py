@@ -3,17 +3,17 @@
     bridge = Bridge(load_bridge_config(), watch, hub_url, token, state_dir)
     report = bridge.run_once()     # scan -> queue -> upload -> free disk -> pull model -> /diagnostics
 
-Pure cores: `policy` (priority, order, closed-bag rule, backoff, bandwidth cap, disk plan);
+Pure cores: `decisions` (priority, order, closed-bag rule, backoff, bandwidth cap, disk plan);
 `wire` (safe names, the deterministic tar stream a bag travels as).
 """
 
 from roadloop_vehicle.bridge.client import HubClient
 from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
+from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, Status, statuses, to_message
 from roadloop_vehicle.bridge.errors import BridgeError, HubRefused, HubUnavailable
-from roadloop_vehicle.bridge.models import ModelPuller, PullResult, switch_current
+from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, switch_current
 from roadloop_vehicle.bridge.queue import UploadQueue
-from roadloop_vehicle.bridge.runner import Bridge, RunReport
 from roadloop_vehicle.bridge.wire import TarStream
 
 __all__ = [

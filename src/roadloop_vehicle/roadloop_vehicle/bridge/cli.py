@@ -15,9 +15,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
+from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.errors import BridgeError
 from roadloop_vehicle.bridge.queue import UploadQueue
-from roadloop_vehicle.bridge.runner import Bridge, RunReport
 
 __all__ = ["app"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
+from roadloop_vehicle.bridge.decisions import TokenBucket
 from roadloop_vehicle.bridge.errors import HubRefused, HubUnavailable
-from roadloop_vehicle.bridge.policy import TokenBucket
 from roadloop_vehicle.bridge.wire import TarStream, chunk_count, chunk_range
 
 __all__ = ["HubClient", "UploadReport"]

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from roadloop_core.stamps import header
 from roadloop_core.typesys import typestore_for
-from roadloop_vehicle.bridge.policy import DiskStatus
+from roadloop_vehicle.bridge.decisions import DiskStatus
 
 __all__ = ["JsonlSink", "Status", "statuses", "to_message"]
 
@@ -69,8 +70,7 @@ def to_message(items: list[Status], stamp_ns: int, distro: str = "jazzy") -> Any
     """A rosbags diagnostic_msgs/msg/DiagnosticArray (serialize with the same typestore to publish)."""
     store = typestore_for(distro)
     t = store.types
-    stamp = t["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
-    header = t["std_msgs/msg/Header"](stamp=stamp, frame_id="")
+    hdr = header(store, stamp_ns, "")
     status = [
         t["diagnostic_msgs/msg/DiagnosticStatus"](
             level=s.level,
@@ -81,7 +81,7 @@ def to_message(items: list[Status], stamp_ns: int, distro: str = "jazzy") -> Any
         )
         for s in items
     ]
-    return t["diagnostic_msgs/msg/DiagnosticArray"](header=header, status=status)
+    return t["diagnostic_msgs/msg/DiagnosticArray"](header=hdr, status=status)
 
 
 class JsonlSink:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from roadloop_vehicle.bridge.decisions import LocalBag
 from roadloop_vehicle.bridge.errors import BridgeError
-from roadloop_vehicle.bridge.policy import LocalBag
 
 __all__ = ["QueueEntry", "UploadQueue"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from roadloop_core.bag import open_bag
 from roadloop_core.bag.storage import ACTIVE_SUFFIX
 from roadloop_core.errors import RoadloopError
-from roadloop_vehicle.bridge.policy import bag_tags, is_closed, priority_for
+from roadloop_vehicle.bridge.decisions import bag_tags, is_closed, priority_for
 
 __all__ = ["FoundBag", "bag_size", "scan"]
 

@@ -16,8 +16,8 @@ from roadloop_core.features import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.diagnostics import model_status
 from roadloop_vehicle.drive import DriveCore
-from roadloop_vehicle.messages import command_msg, diagnostics_msg, trajectory_msg
-from roadloop_vehicle.models.manager import ModelManager
+from roadloop_vehicle.model_manager.manager import ModelManager
+from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, trajectory_msg
 from roadloop_vehicle.params import DriveParams, resolve_path
 from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO

@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
-from roadloop_vehicle.messages import command_from_msg, command_msg, header_stamp_ns, waypoints_from_path
+from roadloop_core.stamps import header_stamp_ns
+from roadloop_vehicle.output_messages import command_from_msg, command_msg, waypoints_from_path
 from roadloop_vehicle.params import SafetyParams, resolve_path
 from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO

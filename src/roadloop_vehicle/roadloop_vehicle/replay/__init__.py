@@ -1,5 +1,5 @@
 """Deterministic replay of a bag through the onboard pipeline on a simulated clock."""
 
-from roadloop_vehicle.replay.runner import ReplayResult, replay_bag
+from roadloop_vehicle.replay.bag_replay import ReplayResult, replay_bag
 
 __all__ = ["ReplayResult", "replay_bag"]

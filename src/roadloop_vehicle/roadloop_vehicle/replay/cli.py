@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from roadloop_vehicle.params import load_vehicle_params
-from roadloop_vehicle.replay.runner import replay_bag, write_stats
+from roadloop_vehicle.replay.bag_replay import replay_bag, write_stats
 
 __all__ = ["replay"]
 

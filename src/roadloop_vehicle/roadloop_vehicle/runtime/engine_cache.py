@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from roadloop_core.fsio import atomic_write_bytes
 from roadloop_vehicle.errors import BackendUnavailableError, ModelError
 
 __all__ = ["EngineKey", "build_engine", "cache_path", "import_tensorrt", "load_or_build_engine", "sha256_file"]
@@ -101,14 +101,5 @@ def load_or_build_engine(onnx_path: Path, precision: str, cache_dir: Path) -> tu
         return path.read_bytes(), path, False
     data = build_engine(onnx_path, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".engine-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
     return data, path, True

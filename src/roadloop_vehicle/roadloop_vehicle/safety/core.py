@@ -18,7 +18,7 @@ from roadloop_core.registry import TopicRegistry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.control.controller import Command
 from roadloop_vehicle.diagnostics import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, Status
-from roadloop_vehicle.messages import diagnostics_msg
+from roadloop_vehicle.output_messages import diagnostics_msg
 from roadloop_vehicle.safety.supervisor import SafetyConfig, SafetyInput, SafetyOutput, SafetySupervisor, State
 
 __all__ = ["SafetyCore", "safety_status"]

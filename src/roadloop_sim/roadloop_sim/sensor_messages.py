@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.stamps import header
 from roadloop_core.typesys import typestore_for
 from roadloop_sim.geometry import yaw_to_quaternion
 from roadloop_sim.scenarios import GeodeticOrigin
@@ -43,8 +44,6 @@ class MessageFactory:
     def __init__(self, distro: str = "jazzy") -> None:
         self.store = typestore_for(distro)
         t = self.store.types
-        self._Header = t["std_msgs/msg/Header"]
-        self._Time = t["builtin_interfaces/msg/Time"]
         self._Image = t["sensor_msgs/msg/Image"]
         self._Imu = t["sensor_msgs/msg/Imu"]
         self._NavSatFix = t["sensor_msgs/msg/NavSatFix"]
@@ -66,9 +65,7 @@ class MessageFactory:
         self._DriveStamped = t["ackermann_msgs/msg/AckermannDriveStamped"]
 
     def header(self, stamp_ns: int, frame_id: str) -> Any:
-        return self._Header(
-            stamp=self._Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000), frame_id=frame_id
-        )
+        return header(self.store, stamp_ns, frame_id)
 
     def _quat(self, yaw: float) -> Any:
         x, y, z, w = yaw_to_quaternion(yaw)

@@ -1,6 +1,6 @@
 """The bridge loop: scan -> queue -> upload by priority -> free disk -> pull models -> /diagnostics.
 
-All decisions come from `policy` (pure); this module only does the IO around them.
+All decisions come from `decisions` (pure); this module only does the IO around them.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from roadloop_core.bundle import load_public_key
 from roadloop_core.errors import RoadloopError
 from roadloop_vehicle.bridge.client import HubClient
 from roadloop_vehicle.bridge.config import BridgeConfig
+from roadloop_vehicle.bridge.decisions import backoff_delay, disk_status, plan_deletions
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses
 from roadloop_vehicle.bridge.errors import BridgeError, HubRefused, HubUnavailable
-from roadloop_vehicle.bridge.models import ModelPuller, PullResult, current_label
-from roadloop_vehicle.bridge.policy import backoff_delay, disk_status, plan_deletions
+from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, current_label
 from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
 from roadloop_vehicle.bridge.scanner import bag_size, scan
 from roadloop_vehicle.bridge.wire import TarStream, is_safe_name

@@ -18,9 +18,10 @@ import numpy.typing as npt
 
 from roadloop_core.bag import BagWriter, RawMessage
 from roadloop_core.registry import QosProfile, TopicRegistry
-from roadloop_sim.messages import MessageFactory
+from roadloop_core.stamps import header_stamp_ns
 from roadloop_sim.protocol import Driver, EgoSample, Observation, Simulator, Truth
 from roadloop_sim.scenarios import SimulationConfig
+from roadloop_sim.sensor_messages import MessageFactory
 
 __all__ = ["EpisodeLog", "Infraction", "run_episode", "sanitize_command"]
 
@@ -69,9 +70,7 @@ def sanitize_command(command: Any, cfg: SimulationConfig, factory: MessageFactor
     ok = ok and -1e-6 <= float(d.speed) <= cfg.max_speed + 1e-6 and float(d.acceleration) >= 0.0
     if ok:
         return command, False
-    return factory.command(
-        int(command.header.stamp.sec) * 1_000_000_000 + int(command.header.stamp.nanosec), 0.0, 0.0
-    ), True
+    return factory.command(header_stamp_ns(command), 0.0, 0.0), True
 
 
 def run_episode(

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from roadloop_core.registry import TopicRegistry
+from roadloop_sim.episode import run_episode, sanitize_command
 from roadloop_sim.highway import HighwayEnvSimulator
-from roadloop_sim.messages import MessageFactory
-from roadloop_sim.runner import run_episode, sanitize_command
 from roadloop_sim.scenarios import ScenarioSet, SimulationConfig
+from roadloop_sim.sensor_messages import MessageFactory
 
 CFG = SimulationConfig()
 F = MessageFactory()

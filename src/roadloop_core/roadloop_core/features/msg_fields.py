@@ -8,13 +8,7 @@ import numpy as np
 
 from roadloop_core.features.geometry import OdomSample, yaw_of
 
-__all__ = ["ImuSample", "header_stamp_ns", "imu_sample", "odom_sample", "route_points"]
-
-
-def header_stamp_ns(msg: Any) -> int:
-    """`msg.header.stamp` in integer nanoseconds."""
-    st = msg.header.stamp
-    return int(st.sec) * 1_000_000_000 + int(st.nanosec)
+__all__ = ["ImuSample", "imu_sample", "odom_sample", "route_points"]
 
 
 def odom_sample(msg: Any, stamp_ns: int) -> OdomSample:

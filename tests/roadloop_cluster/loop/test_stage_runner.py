@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from roadloop_cluster.loop.errors import LoopError, StageFailed
-from roadloop_cluster.loop.runner import StageOutcome, StageRunner, write_json_atomic
+from roadloop_cluster.loop.stage_runner import StageOutcome, StageRunner
+from roadloop_core.fsio import atomic_write_json
 
 
 def test_stages_are_recorded_in_order_with_numbers(tmp_path: Path) -> None:
@@ -81,7 +82,7 @@ def test_stage_names_are_unique(tmp_path: Path) -> None:
 
 def test_write_json_atomic_replaces_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "x.json"
-    write_json_atomic(path, {"a": 1})
-    write_json_atomic(path, {"b": [1, 2]})
+    atomic_write_json(path, {"a": 1})
+    atomic_write_json(path, {"b": [1, 2]})
     assert json.loads(path.read_text()) == {"b": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]

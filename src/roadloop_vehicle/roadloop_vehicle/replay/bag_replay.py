@@ -9,7 +9,6 @@ measured ones (`measured`: per-stage latency percentiles, real-time factor).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ import numpy as np
 
 from roadloop_core.bag import BagWriter, open_bag
 from roadloop_core.errors import BagError
+from roadloop_core.fsio import atomic_write_json
 from roadloop_vehicle.errors import ReplayError
 from roadloop_vehicle.params import VehicleParams
 from roadloop_vehicle.pipeline import PRODUCED_ROLES, Pipeline
@@ -164,10 +164,4 @@ def replay_bag(
 
 
 def write_stats(result: ReplayResult, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result.as_json(), f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write_json(path, result.as_json(), indent=2, sort_keys=True)

@@ -8,9 +8,7 @@ StageFailed that names the stage, its error, its log and the folder kept for ins
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -20,8 +18,9 @@ from typing import Any
 
 from roadloop_cluster.loop.errors import StageFailed
 from roadloop_core.errors import RoadloopError
+from roadloop_core.fsio import atomic_write_json
 
-__all__ = ["StageOutcome", "StageResult", "StageRunner", "write_json_atomic"]
+__all__ = ["StageOutcome", "StageResult", "StageRunner"]
 
 log = logging.getLogger("roadloop.loop")
 
@@ -47,17 +46,6 @@ class StageResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     log: str | None = None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class StageRunner:
@@ -131,7 +119,7 @@ class StageRunner:
 
     def _finish(self, result: StageResult) -> None:
         self.results.append(result)
-        write_json_atomic(self.record_path, [asdict(r) for r in self.results])
+        atomic_write_json(self.record_path, [asdict(r) for r in self.results], default=str)
         log.info("stage %s %s in %.1f s", result.name, result.status, result.seconds)
         if self._on_end:
             self._on_end(result)

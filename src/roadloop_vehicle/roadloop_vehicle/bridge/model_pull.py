@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from roadloop_core.bundle import MANIFEST_FILE, Manifest, check_observation_compatible, verify_bundle
 from roadloop_core.errors import RoadloopError
+from roadloop_core.fsio import atomic_write_json, fsync_dir, replace_symlink
 from roadloop_vehicle.bridge.client import HubClient
 from roadloop_vehicle.bridge.errors import BridgeError
 from roadloop_vehicle.bridge.wire import SHA256_RE, check_name
@@ -48,15 +49,7 @@ def current_label(models_dir: Path) -> str:
 
 def switch_current(models_dir: Path, version_dir: Path) -> None:
     """Point MODELS/current at `version_dir` atomically: a reader sees the old or the new target, never none."""
-    tmp = models_dir / f".current.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(Path("versions") / version_dir.name, target_is_directory=True)
-    os.replace(tmp, models_dir / "current")
-    fd = os.open(models_dir, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_symlink(models_dir / "current", Path("versions") / version_dir.name)
 
 
 def _manifest_sha(folder: Path) -> str:
@@ -99,12 +92,7 @@ class ModelPuller:
             return {"refused": {}}
 
     def _save_state(self, state: dict[str, Any]) -> None:
-        tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.state_path)
+        atomic_write_json(self.state_path, state, indent=2)
 
     def _refuse(self, bundle_id: str, label: str, reason: str) -> PullResult:
         state = self._state()
@@ -150,11 +138,7 @@ class ModelPuller:
             manifest = self._check(stage, label)
         except RoadloopError as err:
             return self._refuse(bundle_id, label, str(err).replace(str(stage), label))
-        fd = os.open(stage, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(stage)
         os.rename(stage, installed)
         switch_current(self.models_dir, installed)
         return PullResult("installed", f"{manifest.name}-v{manifest.version}")

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from roadloop_sim.messages import MessageFactory, enu_to_geodetic, geodetic_to_enu
 from roadloop_sim.scenarios import GeodeticOrigin
+from roadloop_sim.sensor_messages import MessageFactory, enu_to_geodetic, geodetic_to_enu
 
 STAMP = 1_700_000_123_450_000_000
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from roadloop_vehicle.bridge.policy import (
+from roadloop_vehicle.bridge.decisions import (
     LocalBag,
     TokenBucket,
     backoff_delay,

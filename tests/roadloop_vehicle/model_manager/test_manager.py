@@ -13,7 +13,7 @@ import pytest
 
 from roadloop_core.bundle import generate_keypair
 from roadloop_core.features import ObservationSpec
-from roadloop_vehicle.models import ModelManager, ModelManagerConfig
+from roadloop_vehicle.model_manager import ModelManager, ModelManagerConfig
 from roadloop_vehicle.runtime import ModelInputs, RuntimeConfig
 
 OBS = ObservationSpec.from_config()

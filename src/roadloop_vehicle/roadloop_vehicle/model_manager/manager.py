@@ -28,7 +28,7 @@ from roadloop_core.bundle import Manifest, check_observation_compatible, load_pu
 from roadloop_core.errors import RoadloopError
 from roadloop_vehicle.errors import ModelError
 from roadloop_vehicle.runtime.base import RuntimeConfig
-from roadloop_vehicle.runtime.policy import PolicyRuntime
+from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
 from roadloop_vehicle.runtime.spec import IMAGE, ModelOutputs, PolicySpec
 
 __all__ = ["LoadedModel", "ModelEvent", "ModelManager", "ModelManagerConfig"]

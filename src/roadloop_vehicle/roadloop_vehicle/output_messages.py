@@ -9,25 +9,16 @@ import numpy as np
 import numpy.typing as npt
 from rosbags.typesys.store import Typestore
 
+from roadloop_core.stamps import header
 from roadloop_vehicle.control.controller import Command
 
 __all__ = [
     "command_from_msg",
     "command_msg",
     "diagnostics_msg",
-    "header",
-    "header_stamp_ns",
     "trajectory_msg",
     "waypoints_from_path",
 ]
-
-
-def header(store: Typestore, stamp_ns: int, frame_id: str) -> Any:
-    T = store.types
-    return T["std_msgs/msg/Header"](
-        stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000),
-        frame_id=frame_id,
-    )
 
 
 def trajectory_msg(store: Typestore, stamp_ns: int, waypoints: npt.NDArray[np.float32], frame_id: str) -> Any:
@@ -92,8 +83,3 @@ def diagnostics_msg(store: Typestore, stamp_ns: int, statuses: Sequence[tuple[in
         for level, name, message, values in statuses
     ]
     return T["diagnostic_msgs/msg/DiagnosticArray"](header=header(store, stamp_ns, ""), status=status)
-
-
-def header_stamp_ns(msg: Any) -> int:
-    st = msg.header.stamp
-    return int(st.sec) * 1_000_000_000 + int(st.nanosec)
