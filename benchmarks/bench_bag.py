@@ -18,6 +18,7 @@ from rosbags.rosbag2 import Reader as RosbagsReader
 from benchmarks.common import Bench
 from roadloop_core.bag import BagWriter, open_bag
 from roadloop_core.codec import image_to_numpy, numpy_to_image
+from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
 
@@ -39,7 +40,7 @@ def _frames(n: int) -> list[np.ndarray]:
 
 
 def _write(path: Path, count: int) -> float:
-    cam = load_registry()["camera"]
+    cam = load_registry(config_dir() / "topics.yaml")["camera"]
     frames = _frames(8)
     msgs = [numpy_to_image(f, 0, "camera") for f in frames]
     start = time.perf_counter()
@@ -91,7 +92,7 @@ def _small_messages(bench: Bench) -> None:
     """IMU-like traffic: many ~300-byte messages, where per-message overhead dominates."""
     count = 40_000 if bench.quick else 200_000
     path = bench.workdir / "small"
-    imu = load_registry()["imu"]
+    imu = load_registry(config_dir() / "topics.yaml")["imu"]
     data = _imu_cdr()
     with BagWriter(path) as w:
         w.add_topic(imu.name, imu.type, imu.qos)

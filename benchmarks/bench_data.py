@@ -113,6 +113,7 @@ def _trainer_samples_per_s(batch: dict[str, object], steps: int) -> float:
 def run(bench: Bench) -> None:
     from roadloop_cluster.data import BuildOptions, ShardDataset, SynthDrive, build_dataset, make_loader
     from roadloop_cluster.data.synth import write_synth_bag
+    from roadloop_core.config import config_dir
     from roadloop_core.registry import load_registry
 
     wd = bench.workdir
@@ -123,7 +124,7 @@ def run(bench: Bench) -> None:
 
     # 1. build throughput vs a plain rosbags read of the longer bag (steady state: per-bag start-up costs
     #    amortised; warm page cache for both; best of three each, interleaved against load from elsewhere)
-    reg = load_registry()
+    reg = load_registry(config_dir() / "topics.yaml")
     topics = [reg[r].name for r in ("camera", "imu", "odometry", "route", "command")]
     _plain_read(large, topics)
     plain_s, build_s, plain_cpu, build_cpu = [], [], [], []

@@ -14,6 +14,7 @@ import time
 
 from benchmarks.common import Bench
 from roadloop_core.bag import BagWriter
+from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 from roadloop_sim.drivers import ExpertDriver
 from roadloop_sim.episode import run_episode
@@ -23,8 +24,8 @@ from roadloop_sim.sensor_messages import MessageFactory
 
 
 def run(bench: Bench) -> None:
-    scenarios = load_scenarios()
-    registry = load_registry()
+    scenarios = load_scenarios(config_dir() / "scenarios.yaml")
+    registry = load_registry(config_dir() / "topics.yaml")
     sim = HighwayEnvSimulator(scenarios, registry)
     cfg = scenarios.simulation
     factory = MessageFactory(registry.typestore)

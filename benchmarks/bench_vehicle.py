@@ -88,9 +88,10 @@ def _frame_costs(bag: Path, bundle: Path, pub: Path) -> tuple[list[float], list[
     """Per camera frame (ms): the frame path (the step that completes a frame: synchronisation, features,
     preprocessing, inference, control, safety, output messages) and all pipeline work of the frame
     period (every message decoded since the previous frame as well); plus one frame's model input."""
+    from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.pipeline import Pipeline
 
-    pipe = Pipeline(None, bundle, public_key=pub)
+    pipe = Pipeline(load_vehicle_params(config_dir() / "vehicle.yaml"), bundle, public_key=pub)
     path: list[float] = []
     period: list[float] = []
     acc = 0.0
@@ -183,10 +184,11 @@ def _frame_figure(bench: Bench, name: str, bag: Path, bundle: Path, pub: Path, r
 
 
 def run(bench: Bench) -> None:
+    from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.replay import replay_bag
 
     work = bench.workdir
-    obs = ObservationSpec.from_config()
+    obs = ObservationSpec.from_config(config_dir() / "dataset.yaml")
     model, onnx_path = _default_model(work)
     bundle, pub = _bundle(work, onnx_path, model.cfg, obs)
     seconds = 10.0 if bench.quick else 30.0
@@ -195,7 +197,8 @@ def run(bench: Bench) -> None:
     runs = 100 if bench.quick else 300
     p50 = _frame_figure(bench, "frame p99 / bare ort p50", bag, bundle, pub, runs)
 
-    res = replay_bag(bag, work / "replayed", bundle, public_key=pub)
+    vehicle = load_vehicle_params(config_dir() / "vehicle.yaml")
+    res = replay_bag(bag, work / "replayed", bundle, params=vehicle, public_key=pub)
     rtf = float(res.measured["realtime_factor"])
     bench.figure(
         "replay real-time factor (10 Hz camera)",

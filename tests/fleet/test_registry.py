@@ -14,8 +14,10 @@ from types import ModuleType
 import pytest
 
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, write_bundle
+from roadloop_core.config import config_dir
 from roadloop_core.features import ObservationSpec
 from roadloop_vehicle.bridge import Bridge, BridgeConfig, PullResult, TarStream
+from roadloop_vehicle.params import load_vehicle_params
 
 
 @pytest.fixture
@@ -35,7 +37,9 @@ def make_bundle(
         version=version,
         inputs=(TensorSpec("ego_state", (1, 4), normalization={"mean": [0.0] * 4, "std": [1.0] * 4}),),
         outputs=(TensorSpec("waypoints", (1, 8, 2)), TensorSpec("target_speed", (1, 1))),
-        observation=observation if observation is not None else ObservationSpec.from_config().to_dict(),
+        observation=observation
+        if observation is not None
+        else ObservationSpec.from_config(config_dir() / "dataset.yaml").to_dict(),
     )
     write_bundle(out, files={"policy.onnx": src}, manifest=manifest, signing_key=key)
     return out
@@ -78,7 +82,8 @@ def pull_once(fleet, keys, tmp_path: Path, golden: Path | None = None) -> PullRe
         public_key=str(keys["pub"]),
         golden_bag=str(golden) if golden else "",
     )
-    bridge = Bridge(cfg, watch, hub.url, token.read_text().strip(), tmp_path / "state")
+    vehicle = load_vehicle_params(config_dir() / "vehicle.yaml")  # as `roadloop bridge run` loads it
+    bridge = Bridge(cfg, watch, hub.url, token.read_text().strip(), tmp_path / "state", vehicle=vehicle)
     try:
         report = bridge.run_once()
     finally:
@@ -184,7 +189,7 @@ def test_vehicle_refuses_observation_mismatch_and_failed_golden_replay(fleet, ke
     models = tmp_path / "models"
     post_bundle(hub, make_bundle(tmp_path / "b1", keys["priv"], 1))
     assert pull_once(fleet, keys, tmp_path).action == "installed"
-    obs = ObservationSpec.from_config().to_dict() | {"image_width": 999}
+    obs = ObservationSpec.from_config(config_dir() / "dataset.yaml").to_dict() | {"image_width": 999}
     post_bundle(hub, make_bundle(tmp_path / "b2", keys["priv"], 2, observation=obs))
     result = pull_once(fleet, keys, tmp_path)
     assert result.action == "refused" and "observation spec incompatible" in result.reason

@@ -2,8 +2,10 @@
 
 * every executable a launch file starts is a console_scripts entry point of its package's setup.py,
   and importing it gives a callable;
-* every parameter in a params file a launch file passes is declared by the node it is for,
-  and every parameter a node declares is set in that file (no silent defaults on the car);
+* every parameter in a params file a launch file passes is declared by the node it is for (its own
+  section plus the shared `/**` section), every parameter a node declares is set in that file (the
+  code holds no defaults: nothing silent on the car), each value is written once, and every value
+  obeys the parameter schema (type, range) the nodes declare to ROS with;
 * recording is `ros2 bag record -s mcap` split by duration; replay plays with --clock on sim time.
 """
 
@@ -16,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from roadloop_core.config import load_yaml
+from roadloop_core.config import config_dir, load_yaml
+from roadloop_core.param_schema import WILDCARD, load_node_params, node_sections, validate_parameter
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.nodes import NODE_PARAMS
-from roadloop_vehicle.ros.params import flatten_yaml, parameter_names
+from roadloop_vehicle.ros.params import parameter_names
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -32,6 +35,10 @@ class LaunchedNode:
     name: str
     params_files: list[str] = field(default_factory=list)
     sim_time: object = None
+    inline: dict[str, object] = field(default_factory=dict)  # parameters set in the launch file itself
+
+
+LAUNCH_ARGUMENT = object()  # an inline value that comes from a launch argument (checked when launched)
 
 
 @dataclass
@@ -62,6 +69,9 @@ def parse_launch(path: Path) -> LaunchInfo:
         for item in params.elts:
             if isinstance(item, ast.Dict):
                 for k, v in zip(item.keys, item.values, strict=True):
+                    value = _const(v) if isinstance(v, ast.Constant) else LAUNCH_ARGUMENT
+                    if k is not None:
+                        node.inline[str(_const(k))] = value
                     if k is not None and _const(k) == "use_sim_time":
                         node.sim_time = _const(v) if isinstance(v, ast.Constant) else "launch-argument"
             else:
@@ -97,26 +107,32 @@ def test_executables_exist_as_entry_points(path: Path) -> None:
 
 
 def params_sections(yaml_name: str) -> dict[str, dict[str, object]]:
+    """Section (node name or `/**`) -> its dotted parameters, for a ROS 2 params file under config/."""
     data = load_yaml(REPO / "config" / yaml_name)
-    return {
-        node: flatten_yaml(section["ros__parameters"])
-        for node, section in data.items()
-        if isinstance(section, dict) and isinstance(section.get("ros__parameters"), dict)
-    }
+    if not all(isinstance(b, dict) and isinstance(b.get("ros__parameters"), dict) for b in data.values()):
+        return {}  # topics.yaml, dataset.yaml, ...: not a params file
+    return node_sections(REPO / "config" / yaml_name, data)
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_parameters_declared_both_ways(path: Path) -> None:
+    """What the file sets is what each node declares (the node's section plus `/**`), each value once."""
     info = parse_launch(path)
     launched = {n.name: n for n in info.nodes}
     params_files = [y for y in sorted(info.yaml_files) if params_sections(y)]  # topics.yaml etc. are not
     assert params_files == ["vehicle.yaml"], f"{path.name} passes {params_files}"
     for yaml_name in params_files:
         sections = params_sections(yaml_name)
-        for node_name, params in sections.items():
+        shared = sections.get(WILDCARD, {})
+        for node_name, own in sections.items():
+            if node_name == WILDCARD:
+                continue
             assert node_name in launched, f"config/{yaml_name}: section {node_name} is for no node {path.name} starts"
             declared = set(parameter_names(NODE_PARAMS[node_name]))
-            given = set(params)
+            assert not set(own) & set(shared), (
+                f"config/{yaml_name}: {node_name} repeats {sorted(set(own) & set(shared))}"
+            )
+            given = set(own) | set(shared)
             assert not given - declared, f"config/{yaml_name}: {node_name} does not declare {sorted(given - declared)}"
             assert not declared - given, f"config/{yaml_name}: {node_name} parameters unset: {sorted(declared - given)}"
         for node in launched.values():
@@ -124,11 +140,32 @@ def test_parameters_declared_both_ways(path: Path) -> None:
             assert node.params_files, f"{path.name}: {node.name} is given no params file"
 
 
-def test_params_files_validate_into_the_node_configs() -> None:
-    from roadloop_vehicle.ros.params import validated
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_inline_launch_parameters_are_declared_and_valid(path: Path) -> None:
+    """A parameter a launch file sets inline obeys the same schema as the params file (use_sim_time is rclpy's)."""
+    for node in parse_launch(path).nodes:
+        for name, value in node.inline.items():
+            if name == "use_sim_time":
+                continue
+            assert name in parameter_names(NODE_PARAMS[node.name]), f"{path.name}: {node.name} does not declare {name}"
+            if value is not LAUNCH_ARGUMENT:
+                assert validate_parameter(NODE_PARAMS[node.name], name, value) is None, f"{path.name}: {node.name}"
 
-    for node_name, params in params_sections("vehicle.yaml").items():
-        validated(NODE_PARAMS[node_name], params, node_name)  # raises ConfigError naming a bad value
+
+def test_params_files_validate_into_the_node_configs() -> None:
+    for node_name in NODE_PARAMS:
+        load_node_params(REPO / "config" / "vehicle.yaml", node_name, NODE_PARAMS[node_name])  # ConfigError if bad
+
+
+def test_each_vehicle_parameter_is_written_once() -> None:
+    """A leaf name in two sections of vehicle.yaml (e.g. max_speed_mps for the controller and for safety)
+    is a value written twice: shared values go under `/**` once."""
+    seen: dict[str, str] = {}
+    for section, params in params_sections("vehicle.yaml").items():
+        for name in params:
+            leaf = name.rsplit(".", 1)[-1]
+            assert leaf not in seen, f"config/vehicle.yaml: {leaf} under {seen[leaf]} and {section}.{name}"
+            seen[leaf] = f"{section}.{name}"
 
 
 def test_vehicle_launch_records_registry_topics_as_split_mcap() -> None:
@@ -139,7 +176,9 @@ def test_vehicle_launch_records_registry_topics_as_split_mcap() -> None:
     assert "--max-bag-duration" in s
     text = (REPO / "launch" / "vehicle.launch.py").read_text()
     assert "load_registry" in text and ".recorded()" in text  # topics from the registry, not hard-coded
-    assert not [t.name for t in load_registry().topics.values() if t.name in s], "topic names hard-coded"
+    assert not [t.name for t in load_registry(config_dir() / "topics.yaml").topics.values() if t.name in s], (
+        "topic names hard-coded"
+    )
 
 
 def test_replay_launch_plays_with_clock_and_sim_time() -> None:

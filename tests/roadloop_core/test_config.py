@@ -107,3 +107,9 @@ def test_config_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_every_shipped_params_file_parses() -> None:
     for path in sorted(config_dir().glob("*.yaml")):
         assert isinstance(load_yaml(path), dict)
+
+
+def test_numbers_read_as_yaml_1_2_and_ros_2_read_them(tmp_path: Path) -> None:
+    p = tmp_path / "n.yaml"
+    p.write_text("a: [1e9, 1.0e9, 1e-12, -2.5E-3, 30, 30.0, .inf, 1e, abc]\n")
+    assert load_yaml(p)["a"] == [1e9, 1e9, 1e-12, -2.5e-3, 30, 30.0, float("inf"), "1e", "abc"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roadloop_core.config import config_dir
 from roadloop_core.errors import ConfigError
 from roadloop_core.registry import QosProfile, load_registry
 from roadloop_core.typesys import make_typestore
@@ -24,7 +25,7 @@ BRIEF_DEFAULTS = {
 
 
 def test_shipped_registry_has_the_brief_defaults() -> None:
-    reg = load_registry()
+    reg = load_registry(config_dir() / "topics.yaml")
     for role, (name, typ) in BRIEF_DEFAULTS.items():
         assert (reg[role].name, reg[role].type) == (name, typ)
     assert reg["camera"].qos.profile is QosProfile.SENSOR and not reg["camera"].qos.reliable

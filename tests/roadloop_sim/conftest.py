@@ -33,4 +33,4 @@ def short_scenarios(short_scenarios_file: Path) -> ScenarioSet:
 
 @pytest.fixture(scope="session")
 def registry() -> TopicRegistry:
-    return load_registry()
+    return load_registry(config_dir() / "topics.yaml")

@@ -9,6 +9,8 @@ import pytest
 
 from roadloop_core.cli import main
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     with pytest.raises(SystemExit) as exc:
@@ -39,11 +41,17 @@ def test_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
         (["sim", "eval", "--scenarios", "moon"], "unknown scenario 'moon'; valid: highway_light"),
         (["sim", "eval", "--driver", "pilot"], "unknown driver 'pilot'; valid: expert"),
         (["sim", "record", "--out", "{tmp}/b", "--intervene-on", "{tmp}/none.json"], "none.json: no such eval report"),
+        (
+            ["sim", "eval", "--driver", "bundle:{tmp}", "--params", "{tmp}/vehicle.yaml"],
+            "vehicle.yaml: /**.vehicle_limits.max_speed_mps: .nan is not finite",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
     args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    vehicle = (REPO / "config" / "vehicle.yaml").read_text().replace("max_speed_mps: 30.0", "max_speed_mps: .nan")
+    (tmp_path / "vehicle.yaml").write_text(vehicle)  # the bundle: driver's parameters, refused before any episode
     code, _, err = _run([a.replace("{tmp}", str(tmp_path)) for a in args], capsys)
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.startswith("roadloop: error:")]

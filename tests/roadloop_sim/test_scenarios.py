@@ -14,7 +14,7 @@ STANDARD = ["highway_light", "highway_dense", "racetrack", "uturn"]
 
 
 def test_standard_set_loads_with_seeds() -> None:
-    s = load_scenarios()
+    s = load_scenarios(config_dir() / "scenarios.yaml")
     assert list(s.scenarios) == STANDARD
     assert all(sc.seeds for sc in s.scenarios.values())
     assert s.simulation.policy_rate_hz == 10
@@ -23,7 +23,7 @@ def test_standard_set_loads_with_seeds() -> None:
 
 def test_unknown_scenario_lists_valid_ones() -> None:
     with pytest.raises(ScenarioError, match="unknown scenario 'merge'; valid: highway_light, highway_dense"):
-        load_scenarios().select("highway_light,merge")
+        load_scenarios(config_dir() / "scenarios.yaml").select("highway_light,merge")
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_unknown_scenario_lists_valid_ones() -> None:
     ],
 )
 def test_episode_plan(names: str, episodes: int, seed: int, expected: list[tuple[str, int]]) -> None:
-    plan = episode_plan(load_scenarios().select(names), episodes, seed)
+    plan = episode_plan(load_scenarios(config_dir() / "scenarios.yaml").select(names), episodes, seed)
     assert [(sc.name, s) for sc, s in plan] == expected
 
 

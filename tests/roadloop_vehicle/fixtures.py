@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from roadloop_core.bag import BagWriter
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, load_private_key, write_bundle
+from roadloop_core.config import config_dir
 from roadloop_core.features import ObservationSpec
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_core.typesys import typestore_for
@@ -82,7 +83,7 @@ def make_bundle(
     name: str = "tiny",
     nan: bool = False,
 ) -> Path:
-    obs = observation or ObservationSpec.from_config()
+    obs = observation or ObservationSpec.from_config(config_dir() / "dataset.yaml")
     src = onnx_path or tiny_policy(out.parent / f".{out.name}.onnx", obs.image_height, obs.image_width, nan=nan)
     manifest = Manifest(
         name=name,
@@ -213,7 +214,7 @@ def drive_messages(
 
 
 def write_drive_bag(path: Path, registry: TopicRegistry | None = None, **kwargs: Any) -> Path:
-    reg = registry or load_registry()
+    reg = registry or load_registry(config_dir() / "topics.yaml")
     msgs = drive_messages(reg, **kwargs)
     with BagWriter(path, distro=reg.typestore) as w:
         for role in ("camera", "imu", "odometry", "route"):

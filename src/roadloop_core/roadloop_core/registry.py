@@ -11,7 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.config import config_dir, load_yaml
+from roadloop_core.config import load_yaml
 from roadloop_core.errors import ConfigError
 
 __all__ = ["QosProfile", "QosSpec", "TopicRegistry", "TopicSpec", "load_registry"]
@@ -114,9 +114,8 @@ def _topic(path: Path, role: str, raw: Any) -> TopicSpec:
     return spec
 
 
-def load_registry(path: Path | None = None) -> TopicRegistry:
-    """Load the registry from `path` (default: `config/topics.yaml`)."""
-    path = path or config_dir() / "topics.yaml"
+def load_registry(path: Path) -> TopicRegistry:
+    """Load the registry from `path` (the entry point says which, normally config/topics.yaml)."""
     data = load_yaml(path)
     topics_raw = data.get("topics")
     if not isinstance(topics_raw, dict) or not topics_raw:

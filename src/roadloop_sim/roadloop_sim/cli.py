@@ -8,12 +8,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from roadloop_core.config import config_dir
+from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.protocol import Simulator
 from roadloop_sim.scenarios import ScenarioSet
+
+if TYPE_CHECKING:
+    from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["app"]
 
@@ -34,23 +39,46 @@ class Backend(str, Enum):
     carla = "carla"
 
 
+def _scenarios_path(scenarios_file: Path | None) -> Path:
+    return scenarios_file if scenarios_file is not None else config_dir() / "scenarios.yaml"
+
+
+def _registry() -> TopicRegistry:
+    return load_registry(config_dir() / "topics.yaml")
+
+
+def _vehicle(params: Path | None, needed: bool) -> VehicleParams | None:
+    """The onboard parameters a `bundle:` driver runs on (loaded only when a bundle may drive)."""
+    if not needed:
+        return None
+    from roadloop_vehicle.params import load_vehicle_params
+
+    return load_vehicle_params(params if params is not None else config_dir() / "vehicle.yaml")
+
+
 @contextmanager
 def _backend(
-    backend: Backend, scenarios_file: Path | None, host: str | None, port: int | None, timeout: float | None
+    backend: Backend,
+    scenarios_file: Path | None,
+    registry: TopicRegistry,
+    host: str | None,
+    port: int | None,
+    timeout: float | None,
 ) -> Iterator[tuple[ScenarioSet, Simulator | None]]:
     """The scenario set and, for CARLA, a connected simulator (fails fast when unreachable), closed after use."""
     from roadloop_sim.scenarios import load_scenarios
 
+    path = _scenarios_path(scenarios_file)
     if backend is Backend.highway:
-        yield load_scenarios(scenarios_file), None
+        yield load_scenarios(path), None
         return
     from roadloop_sim.carla_sim import CarlaSimulator, carla_scenario_set, load_carla_config
 
-    cfg = load_carla_config(scenarios_file, host=host or os.environ.get("CARLA_HOST"), port=port)
+    cfg = load_carla_config(path, host=host or os.environ.get("CARLA_HOST"), port=port)
     if timeout is not None:
         cfg = dataclasses.replace(cfg, timeout_s=timeout)
-    scenario_set = carla_scenario_set(scenarios_file)
-    sim = CarlaSimulator(cfg, scenario_set.simulation)
+    scenario_set = carla_scenario_set(path)
+    sim = CarlaSimulator(cfg, scenario_set.simulation, registry)
     sim.connect()
     try:
         yield scenario_set, sim
@@ -68,6 +96,10 @@ CarlaHostOpt = Annotated[
 ]
 CarlaPortOpt = Annotated[int | None, typer.Option("--carla-port", help="CARLA port (default: the config's, 2000).")]
 CarlaTimeoutOpt = Annotated[float | None, typer.Option("--carla-timeout", help="Seconds to wait for the CARLA server.")]
+VehicleParamsOpt = Annotated[
+    Path | None,
+    typer.Option("--params", help="Vehicle parameters a bundle: driver runs on (default: config/vehicle.yaml)."),
+]
 
 
 SEED_HELP = "Base seed S: episode k plays scenario k mod n with seed S*1000 + that scenario's (k div n)-th seed."
@@ -96,11 +128,15 @@ def record(
     carla_host: CarlaHostOpt = None,
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
+    params: VehicleParamsOpt = None,
 ) -> None:
     """Record episodes as rosbag2 mcap bags with every registry topic (same seed -> same messages)."""
     from roadloop_sim.record import record_episodes
 
-    with _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
+    registry = _registry()
+    # an eval report's episodes are usually a bundle's: the takeover replays them with it
+    vehicle = _vehicle(params, driver.startswith("bundle:") or intervene_on is not None)
+    with _backend(backend, scenarios_file, registry, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
         done = record_episodes(
             out,
             scenarios=scenarios,
@@ -110,6 +146,8 @@ def record(
             intervene_on=intervene_on,
             takeover_lead_s=takeover_lead_s,
             scenario_set=scenario_set,
+            registry=registry,
+            vehicle=vehicle,
             simulator=sim,
         )
     for ep in done:
@@ -136,11 +174,14 @@ def evaluate_cmd(
     carla_host: CarlaHostOpt = None,
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
+    params: VehicleParamsOpt = None,
 ) -> None:
     """Drive closed loop and score like CARLA Leaderboard 2.0: DS = mean(RC x IP), success, infractions/km, comfort."""
     from roadloop_sim.evaluate import evaluate, write_report
 
-    with _backend(backend, scenarios_file, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
+    registry = _registry()
+    vehicle = _vehicle(params, driver.startswith("bundle:"))
+    with _backend(backend, scenarios_file, registry, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
         report = evaluate(
             driver,
             scenarios=scenarios,
@@ -148,6 +189,8 @@ def evaluate_cmd(
             seed=seed,
             plots=plots,
             scenario_set=scenario_set,
+            registry=registry,
+            vehicle=vehicle,
             simulator=sim,
         )
     if json_out is not None:
@@ -176,7 +219,8 @@ def scenarios_cmd(
     from roadloop_sim.carla_sim import carla_scenario_set
     from roadloop_sim.scenarios import load_scenarios
 
-    for backend, sset in (("highway", load_scenarios(scenarios_file)), ("carla", carla_scenario_set(scenarios_file))):
+    path = _scenarios_path(scenarios_file)
+    for backend, sset in (("highway", load_scenarios(path)), ("carla", carla_scenario_set(path))):
         for sc in sset.scenarios.values():
             typer.echo(
                 f"{backend:<8} {sc.name:<16} {sc.env:<14} route {sc.route_length_m:5.0f} m  "

@@ -7,17 +7,20 @@ give a byte-identical report.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from roadloop_core.fsio import atomic_write_json
-from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import driver_name, make_driver
 from roadloop_sim.episode import EpisodeLog, run_episode
 from roadloop_sim.metrics import aggregate, episode_metrics
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
+from roadloop_sim.scenarios import ScenarioSet, episode_plan
+
+if TYPE_CHECKING:
+    from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["evaluate", "write_report"]
 
@@ -48,17 +51,19 @@ def evaluate(
     episodes: int = 6,
     seed: int = 0,
     plots: Path | None = None,
-    scenario_set: ScenarioSet | None = None,
-    registry: TopicRegistry | None = None,
+    scenario_set: ScenarioSet,
+    registry: TopicRegistry,
+    vehicle: VehicleParams | None = None,
     simulator: Simulator | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run `episodes` episodes with `driver` and return the report (per episode + aggregate)."""
-    scenario_set = scenario_set or load_scenarios()
-    registry = registry or load_registry()
+    """Run `episodes` episodes with `driver` and return the report (per episode + aggregate).
+
+    `vehicle`: the onboard parameters a `bundle:` driver runs on.
+    """
     selected = scenario_set.select(scenarios)
     plan = episode_plan(selected, episodes, seed)
-    drv = make_driver(driver, registry)
+    drv = make_driver(driver, registry, vehicle)
     label = driver_name(driver, drv)
     if simulator is None:
         from roadloop_sim.highway import HighwayEnvSimulator

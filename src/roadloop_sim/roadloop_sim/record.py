@@ -19,20 +19,23 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from roadloop_core.bag import BagWriter
 from roadloop_core.fsio import fsync_dir, fsync_tree
-from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import ExpertDriver, driver_name, make_driver
 from roadloop_sim.episode import run_episode
 from roadloop_sim.errors import SimError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.metrics import episode_metrics
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.scenarios import ScenarioSet, episode_plan, load_scenarios
+from roadloop_sim.scenarios import ScenarioSet, episode_plan
+
+if TYPE_CHECKING:
+    from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["EpisodeJob", "RecordedEpisode", "interventions_from_report", "record_episodes"]
 
@@ -89,14 +92,16 @@ def record_episodes(
     driver: str = "expert",
     intervene_on: Path | None = None,
     takeover_lead_s: float = 2.0,
-    scenario_set: ScenarioSet | None = None,
-    registry: TopicRegistry | None = None,
+    scenario_set: ScenarioSet,
+    registry: TopicRegistry,
+    vehicle: VehicleParams | None = None,
     simulator: Simulator | None = None,
     progress: bool = True,
 ) -> list[RecordedEpisode]:
-    """Record episodes (or the interventions of an eval report) as bags under `out`."""
-    scenario_set = scenario_set or load_scenarios()
-    registry = registry or load_registry()
+    """Record episodes (or the interventions of an eval report) as bags under `out`.
+
+    `vehicle`: the onboard parameters for a `bundle:` driver (of `driver` or of the report's episodes).
+    """
     if intervene_on is not None:
         jobs = interventions_from_report(intervene_on, takeover_lead_s, None if driver == "expert" else driver)
     else:
@@ -126,7 +131,7 @@ def record_episodes(
             if partial.exists():
                 shutil.rmtree(partial)  # left over by an interrupted run: never a complete bag
             partial.parent.mkdir(exist_ok=True)
-            drv = make_driver(job.driver, registry)
+            drv = make_driver(job.driver, registry, vehicle)
             label = driver_name(job.driver, drv)
             custom = {
                 "roadloop.scenario": job.scenario,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
+from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_sim.errors import ScenarioError
 
 __all__ = [
@@ -112,9 +112,8 @@ class ScenarioSet:
         return [self.get(n.strip()) for n in items if n.strip()]
 
 
-def load_scenarios(path: Path | None = None) -> ScenarioSet:
-    """Load `config/scenarios.yaml` (or `path`); faults are ScenarioErrors naming the file and field."""
-    path = path or config_dir() / "scenarios.yaml"
+def load_scenarios(path: Path) -> ScenarioSet:
+    """Load a scenario set (normally config/scenarios.yaml); faults are ScenarioErrors naming the file and field."""
     data = load_yaml(path)
     sim = dataclass_from_dict(SimulationConfig, dict(data.get("simulation") or {}), f"{path}: simulation")
     raw = data.get("scenarios")

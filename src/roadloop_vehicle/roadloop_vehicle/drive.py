@@ -43,7 +43,7 @@ class DriveCore:
         self.observation = observation
         self.typestore = typestore_for(registry.typestore)
         self.assembler = ObservationAssembler(observation, registry, self.typestore)
-        self.controller = Controller(params.controller)
+        self.controller = Controller(params.controller, params.vehicle_limits)
         self.manager = manager
         self._last_stamp: int | None = None
 

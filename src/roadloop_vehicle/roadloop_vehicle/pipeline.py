@@ -21,7 +21,7 @@ from roadloop_vehicle.diagnostics import model_status
 from roadloop_vehicle.drive import DriveCore, DriveOutput
 from roadloop_vehicle.model_manager.manager import ModelManager
 from roadloop_vehicle.output_messages import command_msg, trajectory_msg
-from roadloop_vehicle.params import VehicleParams, load_vehicle_params
+from roadloop_vehicle.params import VehicleParams
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import SafetyOutput, State
 
@@ -59,11 +59,15 @@ def load_observation_spec(params: VehicleParams) -> ObservationSpec:
 
 
 class Pipeline:
-    """`step(RawMessage) -> list[OutMessage]`; `reports` collects one FrameReport per decision."""
+    """`step(RawMessage) -> list[OutMessage]`; `reports` collects one FrameReport per decision.
+
+    The registry and the observation spec default to the files `params` names (its
+    `topics_config` and `observation_config`); the simulator passes its own registry.
+    """
 
     def __init__(
         self,
-        params: VehicleParams | None = None,
+        params: VehicleParams,
         bundle_dir: Path | None = None,
         *,
         registry: TopicRegistry | None = None,
@@ -71,7 +75,7 @@ class Pipeline:
         public_key: Path | None = None,
         deterministic: bool = True,
     ) -> None:
-        self.params = params or load_vehicle_params()
+        self.params = params
         self.registry = registry or load_registry(self.params.path(self.params.drive.topics_config))
         self.observation = observation or load_observation_spec(self.params)
         self.drive = DriveCore.from_params(
@@ -90,7 +94,7 @@ class Pipeline:
         """A fresh episode: new synchronizer, controller and supervisor state; the loaded model stays."""
         self.drive = DriveCore(self.params.drive, self.registry, self.observation, self.drive.manager)
         s = self.params.safety
-        self.safety = SafetyCore(s.safety, self.registry, s.diagnostics_period_s)
+        self.safety = SafetyCore(s.safety, s.vehicle_limits, self.registry, s.diagnostics_period_s)
         self.last_seen: dict[str, int | None] = {}
         self.reports: list[FrameReport] = []
 

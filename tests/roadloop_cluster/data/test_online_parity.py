@@ -8,6 +8,7 @@ import numpy as np
 
 from roadloop_cluster.data import BuildOptions, build_dataset, load_dataset_config, read_index
 from roadloop_core.bag import open_bag
+from roadloop_core.config import config_dir
 from roadloop_core.features import Features, FrameSynchronizer, compute_features
 from roadloop_core.registry import load_registry
 
@@ -17,7 +18,7 @@ from .test_build import shard_arrays
 def online_features(bag_path: Path) -> dict[int, Features]:
     """What an ObservationAssembler computes: decode each message as it arrives, push it, featurise frames."""
     spec = load_dataset_config().observation
-    reg = load_registry()
+    reg = load_registry(config_dir() / "topics.yaml")
     role_of = {reg[r].name: r for r in spec.roles()}
     sync = FrameSynchronizer(spec)
     out: dict[int, Features] = {}

@@ -20,9 +20,22 @@ def test_dataset_from_simulator_bags(tmp_path: Path) -> None:
         pytest.skip("highway-env is not installed: cannot record simulator bags")
     try:
         from roadloop_sim.record import record_episodes
+        from roadloop_sim.scenarios import load_scenarios
     except ImportError as err:
         pytest.skip(f"roadloop_sim recorder not importable: {err}")
-    record_episodes(tmp_path / "bags", scenarios="uturn", episodes=2, seed=0, progress=False)
+    from roadloop_core.config import config_dir
+    from roadloop_core.registry import load_registry
+
+    scenarios, registry = load_scenarios(config_dir() / "scenarios.yaml"), load_registry(config_dir() / "topics.yaml")
+    record_episodes(
+        tmp_path / "bags",
+        scenarios="uturn",
+        episodes=2,
+        seed=0,
+        scenario_set=scenarios,
+        registry=registry,
+        progress=False,
+    )
     index = build_dataset([tmp_path / "bags"], tmp_path / "ds", BuildOptions(progress=False))
     assert len(index["sources"]) == 2 and index["skipped"] == []
     assert index["splits"]["train"]["count"] > 0 and index["splits"]["val"]["count"] > 0

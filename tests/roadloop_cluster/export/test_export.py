@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -139,12 +140,17 @@ def test_cli_exports_and_the_vehicle_runtime_runs_the_bundle(
     import torch
 
     from roadloop_cluster.train.data import SplitData, read_dataset_info
-    from roadloop_vehicle.runtime.base import RuntimeConfig
+    from roadloop_core.config import config_dir
+    from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
     from roadloop_vehicle.runtime.spec import ModelInputs, PolicySpec
 
     spec = PolicySpec.from_manifest(json.loads((out / "manifest.json").read_text()))
-    runtime = PolicyRuntime(out / "policy.onnx", spec, RuntimeConfig(warmup_runs=1))
+    runtime = PolicyRuntime(
+        out / "policy.onnx",
+        spec,
+        dataclasses.replace(load_vehicle_params(config_dir() / "vehicle.yaml").drive.runtime, warmup_runs=1),
+    )
     val = SplitData(read_dataset_info(data), "val", with_image=True)
     model = load_run(run).model
     for i in (0, 7):

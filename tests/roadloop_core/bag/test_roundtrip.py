@@ -16,11 +16,12 @@ from rosbags.rosbag2 import Writer as RosbagsWriter
 
 from roadloop_core.bag import BagWriter, open_bag
 from roadloop_core.codec import image_to_numpy
+from roadloop_core.config import config_dir
 from roadloop_core.errors import BagError
 from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
 
-REG = load_registry()
+REG = load_registry(config_dir() / "topics.yaml")
 STORE = typestore_for("jazzy")
 IMAGE_BYTES = 1280 * 720 * 3  # one 720p RGB frame: a multi-megabyte payload
 

@@ -15,10 +15,13 @@ import yaml
 
 from roadloop_core.config import config_dir
 from roadloop_core.errors import ConfigError
-from roadloop_core.registry import TopicRegistry
+from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_sim.carla_sim import CarlaSimulator, carla_scenario_set, load_carla_config, probe_server
 from roadloop_sim.errors import CarlaUnavailableError
+from roadloop_sim.scenarios import load_scenarios
 from roadloop_sim.sensor_messages import MessageFactory
+
+SCENARIOS = config_dir() / "scenarios.yaml"
 
 HAVE_CARLA = importlib.util.find_spec("carla") is not None
 LIVE = pytest.mark.skipif(not os.environ.get("CARLA_HOST"), reason="needs a live CARLA 0.9.16 server: set CARLA_HOST")
@@ -67,15 +70,15 @@ def test_reachable_port_passes_the_probe(listening_port: int) -> None:
 
 @pytest.mark.skipif(HAVE_CARLA, reason="the carla client is installed here")
 def test_missing_client_is_one_clear_error(listening_port: int) -> None:
-    cfg = load_carla_config(host="127.0.0.1", port=listening_port)
+    cfg = load_carla_config(SCENARIOS, host="127.0.0.1", port=listening_port)
     with pytest.raises(CarlaUnavailableError, match="carla client is not installed"):
-        CarlaSimulator(cfg).connect()
+        CarlaSimulator(cfg, load_scenarios(SCENARIOS).simulation, load_registry(config_dir() / "topics.yaml")).connect()
 
 
 def test_config_and_scenarios_load() -> None:
-    cfg = load_carla_config()
+    cfg = load_carla_config(SCENARIOS)
     assert cfg.port == 2000 and cfg.control == "vehicle_control"
-    s = carla_scenario_set()
+    s = carla_scenario_set(SCENARIOS)
     assert s.scenarios and all(sc.env.startswith("carla:") for sc in s.scenarios.values())
     assert s.simulation.sim_rate_hz == 20  # 0.05 s fixed step
 
@@ -118,8 +121,8 @@ def test_live_episode_publishes_registry_topics(registry: TopicRegistry) -> None
     from roadloop_sim.drivers import ExpertDriver
     from roadloop_sim.episode import run_episode
 
-    cfg = load_carla_config(host=os.environ["CARLA_HOST"], port=int(os.environ.get("CARLA_PORT", "2000")))
-    sim = CarlaSimulator(cfg, registry=registry)
+    cfg = load_carla_config(SCENARIOS, host=os.environ["CARLA_HOST"], port=int(os.environ.get("CARLA_PORT", "2000")))
+    sim = CarlaSimulator(cfg, load_scenarios(SCENARIOS).simulation, registry)
     try:
         res = sim.reset("town04_highway", 0)
         cam = next(m for t, _, m in res.messages if t == registry["camera"].name)

@@ -13,12 +13,16 @@ from typing import Any
 import numpy as np
 import pytest
 
+from roadloop_core.config import config_dir
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.carla_sim import CarlaSimulator, load_carla_config
 from roadloop_sim.drivers import ExpertDriver
 from roadloop_sim.episode import run_episode
 from roadloop_sim.metrics import episode_metrics
+from roadloop_sim.scenarios import load_scenarios
 from roadloop_sim.sensor_messages import MessageFactory
+
+SCENARIOS = config_dir() / "scenarios.yaml"
 
 F = MessageFactory()
 
@@ -53,14 +57,16 @@ def fake_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 
 
 def _sim(port: int, registry: TopicRegistry, **overrides: Any) -> CarlaSimulator:
-    cfg = load_carla_config(host="127.0.0.1", port=port)
+    cfg = load_carla_config(SCENARIOS, host="127.0.0.1", port=port)
     scenarios = {
         "straight": {"env": "carla:Town04", "route_length_m": 60.0, "max_duration_s": 12.0, "cruise_speed": 10.0,
                      "seeds": [0], "env_config": {"spawn_point": 1, "npc_vehicles": overrides.pop("npcs", 0)}},
     }  # fmt: skip
     import dataclasses
 
-    return CarlaSimulator(dataclasses.replace(cfg, scenarios=scenarios, **overrides), registry=registry)
+    return CarlaSimulator(
+        dataclasses.replace(cfg, scenarios=scenarios, **overrides), load_scenarios(SCENARIOS).simulation, registry
+    )
 
 
 def test_messages_frames_and_camera_conversion(fake_server: int, registry: TopicRegistry) -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from roadloop_core.cli import main
+from roadloop_core.config import config_dir
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -56,7 +57,9 @@ def test_bundle_driver_runs_and_scores(vehicle_config: tuple[Path, Path], tmp_pa
     cfg, priv = vehicle_config
     from roadloop_core.features import ObservationSpec
 
-    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config())
+    bundle = _fixtures().make_bundle(
+        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    )
     out = tmp_path / "report.json"
     args = ["sim", "eval", "--driver", f"bundle:{bundle}", "--episodes", "1", "--json", str(out)]
     assert run_cli([*args, "--scenarios-file", str(cfg / "scenarios.yaml")]) == 0
@@ -81,10 +84,13 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
     from roadloop_sim.episode import run_episode
     from roadloop_sim.highway import HighwayEnvSimulator
     from roadloop_sim.scenarios import load_scenarios
+    from roadloop_vehicle.params import load_vehicle_params
 
-    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config())
-    registry = load_registry()
-    driver: Any = make_driver(f"bundle:{bundle}", registry)
+    bundle = _fixtures().make_bundle(
+        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    )
+    registry = load_registry(config_dir() / "topics.yaml")
+    driver: Any = make_driver(f"bundle:{bundle}", registry, load_vehicle_params(cfg / "vehicle.yaml"))
     assert driver.name == "bundle:tiny-v1"
     scenarios = load_scenarios(cfg / "scenarios.yaml")
     sim = HighwayEnvSimulator(scenarios, registry)
@@ -103,14 +109,18 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
 
 
 def test_tampered_bundle_is_refused_with_the_reason(vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
-    _, priv = vehicle_config
+    cfg, priv = vehicle_config
     from roadloop_core.features import ObservationSpec
 
-    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config())
+    bundle = _fixtures().make_bundle(
+        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    )
     onnx = bundle / "policy.onnx"
     onnx.write_bytes(onnx.read_bytes()[:-1] + b"\x00")
+    from roadloop_core.registry import load_registry
     from roadloop_sim.drivers import make_driver
     from roadloop_sim.errors import DriverError
+    from roadloop_vehicle.params import load_vehicle_params
 
     with pytest.raises(DriverError, match=r"refused.*sha256"):
-        make_driver(f"bundle:{bundle}")
+        make_driver(f"bundle:{bundle}", load_registry(cfg / "topics.yaml"), load_vehicle_params(cfg / "vehicle.yaml"))

@@ -41,6 +41,11 @@ def test_bundle_driver_missing_folder(tmp_path: Path, registry: TopicRegistry) -
         make_driver(f"bundle:{tmp_path / 'nope'}", registry)
 
 
+def test_bundle_driver_without_vehicle_parameters_is_one_clear_error(tmp_path: Path, registry: TopicRegistry) -> None:
+    with pytest.raises(DriverError, match=r"needs the vehicle parameters"):
+        make_driver(f"bundle:{tmp_path}", registry)
+
+
 def test_bundle_driver_module_missing_is_one_clear_error(
     tmp_path: Path, registry: TopicRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,16 +12,30 @@ import numpy as np
 import pytest
 
 from roadloop_core.bundle import generate_keypair
+from roadloop_core.config import config_dir
 from roadloop_core.features import ObservationSpec
-from roadloop_vehicle.model_manager import ModelManager, ModelManagerConfig
+from roadloop_vehicle.model_manager import ModelManager
+from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.runtime import ModelInputs, RuntimeConfig
 
-OBS = ObservationSpec.from_config()
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
+
+
+def runtime_config(**changes: object) -> RuntimeConfig:
+    """The car's runtime parameters with `changes` (validated by the schema like any config)."""
+    return dataclasses.replace(VEHICLE.drive.runtime, **changes)  # type: ignore[arg-type]
+
+
+OBS = ObservationSpec.from_config(config_dir() / "dataset.yaml")
 
 
 def manager(pub: Path, models_dir: Path | None = None, **cfg: object) -> ModelManager:
-    config = ModelManagerConfig(models_dir=str(models_dir or "/nonexistent"), **cfg)  # type: ignore[arg-type]
-    return ModelManager(config, RuntimeConfig(warmup_runs=1), OBS.to_dict(), pub)
+    config = dataclasses.replace(
+        VEHICLE.drive.model_manager,
+        models_dir=str(models_dir or "/nonexistent"),
+        **cfg,  # type: ignore[arg-type]
+    )
+    return ModelManager(config, runtime_config(warmup_runs=1), OBS.to_dict(), pub)
 
 
 def x() -> ModelInputs:
@@ -136,11 +150,21 @@ def test_rollback_when_nan_appears_in_service(bundle: Path, v2: Path, keypair: t
 def test_rollback_after_latency_budget_missed_x_frames_in_a_row(
     bundle: Path, v2: Path, keypair: tuple[Path, Path]
 ) -> None:
-    mgr = manager(keypair[1], latency_budget_ms=1e-6, latency_strikes=3)  # any real inference misses it
+    mgr = manager(keypair[1], latency_budget_ms=50.0, latency_strikes=3)
     mgr.offer(bundle)
     serve(mgr)
     mgr.offer(v2)
-    assert [serve(mgr) for _ in range(4)] == ["tiny-v2", "tiny-v2", "tiny-v2", "tiny-v1"]
+
+    def slow_serve() -> str:  # v2 reports the inference time of a model four times over the budget
+        model = mgr.begin_frame()
+        assert model is not None
+        out = model.runtime.step(x())
+        if model.label == "tiny-v2":
+            out = dataclasses.replace(out, inference_ms=200.0)
+        mgr.report(model, out)
+        return model.label
+
+    assert [slow_serve() for _ in range(4)] == ["tiny-v2", "tiny-v2", "tiny-v2", "tiny-v1"]
     (event,) = [e for e in mgr.drain_events() if e.kind == "rolled_back"]
     assert "3 frames in a row" in event.reason
     # the rolled-back version is not offered again by the watcher

@@ -2,7 +2,8 @@
 
 rclpy cannot run here, so the bus stands in for DDS: it delivers the serialized bytes
 each publisher produces to every subscriber of the topic, with parameters taken from
-config/vehicle.yaml exactly as `ros2 run --params-file` would (nested keys -> dotted names).
+config/vehicle.yaml exactly as `ros2 run --params-file` would: the node's section plus the `/**`
+section, nested keys as dotted names, each declared parameter taking the file's value.
 The split two-process setup must command the same as the inline replay Pipeline.
 """
 
@@ -17,14 +18,18 @@ from typing import Any, TypeVar
 import pytest
 
 from roadloop_core.bag import open_bag
-from roadloop_core.config import config_dir, load_yaml
+from roadloop_core.config import config_dir
 from roadloop_core.errors import ConfigError
+from roadloop_core.param_schema import WILDCARD, build_params, node_sections
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.nodes.drive_node import wire_drive
 from roadloop_vehicle.nodes.safety_node import wire_safety
+from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.replay import replay_bag
-from roadloop_vehicle.ros.params import flatten, flatten_yaml, validated
+from roadloop_vehicle.ros.params import declarations
+
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
 
 T = TypeVar("T")
 
@@ -55,16 +60,18 @@ class BusNode:
 
     def __init__(self, bus: Bus, name: str, overrides: dict[str, Any]) -> None:
         self.bus, self.name = bus, name
-        section = load_yaml(config_dir() / "vehicle.yaml")[name]["ros__parameters"]
-        self.given = {**flatten_yaml(section), **overrides}
+        sections = node_sections(config_dir() / "vehicle.yaml")
+        self.own = {**sections[name], **overrides}
+        self.shared = sections.get(WILDCARD, {})
         self.registry: TopicRegistry | None = None
         self.lines: list[str] = []
 
     def parameters(self, cls: type[T]) -> T:
-        declared = flatten(cls())
-        undeclared = set(self.given) - set(declared)
+        declared = [d.name for d in declarations(cls)]
+        undeclared = set(self.own) - set(declared)
         assert not undeclared, f"params file sets undeclared parameters {undeclared}"
-        return validated(cls, {**declared, **self.given}, f"{self.name} parameters")
+        given = {**self.shared, **self.own}
+        return build_params(cls, {n: given[n] for n in declared if n in given}, self.name)
 
     def use_registry(self, registry: TopicRegistry) -> None:
         self.registry = registry
@@ -99,10 +106,12 @@ def drive_through_nodes(bag: Path, bundle: Path, public_key: Path) -> Bus:
         msgs = list(b.messages())
     bus.now = msgs[0].timestamp_ns
     drive = wire_drive(
-        BusNode(bus, "drive_node", {"bundle": str(bundle), "public_key": str(public_key)}), start_loader=False
+        BusNode(bus, "drive_node", {"bundle": str(bundle), "public_key": str(public_key)}),
+        config_dir(),
+        start_loader=False,
     )
     drive.loader.run()  # the loader thread's work, done before the first message for a deterministic test
-    wire_safety(BusNode(bus, "safety_node", {}))
+    wire_safety(BusNode(bus, "safety_node", {}), config_dir())
     for raw in msgs:
         bus.advance(raw.timestamp_ns)
         bus.publish(raw.topic, bytes(raw.data))
@@ -113,12 +122,12 @@ def test_split_nodes_command_what_the_replay_pipeline_commands(
     drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     bus = drive_through_nodes(drive_bag, bundle, keypair[1])
-    reg = load_registry()
+    reg = load_registry(config_dir() / "topics.yaml")
     store = typestore_for(reg.typestore)
     node_cmds = [store.deserialize_cdr(d, reg["command"].type) for d in bus.log[reg["command"].name]]
     raw_cmds = bus.log[reg["command_raw"].name]
     assert len(raw_cmds) == 30 and len(bus.log[reg["trajectory"].name]) == 30
-    replay_bag(drive_bag, tmp_path / "out", bundle, public_key=keypair[1])
+    replay_bag(drive_bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1])
     with open_bag(tmp_path / "out") as b:
         replay_cmds = [b.decode(r) for r in b.messages([reg["command"].name])]
     # watchdog ticks only add stop commands when commands are overdue: none in a healthy drive
@@ -137,7 +146,7 @@ def test_safety_node_stops_the_car_when_drive_node_goes_silent(
     drive_bag: Path, bundle: Path, keypair: tuple[Path, Path]
 ) -> None:
     bus = drive_through_nodes(drive_bag, bundle, keypair[1])
-    reg = load_registry()
+    reg = load_registry(config_dir() / "topics.yaml")
     store = typestore_for(reg.typestore)
     before = len(bus.log[reg["command"].name])
     bus.advance(bus.now + 2_000_000_000)  # two seconds without any message
@@ -151,10 +160,17 @@ def test_safety_node_stops_the_car_when_drive_node_goes_silent(
     assert last.level == 2 and "stale:command_raw" in last.message
 
 
-def test_invalid_parameter_is_one_clear_error() -> None:
-    bus = Bus()
-    with pytest.raises(ConfigError, match=r"safety_node parameters\.safety\.recovery_frames"):
-        wire_safety(BusNode(bus, "safety_node", {"safety.recovery_frames": "many"}))
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"safety.recovery_frames": "many"}, r"^safety_node\.safety\.recovery_frames: 'many' is not an integer$"),
+        ({"diagnostics_period_s": float("nan")}, r"^safety_node\.diagnostics_period_s: \.nan is not finite$"),
+        ({"safety.stop_decel_mps2": 9.0}, r"^safety_node: safety\.stop_decel_mps2 9 exceeds vehicle_limits"),
+    ],
+)
+def test_invalid_parameter_is_one_clear_error(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        wire_safety(BusNode(Bus(), "safety_node", given), config_dir())
 
 
 def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: ModuleType, tmp_path: Path) -> None:
@@ -165,6 +181,7 @@ def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: Mo
     _, pub = fx.keys(tmp_path / "k")
     node = wire_drive(
         BusNode(bus, "drive_node", {"model_manager.models_dir": str(tmp_path / "none"), "public_key": str(pub)}),
+        config_dir(),
         start_loader=False,
     )
     node.core.manager.poll_current()  # nothing installed

@@ -6,6 +6,7 @@ from types import ModuleType
 
 import numpy as np
 
+from roadloop_core.config import config_dir
 from roadloop_core.features import FrameSynchronizer, ObservationSpec, compute_features
 from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
@@ -13,8 +14,8 @@ from roadloop_vehicle.observation import ObservationAssembler
 
 
 def test_identical_features_to_the_shared_feature_code(fx: ModuleType) -> None:
-    reg = load_registry()
-    spec = ObservationSpec.from_config()
+    reg = load_registry(config_dir() / "topics.yaml")
+    spec = ObservationSpec.from_config(config_dir() / "dataset.yaml")
     store = typestore_for(reg.typestore)
     msgs = fx.drive_messages(reg, seconds=2.0)
     roles = {s.name: r for r, s in reg.topics.items()}
@@ -42,8 +43,10 @@ def test_undecodable_message_names_the_topic(fx: ModuleType) -> None:
 
     from roadloop_vehicle.errors import ObservationError
 
-    reg = load_registry()
-    asm = ObservationAssembler(ObservationSpec.from_config(), reg, typestore_for(reg.typestore))
+    reg = load_registry(config_dir() / "topics.yaml")
+    asm = ObservationAssembler(
+        ObservationSpec.from_config(config_dir() / "dataset.yaml"), reg, typestore_for(reg.typestore)
+    )
     with pytest.raises(ObservationError, match="/localization/odometry"):
         asm.step("odometry", b"\x00\x01\x00\x00garbage")
     assert asm.step("gnss", b"ignored") == []  # roles the spec does not use are not decoded

@@ -12,8 +12,12 @@ import pytest
 
 from roadloop_core.bag import open_bag
 from roadloop_core.cli import main
+from roadloop_core.config import config_dir
 from roadloop_vehicle.errors import ReplayError
+from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.replay import replay_bag
+
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
 
 
 def run_cli(args: list[str]) -> int:
@@ -31,8 +35,8 @@ def digest(bag: Path) -> dict[str, str]:
 def test_replay_twice_is_byte_identical(
     drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    a = replay_bag(drive_bag, tmp_path / "a" / "out", bundle, public_key=keypair[1])
-    b = replay_bag(drive_bag, tmp_path / "b" / "out", bundle, public_key=keypair[1])
+    a = replay_bag(drive_bag, tmp_path / "a" / "out", bundle, params=VEHICLE, public_key=keypair[1])
+    b = replay_bag(drive_bag, tmp_path / "b" / "out", bundle, params=VEHICLE, public_key=keypair[1])
     assert digest(tmp_path / "a" / "out") == digest(tmp_path / "b" / "out")
     assert a.deterministic == b.deterministic
     d = a.deterministic
@@ -45,7 +49,7 @@ def test_replay_twice_is_byte_identical(
 
 def test_output_bag_contents(drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    replay_bag(drive_bag, out, bundle, public_key=keypair[1])
+    replay_bag(drive_bag, out, bundle, params=VEHICLE, public_key=keypair[1])
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging left behind"
     with open_bag(out) as bag:
         counts = {t.name: t.message_count for t in bag.info.topics}
@@ -67,7 +71,7 @@ def test_stale_camera_in_the_bag_triggers_fallback_and_recovery(
     fx: ModuleType, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     bag = fx.write_drive_bag(tmp_path / "gap", seconds=5.0, camera_gap=(1.0, 2.0))
-    res = replay_bag(bag, tmp_path / "out", bundle, public_key=keypair[1])
+    res = replay_bag(bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1])
     d = res.deterministic
     # no camera -> no frames: the watchdog (safety_node's timer) sees camera and command go stale
     assert d["fallbacks"] == 1
@@ -85,7 +89,7 @@ def test_nan_model_falls_back_within_the_same_frame(
     # NaN only on real inputs (not on warm-up): image mean * NaN gain is NaN for any image -> refused at load
     bad = fx.make_bundle(tmp_path / "nan-v1", keypair[0], nan=True)
     with pytest.raises(ReplayError, match="NaN"):
-        replay_bag(drive_bag, tmp_path / "out", bad, public_key=keypair[1])
+        replay_bag(drive_bag, tmp_path / "out", bad, params=VEHICLE, public_key=keypair[1])
 
 
 def test_nan_in_service_commands_a_stop_in_that_frame(
@@ -104,7 +108,7 @@ def test_nan_in_service_commands_a_stop_in_that_frame(
         return out
 
     monkeypatch.setattr(policy.PolicyRuntime, "step", flaky)
-    res = replay_bag(drive_bag, tmp_path / "out", bundle, public_key=keypair[1])
+    res = replay_bag(drive_bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1])
     assert res.deterministic["faults"] == {"nan_output": 1}
     with open_bag(tmp_path / "out") as b:
         cmds = [b.decode(r).drive for r in b.messages(["/control/command"])]
@@ -119,7 +123,7 @@ def test_bag_without_camera_is_a_clear_error(
 ) -> None:
     bag = fx.write_drive_bag(tmp_path / "nocam", seconds=1.0, skip_roles=("camera",))
     with pytest.raises(ReplayError, match=r"no /sensors/camera/front/image \(camera\) topic"):
-        replay_bag(bag, tmp_path / "out", bundle, public_key=keypair[1])
+        replay_bag(bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1])
     assert not (tmp_path / "out").exists()
 
 
@@ -184,7 +188,7 @@ def test_realtime_pacing_changes_nothing_but_the_pace(
     fx: ModuleType, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
 ) -> None:
     bag = fx.write_drive_bag(tmp_path / "short", seconds=1.0)
-    fast = replay_bag(bag, tmp_path / "f" / "out", bundle, public_key=keypair[1])
-    paced = replay_bag(bag, tmp_path / "p" / "out", bundle, public_key=keypair[1], realtime=True)
+    fast = replay_bag(bag, tmp_path / "f" / "out", bundle, params=VEHICLE, public_key=keypair[1])
+    paced = replay_bag(bag, tmp_path / "p" / "out", bundle, params=VEHICLE, public_key=keypair[1], realtime=True)
     assert digest(tmp_path / "f" / "out") == digest(tmp_path / "p" / "out")
     assert fast.deterministic == paced.deterministic

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import ModuleType
@@ -10,8 +11,17 @@ import numpy as np
 import pytest
 
 from roadloop_core.bundle import read_manifest
+from roadloop_core.config import config_dir
 from roadloop_vehicle.errors import ModelError
+from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.runtime import ModelInputs, PolicyRuntime, PolicySpec, RuntimeConfig
+
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
+
+
+def runtime_config(**changes: object) -> RuntimeConfig:
+    """The car's runtime parameters with `changes` (validated by the schema like any config)."""
+    return dataclasses.replace(VEHICLE.drive.runtime, **changes)  # type: ignore[arg-type]
 
 
 def spec_of(bundle: Path) -> PolicySpec:
@@ -29,7 +39,7 @@ def expected(image: np.ndarray, ego: np.ndarray, route: np.ndarray, k: int = 8) 
 
 
 def test_outputs_match_the_graph(bundle: Path) -> None:
-    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), RuntimeConfig(warmup_runs=1))
+    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(warmup_runs=1))
     rng = np.random.default_rng(1)
     for _ in range(3):
         img = rng.integers(0, 256, (*hw(bundle), 3), dtype=np.uint8)
@@ -49,14 +59,14 @@ def test_normalisation_from_the_manifest_is_applied(tmp_path: Path, fx: ModuleTy
     spec.inputs["ego_state"] = type(ego_spec)(
         "ego_state", (1, 4), np.array([2.0, 0, 0, 0], np.float32), np.array([4.0, 1, 1, 1], np.float32)
     )
-    rt = PolicyRuntime(b / "policy.onnx", spec, RuntimeConfig(warmup_runs=0))
+    rt = PolicyRuntime(b / "policy.onnx", spec, runtime_config(warmup_runs=0))
     img = np.zeros((*hw(b), 3), np.uint8)
     out = rt.step(ModelInputs(img, np.array([10.0, 0, 0, 0], np.float32), np.zeros(2, np.float32)))
     assert out.target_speed == pytest.approx(0.5 * (10.0 - 2.0) / 4.0 + 5.0)
 
 
 def test_buffers_are_preallocated_and_reused(bundle: Path) -> None:
-    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), RuntimeConfig(warmup_runs=2))
+    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(warmup_runs=2))
     bufs = rt.backend.buffers
     ids = {k: v.ctypes.data for k, v in {**bufs.inputs, **bufs.outputs}.items()}
     x = ModelInputs(np.full((*hw(bundle), 3), 7, np.uint8), np.ones(4, np.float32), np.ones(2, np.float32))
@@ -68,7 +78,7 @@ def test_buffers_are_preallocated_and_reused(bundle: Path) -> None:
 
 
 def test_wrong_image_size_is_a_clear_error(bundle: Path) -> None:
-    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), RuntimeConfig(warmup_runs=0))
+    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(warmup_runs=0))
     with pytest.raises(ModelError, match="image"):
         rt.step(ModelInputs(np.zeros((31, 17, 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
 
@@ -76,7 +86,7 @@ def test_wrong_image_size_is_a_clear_error(bundle: Path) -> None:
 def test_auto_device_falls_back_to_cpu_without_cuda(bundle: Path) -> None:
     import onnxruntime as ort
 
-    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), RuntimeConfig(device="auto", warmup_runs=0))
+    rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(device="auto", warmup_runs=0))
     expected = "CUDAExecutionProvider" if "CUDAExecutionProvider" in ort.get_available_providers() else "CPU"
     assert rt.backend.providers[0].startswith(expected)  # type: ignore[attr-defined]
 
@@ -87,7 +97,7 @@ def test_cuda_device_without_provider_says_so(bundle: Path) -> None:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this machine has the CUDA provider")
     with pytest.raises(Exception, match="CUDAExecutionProvider"):
-        PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), RuntimeConfig(device="cuda"))
+        PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(device="cuda"))
 
 
 @pytest.mark.parametrize(
@@ -111,7 +121,7 @@ def test_manifest_tensor_contract_is_checked(bundle: Path, mutate: object, messa
 def test_onnx_that_does_not_match_the_manifest(tmp_path: Path, fx: ModuleType, bundle: Path) -> None:
     other = fx.tiny_policy(tmp_path / "p.onnx", *hw(bundle), horizon=4)
     with pytest.raises(ModelError, match=r"onnxruntime|match"):
-        rt = PolicyRuntime(other, spec_of(bundle), RuntimeConfig(warmup_runs=1))
+        rt = PolicyRuntime(other, spec_of(bundle), runtime_config(warmup_runs=1))
         rt.step(ModelInputs(np.zeros((*hw(bundle), 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
 
 
@@ -119,4 +129,4 @@ def test_garbage_onnx_is_refused(tmp_path: Path, bundle: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load"):
-        PolicyRuntime(bad, spec_of(bundle), RuntimeConfig())
+        PolicyRuntime(bad, spec_of(bundle), runtime_config())

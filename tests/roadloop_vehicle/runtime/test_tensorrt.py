@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -11,8 +12,18 @@ import pytest
 
 from roadloop_core.bundle import read_manifest
 from roadloop_core.cli import main
+from roadloop_core.config import config_dir
+from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.runtime import ModelInputs, PolicyRuntime, PolicySpec, RuntimeConfig
 from roadloop_vehicle.runtime.engine_cache import EngineKey
+
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
+
+
+def runtime_config(**changes: object) -> RuntimeConfig:
+    """The car's runtime parameters with `changes` (validated by the schema like any config)."""
+    return dataclasses.replace(VEHICLE.drive.runtime, **changes)  # type: ignore[arg-type]
+
 
 HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -38,9 +49,9 @@ def test_engine_build_without_tensorrt_exits_2(bundle: Path, capsys: pytest.Capt
 @pytest.mark.skipif(not HAVE_TRT, reason="TensorRT is not installed on this machine (needs TensorRT >= 10 + a GPU)")
 def test_tensorrt_matches_onnxruntime(bundle: Path, tmp_path: Path) -> None:
     spec = PolicySpec.from_manifest(json.loads(read_manifest(bundle).to_json_bytes()))
-    cfg = RuntimeConfig(backend="tensorrt", precision="fp32", engine_cache_dir=str(tmp_path))
+    cfg = runtime_config(backend="tensorrt", precision="fp32", engine_cache_dir=str(tmp_path))
     trt_rt = PolicyRuntime(bundle / "policy.onnx", spec, cfg)
-    ort_rt = PolicyRuntime(bundle / "policy.onnx", spec, RuntimeConfig())
+    ort_rt = PolicyRuntime(bundle / "policy.onnx", spec, runtime_config())
     _, _, h, w = spec.inputs["image"].shape
     x = ModelInputs(np.full((h, w, 3), 99, np.uint8), np.arange(4, dtype=np.float32), np.array([8.0, 1.0], np.float32))
     a, b = trt_rt.step(x), ort_rt.step(x)

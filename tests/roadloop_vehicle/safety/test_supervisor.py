@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pytest
 
+from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.control import Command
+from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.safety import SafetyConfig, SafetyInput, SafetySupervisor, State, transition
 
-REG = load_registry()
+REG = load_registry(config_dir() / "topics.yaml")
 M = 3
-CFG = SafetyConfig(monitored_roles=["camera", "odometry"], recovery_frames=M)
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
+LIMITS = VEHICLE.safety.vehicle_limits
+CFG = replace(VEHICLE.safety.safety, monitored_roles=["camera", "odometry"], recovery_frames=M)
 DT = 100_000_000  # 10 Hz frames
 # stale after stale_factor / rate: camera 10 Hz -> 0.3 s, odometry 50 Hz -> 0.06 s
 CAM_STALE = int(REG["camera"].stale_after_s(REG.stale_factor) * 1e9)
@@ -64,7 +68,7 @@ class Frame:
 
 
 def run(rows: list[Frame], cfg: SafetyConfig = CFG) -> list[tuple[State, tuple[str, ...], Command]]:
-    sup = SafetySupervisor(cfg, REG)
+    sup = SafetySupervisor(cfg, LIMITS, REG)
     out = []
     for i, row in enumerate(rows):
         now = 10**12 + i * DT
@@ -145,7 +149,7 @@ def test_scenario(name: str) -> None:
 
 
 def test_never_seen_topic_is_stale() -> None:
-    sup = SafetySupervisor(CFG, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG)
     res = sup.step(SafetyInput(now_ns=10**12, last_seen_ns={"camera": 10**12}, command=GOOD))
     assert res.faults == ("stale:odometry",) and res.state is S.INIT
 
@@ -156,11 +160,11 @@ def test_controlled_stop_decelerates_with_steering_held_and_limits_obeyed() -> N
     active_steer = out[59][2].steering_angle
     speeds = [c.speed for _, _, c in out[60:]]
     assert all(b <= a for a, b in itertools.pairwise(speeds)), "speed never rises in a stop"
-    assert speeds[-1] == 0.0 and out[-1][2].acceleration == pytest.approx(0.0, abs=CFG.max_jerk_mps3 * 0.1)
+    assert speeds[-1] == 0.0 and out[-1][2].acceleration == pytest.approx(0.0, abs=LIMITS.max_jerk_mps3 * 0.1)
     assert all(c.steering_angle == pytest.approx(active_steer) for _, _, c in out[60:])
     for (_, _, a), (_, _, b) in itertools.pairwise(out):
-        assert abs(b.acceleration - a.acceleration) <= CFG.max_jerk_mps3 * 0.1 + 1e-9
-        assert abs(b.steering_angle - a.steering_angle) <= CFG.max_steering_rate_radps * 0.1 + 1e-9
+        assert abs(b.acceleration - a.acceleration) <= LIMITS.max_jerk_mps3 * 0.1 + 1e-9
+        assert abs(b.steering_angle - a.steering_angle) <= LIMITS.max_steering_rate_radps * 0.1 + 1e-9
         assert all(math.isfinite(v) for v in (b.steering_angle, b.speed, b.acceleration, b.jerk))
 
 
@@ -168,13 +172,13 @@ def test_controlled_stop_decelerates_with_steering_held_and_limits_obeyed() -> N
     ("cmd", "check"),
     [
         (Command(2.0, 8.0, 0.0), lambda c: c.steering_angle == pytest.approx(0.07)),  # rate limit 0.7 rad/s
-        (Command(0.0, 99.0, 0.0), lambda c: c.speed == CFG.max_speed_mps),
+        (Command(0.0, 99.0, 0.0), lambda c: c.speed == LIMITS.max_speed_mps),
         (Command(0.0, 8.0, 50.0), lambda c: c.acceleration == pytest.approx(1.0)),  # jerk 10 m/s³ * 0.1 s
         (Command(0.0, 8.0, -50.0), lambda c: c.acceleration == pytest.approx(-1.0)),
     ],
 )
 def test_active_commands_are_clamped_and_rate_limited(cmd: Command, check: object) -> None:
-    sup = SafetySupervisor(CFG, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG)
     now = 10**12
     res = sup.step(SafetyInput(now_ns=now, last_seen_ns={"camera": now, "odometry": now}, command=cmd))
     assert res.state is S.ACTIVE
@@ -182,7 +186,7 @@ def test_active_commands_are_clamped_and_rate_limited(cmd: Command, check: objec
 
 
 def test_model_unavailable_is_a_fault() -> None:
-    sup = SafetySupervisor(CFG, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG)
     now = 10**12
     res = sup.step(
         SafetyInput(now_ns=now, last_seen_ns={"camera": now, "odometry": now}, command=None, model_available=False)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.control import Command
-from roadloop_vehicle.safety import SafetyConfig, SafetyInput, SafetySupervisor, State
+from roadloop_vehicle.params import load_vehicle_params
+from roadloop_vehicle.safety import SafetyInput, SafetySupervisor, State
 
-REG = load_registry()
-CFG = SafetyConfig(monitored_roles=["camera", "odometry"], recovery_frames=3)
+REG = load_registry(config_dir() / "topics.yaml")
+VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
+LIMITS = VEHICLE.safety.vehicle_limits
+CFG = replace(VEHICLE.safety.safety, monitored_roles=["camera", "odometry"], recovery_frames=3)
 DT_S = 0.1
 
 wild = st.one_of(
@@ -33,7 +38,7 @@ frames = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(frames)
 def test_output_always_finite_and_limited(rows: list[tuple[Command | None, int, int]]) -> None:
-    sup = SafetySupervisor(CFG, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG)
     prev = Command(0.0, 0.0, 0.0)
     for i, (cmd, cam_age, odom_age) in enumerate(rows):
         now = 10**12 + i * int(DT_S * 1e9)
@@ -42,11 +47,11 @@ def test_output_always_finite_and_limited(rows: list[tuple[Command | None, int, 
         )
         c = out.command
         assert all(math.isfinite(v) for v in (c.steering_angle, c.speed, c.acceleration, c.jerk))
-        assert abs(c.steering_angle) <= CFG.max_steering_rad + 1e-9
-        assert 0.0 <= c.speed <= CFG.max_speed_mps
-        assert -CFG.max_decel_mps2 - 1e-9 <= c.acceleration <= CFG.max_accel_mps2 + 1e-9
-        assert abs(c.steering_angle - prev.steering_angle) <= CFG.max_steering_rate_radps * DT_S + 1e-9
-        assert abs(c.acceleration - prev.acceleration) <= CFG.max_jerk_mps3 * DT_S + 1e-9
+        assert abs(c.steering_angle) <= LIMITS.max_steering_rad + 1e-9
+        assert 0.0 <= c.speed <= LIMITS.max_speed_mps
+        assert -LIMITS.max_decel_mps2 - 1e-9 <= c.acceleration <= LIMITS.max_accel_mps2 + 1e-9
+        assert abs(c.steering_angle - prev.steering_angle) <= LIMITS.max_steering_rate_radps * DT_S + 1e-9
+        assert abs(c.acceleration - prev.acceleration) <= LIMITS.max_jerk_mps3 * DT_S + 1e-9
         if out.state is not State.ACTIVE:
             assert c.speed <= prev.speed + 1e-9, "never speeds up outside ACTIVE"
         if out.faults:

@@ -32,6 +32,7 @@ from roadloop_cluster.data.extract import STAT_ARRAYS, BagJob, BagResult, extrac
 from roadloop_cluster.data.samples import array_names
 from roadloop_cluster.data.shards import ShardWriter
 from roadloop_cluster.data.stats import RunningStats
+from roadloop_core.config import config_dir
 from roadloop_core.fsio import atomic_write_json, fsync_dir
 from roadloop_core.registry import load_registry
 
@@ -113,7 +114,8 @@ def build_dataset(
     """Build a dataset at `out` from the bags at or under `inputs`; returns the written index."""
     opts = options or BuildOptions()
     cfg = load_dataset_config(opts.config_path)
-    reg = load_registry(opts.registry_path)
+    registry_path = opts.registry_path or config_dir() / "topics.yaml"
+    reg = load_registry(registry_path)
     spec = cfg.observation
     roles = [*spec.roles(), cfg.build.command]
     topics = {role: [reg[role].name, reg[role].type] for role in roles}  # unknown roles fail here, once
@@ -129,7 +131,7 @@ def build_dataset(
         workers = opts.workers if opts.workers is not None else cfg.build.workers
         workers = workers or min(os.cpu_count() or 1, len(bags))
         spool = tmp / "_spool"
-        jobs = [BagJob(b, spool / f"{i:05d}", cfg, opts.registry_path) for i, b in enumerate(bags)]
+        jobs = [BagJob(b, spool / f"{i:05d}", cfg, registry_path) for i, b in enumerate(bags)]
         results = _run_jobs(jobs, min(workers, len(bags)), opts.progress)
         index = _assemble(tmp, cfg, topics, jobs, results, opts.progress)
         atomic_write_json(tmp / "index.json", index, indent=1)

@@ -48,7 +48,7 @@ class BagJob:
     bag: Path
     spool: Path
     config: DatasetConfig
-    registry_path: Path | None
+    registry_path: Path
 
 
 @dataclass

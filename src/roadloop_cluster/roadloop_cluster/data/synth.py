@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from roadloop_core.bag import BagWriter
+from roadloop_core.config import config_dir
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_core.typesys import typestore_for
 
@@ -122,7 +123,7 @@ def _image(store: Any, ns: int, drive: SynthDrive, x: float, y: float, yaw: floa
 def write_synth_bag(path: Path, drive: SynthDrive | None = None, registry: TopicRegistry | None = None) -> Path:
     """Write one synthetic drive as an mcap bag at `path` (must not exist) and return `path`."""
     drive = drive or SynthDrive()
-    reg = registry or load_registry()
+    reg = registry or load_registry(config_dir() / "topics.yaml")  # test support, on its way out of src
     store = typestore_for(reg.typestore)
     track = _Track(drive)
     rng = np.random.default_rng(drive.seed)

@@ -1,6 +1,6 @@
 """Shared features (pure numpy, no torch): the dataset builder and the vehicle call exactly these.
 
-    spec = ObservationSpec.from_config()          # config/dataset.yaml `observation:`
+    spec = ObservationSpec.from_config(CONFIG / "dataset.yaml")  # its `observation:` section
     sync = FrameSynchronizer(spec)
     for role, msg in messages:                    # decoded messages by registry role, in arrival order
         for frame in sync.push(role, msg):        # stamp = msg.header.stamp unless passed

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.config import config_dir, dataclass_from_dict, dataclass_to_dict, load_yaml
+from roadloop_core.config import dataclass_from_dict, dataclass_to_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
 __all__ = ["ObservationSpec"]
@@ -82,9 +82,8 @@ class ObservationSpec:
         return dataclass_from_dict(cls, data, where)
 
     @classmethod
-    def from_config(cls, path: Path | None = None) -> ObservationSpec:
-        """Read the `observation:` section of `config/dataset.yaml` (or `path`)."""
-        path = path or config_dir() / "dataset.yaml"
+    def from_config(cls, path: Path) -> ObservationSpec:
+        """Read the `observation:` section of a dataset config (the entry point says which: config/dataset.yaml)."""
         section = load_yaml(path).get("observation")
         if not isinstance(section, dict):
             raise ConfigError(f"{path}: no 'observation:' mapping")

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
-from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_core.config import dataclass_from_dict, load_yaml
+from roadloop_core.registry import TopicRegistry
 from roadloop_sim.errors import CarlaUnavailableError, ScenarioError, SimError
 from roadloop_sim.geometry import arc_lengths, project, wrap_angle
 from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth, end_reason
@@ -76,9 +76,8 @@ class CarlaConfig:
             raise ValueError(f"control must be vehicle_control or ackermann, not '{self.control}'")
 
 
-def load_carla_config(path: Path | None = None, host: str | None = None, port: int | None = None) -> CarlaConfig:
-    """The `carla:` section of config/scenarios.yaml; host/port may be overridden (CLI, $CARLA_HOST)."""
-    path = path or config_dir() / "scenarios.yaml"
+def load_carla_config(path: Path, host: str | None = None, port: int | None = None) -> CarlaConfig:
+    """The `carla:` section of a scenario set (config/scenarios.yaml); host/port may be overridden (CLI, env)."""
     raw = dict(load_yaml(path).get("carla") or {})
     if host is not None:
         raw["host"] = host
@@ -99,7 +98,7 @@ def carla_scenarios(cfg: CarlaConfig, where: str = "carla.scenarios") -> dict[st
     return out
 
 
-def carla_scenario_set(path: Path | None = None) -> ScenarioSet:
+def carla_scenario_set(path: Path) -> ScenarioSet:
     """The CARLA scenarios as a ScenarioSet (shared `simulation:` settings), for record/evaluate."""
     base = load_scenarios(path)
     return ScenarioSet(
@@ -139,15 +138,10 @@ def _import_carla() -> Any:
 class CarlaSimulator:
     """The Simulator protocol on a CARLA server. Scenarios come from the `carla:` config section."""
 
-    def __init__(
-        self,
-        carla_cfg: CarlaConfig | None = None,
-        sim_cfg: SimulationConfig | None = None,
-        registry: TopicRegistry | None = None,
-    ) -> None:
-        self.carla_cfg = carla_cfg or load_carla_config()
-        self.cfg = sim_cfg or load_scenarios().simulation
-        self.registry = registry or load_registry()
+    def __init__(self, carla_cfg: CarlaConfig, sim_cfg: SimulationConfig, registry: TopicRegistry) -> None:
+        self.carla_cfg = carla_cfg
+        self.cfg = sim_cfg
+        self.registry = registry
         self.scenarios = carla_scenarios(self.carla_cfg)
         self.factory = MessageFactory(self.registry.typestore)
         rate = self.cfg.sim_rate_hz

@@ -1,9 +1,8 @@
 """Drivers and the `--driver` resolver: expert | constant | lanekeep | bundle:PATH.
 
-`bundle:PATH` resolves to the class in `roadloop_sim.drivers.bundle` (written by the onboard
-work: it wraps `roadloop_vehicle.pipeline`), imported lazily so that the other drivers work
-without it. The resolver instantiates `BundleDriver(Path(PATH))`, adding `registry=` when the
-constructor takes that keyword (else the first class of the module with `act` and `reset`).
+`bundle:PATH` resolves to `roadloop_sim.drivers.bundle.BundleDriver` (it wraps
+`roadloop_vehicle.pipeline`), imported lazily so that the other drivers never load the onboard
+runtime; it runs on the vehicle parameters the entry point loaded (config/vehicle.yaml).
 A RoadloopError from the constructor passes through; any other exception becomes a
 one-line DriverError. See `roadloop_sim.protocol` for the Driver protocol.
 """
@@ -11,9 +10,8 @@ one-line DriverError. See `roadloop_sim.protocol` for the Driver protocol.
 from __future__ import annotations
 
 import importlib
-import inspect
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roadloop_core.errors import RoadloopError
 from roadloop_core.registry import TopicRegistry
@@ -21,6 +19,9 @@ from roadloop_sim.drivers.baselines import ConstantDriver, LaneKeepDriver
 from roadloop_sim.drivers.expert import ExpertConfig, ExpertDriver
 from roadloop_sim.errors import DriverError
 from roadloop_sim.protocol import Driver
+
+if TYPE_CHECKING:
+    from roadloop_vehicle.params import VehicleParams
 
 __all__ = [
     "DRIVERS",
@@ -35,7 +36,7 @@ __all__ = [
 DRIVERS = ("expert", "constant", "lanekeep", "bundle:PATH")
 
 
-def _bundle_driver(path: str, registry: TopicRegistry | None) -> Driver:
+def _bundle_driver(path: str, registry: TopicRegistry, vehicle: VehicleParams | None) -> Driver:
     if not path:
         raise DriverError("driver 'bundle:PATH' needs a bundle folder after 'bundle:'")
     if not Path(path).exists():
@@ -47,16 +48,11 @@ def _bundle_driver(path: str, registry: TopicRegistry | None) -> Driver:
             f"driver bundle:{path}: roadloop_sim.drivers.bundle is not available ({err}); "
             "it needs the onboard pipeline (roadloop_vehicle)"
         ) from err
-    cls: Any = getattr(module, "BundleDriver", None)
-    if cls is None:
-        classes = [c for _, c in inspect.getmembers(module, inspect.isclass) if c.__module__ == module.__name__]
-        cls = next((c for c in classes if hasattr(c, "act") and hasattr(c, "reset")), None)
-    if cls is None:
-        raise DriverError("roadloop_sim.drivers.bundle defines no driver class (expected BundleDriver)")
+    if vehicle is None:
+        raise DriverError(f"driver bundle:{path}: needs the vehicle parameters (config/vehicle.yaml)")
+    cls: Any = module.BundleDriver
     try:
-        params = inspect.signature(cls).parameters
-        kwargs: dict[str, Any] = {"registry": registry} if "registry" in params and registry is not None else {}
-        driver: Driver = cls(Path(path), **kwargs)
+        driver: Driver = cls(Path(path), registry, params=vehicle)
     except RoadloopError:
         raise
     except Exception as err:  # the bundle driver's own failure, whatever its type, as one line
@@ -64,17 +60,20 @@ def _bundle_driver(path: str, registry: TopicRegistry | None) -> Driver:
     return driver
 
 
-def make_driver(spec: str, registry: TopicRegistry | None = None) -> Driver:
-    """Build a driver from its CLI spec; an unknown spec is a DriverError listing the valid ones."""
+def make_driver(spec: str, registry: TopicRegistry, vehicle: VehicleParams | None = None) -> Driver:
+    """Build a driver from its CLI spec; an unknown spec is a DriverError listing the valid ones.
+
+    `vehicle`: the onboard parameters a `bundle:` driver runs on (the other drivers need none).
+    """
     name, _, arg = spec.partition(":")
     if name == "expert" and not arg:
-        return ExpertDriver(distro=registry.typestore if registry else "jazzy")
+        return ExpertDriver(distro=registry.typestore)
     if name == "constant" and not arg:
         return ConstantDriver(registry)
     if name == "lanekeep" and not arg:
         return LaneKeepDriver(registry)
     if name == "bundle":
-        return _bundle_driver(arg, registry)
+        return _bundle_driver(arg, registry, vehicle)
     raise DriverError(f"unknown driver '{spec}'; valid: {', '.join(DRIVERS)}")
 
 

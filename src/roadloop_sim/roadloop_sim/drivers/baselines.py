@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_core.registry import TopicRegistry
 from roadloop_sim.geometry import arc_lengths, point_at, project, to_ego
 from roadloop_sim.protocol import Observation
 from roadloop_sim.sensor_messages import MessageFactory
@@ -25,8 +25,8 @@ class ConstantDriver:
     name = "constant"
     wants_raw = False
 
-    def __init__(self, registry: TopicRegistry | None = None) -> None:
-        self.registry = registry or load_registry()
+    def __init__(self, registry: TopicRegistry) -> None:
+        self.registry = registry
         self.factory = MessageFactory(self.registry.typestore)
         self._speed: float | None = None
 
@@ -48,8 +48,8 @@ class LaneKeepDriver:
     wheelbase = 5.0
     max_steer = 0.6
 
-    def __init__(self, registry: TopicRegistry | None = None) -> None:
-        self.registry = registry or load_registry()
+    def __init__(self, registry: TopicRegistry) -> None:
+        self.registry = registry
         self.factory = MessageFactory(self.registry.typestore)
         self._speed: float | None = None
 

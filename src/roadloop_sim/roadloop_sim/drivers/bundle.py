@@ -19,7 +19,7 @@ from roadloop_core.registry import TopicRegistry
 from roadloop_sim.errors import DriverError
 from roadloop_sim.protocol import Observation
 from roadloop_sim.sensor_messages import MessageFactory
-from roadloop_vehicle.params import VehicleParams, load_vehicle_params
+from roadloop_vehicle.params import VehicleParams
 from roadloop_vehicle.pipeline import Pipeline
 
 __all__ = ["BundleDriver"]
@@ -32,12 +32,12 @@ class BundleDriver:
     def __init__(
         self,
         bundle: Path,
-        registry: TopicRegistry | None = None,
+        registry: TopicRegistry,
         *,
-        params: VehicleParams | None = None,
+        params: VehicleParams,
         public_key: Path | None = None,
     ) -> None:
-        self.pipeline = Pipeline(params or load_vehicle_params(), bundle, registry=registry, public_key=public_key)
+        self.pipeline = Pipeline(params, bundle, registry=registry, public_key=public_key)
         refused = [e for e in self.pipeline.manager.drain_events() if e.kind == "refused"]
         if refused:
             raise DriverError(f"driver bundle:{bundle}: bundle refused: {refused[0].reason}")

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_core.registry import TopicRegistry
 from roadloop_sim.errors import ScenarioError, SimError
 from roadloop_sim.geometry import arc_lengths, project, wrap_angle
 from roadloop_sim.protocol import AgentState, EgoSample, PrivilegedState, StepResult, Truth, end_reason
-from roadloop_sim.scenarios import Scenario, ScenarioSet, load_scenarios
+from roadloop_sim.scenarios import Scenario, ScenarioSet
 from roadloop_sim.sensor_messages import MessageFactory
 
 __all__ = ["HighwayEnvSimulator"]
@@ -60,9 +60,9 @@ class HighwayEnvSimulator:
 
     wheelbase = 5.0  # highway-env's kinematic bicycle: yaw rate = v sin(beta) / (L / 2), L = 5 m
 
-    def __init__(self, scenarios: ScenarioSet | None = None, registry: TopicRegistry | None = None) -> None:
-        self.scenarios = scenarios or load_scenarios()
-        self.registry = registry or load_registry()
+    def __init__(self, scenarios: ScenarioSet, registry: TopicRegistry) -> None:
+        self.scenarios = scenarios
+        self.registry = registry
         self.cfg = self.scenarios.simulation
         self.factory = MessageFactory(self.registry.typestore)
         self._envs: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """The vehicle side of the fleet link: ship closed bags to the hub, bring verified bundles back.
 
-    bridge = Bridge(load_bridge_config(), watch, hub_url, token, state_dir)
+    bridge = Bridge(load_bridge_config(CONFIG / "bridge.yaml"), watch, hub_url, token, state_dir,
+                    vehicle=load_vehicle_params(CONFIG / "vehicle.yaml"))  # the drive node's params
     report = bridge.run_once()     # scan -> queue -> upload -> free disk -> pull model -> /diagnostics
 
 Pure cores: `decisions` (priority, order, closed-bag rule, backoff, bandwidth cap, disk plan);

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from roadloop_core.config import config_dir
 from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
 from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.errors import BridgeError
@@ -64,7 +65,7 @@ def run(
 ) -> None:
     """Upload closed bags by priority (resumable, checksummed), free disk of confirmed ones, pull models."""
     cfg = _overrides(
-        load_bridge_config(config),
+        load_bridge_config(config if config is not None else config_dir() / "bridge.yaml"),
         models_dir=str(models) if models else None,
         public_key=str(public_key) if public_key else None,
         channel=channel,
@@ -80,7 +81,12 @@ def run(
         raise BridgeError(f"{watch}: no such recording folder")
     logging.basicConfig(level=logging.INFO if not quiet else logging.WARNING, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    bridge = Bridge(cfg, watch, hub, _read_token(token_file), state)
+    vehicle = None
+    if cfg.pull_models:  # bundles must match the drive node's observation spec; the golden replay runs its params
+        from roadloop_vehicle.params import load_vehicle_params
+
+        vehicle = load_vehicle_params(Path(cfg.vehicle_params) if cfg.vehicle_params else config_dir() / "vehicle.yaml")
+    bridge = Bridge(cfg, watch, hub, _read_token(token_file), state, vehicle=vehicle)
     try:
         if not once:
             stopping = [False]

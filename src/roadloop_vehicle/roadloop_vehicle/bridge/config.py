@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roadloop_core.config import config_dir, load_params
+from roadloop_core.config import load_params
 
 __all__ = ["BridgeConfig", "load_bridge_config"]
 
@@ -43,5 +43,6 @@ class BridgeConfig:
             raise ValueError("need 0 < backoff_base_s <= backoff_max_s and max_attempts >= 1")
 
 
-def load_bridge_config(path: Path | None = None) -> BridgeConfig:
-    return load_params(path or config_dir() / "bridge.yaml", "bridge", BridgeConfig)
+def load_bridge_config(path: Path) -> BridgeConfig:
+    """`bridge: ros__parameters:` of a bridge params file (the entry point says which: config/bridge.yaml)."""
+    return load_params(path, "bridge", BridgeConfig)

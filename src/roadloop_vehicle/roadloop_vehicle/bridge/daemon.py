@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roadloop_core.bundle import load_public_key
 from roadloop_core.errors import RoadloopError
@@ -26,6 +26,9 @@ from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, current_
 from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
 from roadloop_vehicle.bridge.scanner import bag_size, scan
 from roadloop_vehicle.bridge.wire import TarStream, is_safe_name
+
+if TYPE_CHECKING:
+    from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["Bridge", "RunReport"]
 
@@ -56,8 +59,11 @@ class Bridge:
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        vehicle: VehicleParams | None = None,
     ) -> None:
+        """`vehicle`: the drive node's parameters (bundles must match its observation spec); pulling models needs it."""
         self.cfg, self.watch, self.state = cfg, watch, state
+        self.vehicle = vehicle
         state.mkdir(parents=True, exist_ok=True)
         self.queue = UploadQueue(state / "queue.db")
         self.client = HubClient(hub_url, token, cfg.request_timeout_s, cfg.bandwidth_bytes_per_s)
@@ -246,11 +252,12 @@ class Bridge:
         if self.puller is None:
             if not self.cfg.public_key:
                 raise BridgeError("bridge.yaml: public_key is required to pull models (or set pull_models: false)")
+            if self.vehicle is None:
+                raise BridgeError("pulling models needs the drive node's parameters (bridge.yaml: vehicle_params)")
             from roadloop_core.features import ObservationSpec
-            from roadloop_vehicle.params import load_vehicle_params
 
             key_path = Path(os.path.expanduser(self.cfg.public_key))
-            params = load_vehicle_params(Path(self.cfg.vehicle_params) if self.cfg.vehicle_params else None)
+            params = self.vehicle
             observation = ObservationSpec.from_config(params.path(params.drive.observation_config))
             golden = Path(os.path.expanduser(self.cfg.golden_bag)) if self.cfg.golden_bag else None
             self.puller = ModelPuller(
@@ -261,8 +268,8 @@ class Bridge:
                 load_public_key(key_path),
                 key_path,
                 observation.to_dict(),
-                golden,
                 params,
+                golden,
             )
         return self.puller.poll()
 

@@ -69,8 +69,8 @@ class ModelPuller:
         public_key: Ed25519PublicKey,
         public_key_path: Path,
         observation: dict[str, Any],
+        vehicle_params: VehicleParams,
         golden_bag: Path | None = None,
-        vehicle_params: VehicleParams | None = None,
     ) -> None:
         self.client, self.channel = client, channel
         self.models_dir = models_dir

@@ -9,36 +9,42 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
+
+from roadloop_core.param_schema import Param, check_fields
+from roadloop_vehicle.limits import VehicleLimits
 
 __all__ = ["Command", "Controller", "ControllerConfig", "ControllerInput"]
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    wheelbase_m: float = 2.7
-    lookahead_min_m: float = 3.0
-    lookahead_max_m: float = 20.0
-    lookahead_gain_s: float = 0.8  # look-ahead grows by this many metres per m/s of speed
-    max_steering_rad: float = 0.5
-    max_speed_mps: float = 30.0
-    max_accel_mps2: float = 3.0
-    max_decel_mps2: float = 6.0
-    kp: float = 0.8
-    ki: float = 0.1
-    kd: float = 0.0
-    integral_limit: float = 5.0
+    wheelbase_m: Annotated[float, Param("axle-to-axle distance of the bicycle model", unit="m", range=(0.5, 10.0))]
+    lookahead_min_m: Annotated[float, Param("shortest look-ahead distance", unit="m", range=(0.5, 50.0))]
+    lookahead_max_m: Annotated[float, Param("longest look-ahead distance", unit="m", range=(0.5, 200.0))]
+    lookahead_gain_s: Annotated[
+        float, Param("look-ahead grows by this many metres per m/s of speed", unit="s", range=(0.0, 5.0))
+    ]
+    max_braking_mps2: Annotated[
+        float,
+        Param(
+            "the speed PID's strongest braking, at most vehicle_limits.max_decel_mps2", unit="m/s²", range=(0.1, 12.0)
+        ),
+    ]
+    kp: Annotated[float, Param("speed PID proportional gain", unit="(m/s²)/(m/s)", range=(0.0, 20.0))]
+    ki: Annotated[float, Param("speed PID integral gain", unit="(m/s²)/m", range=(0.0, 20.0))]
+    kd: Annotated[float, Param("speed PID derivative gain", unit="s·(m/s²)/(m/s)", range=(0.0, 20.0))]
+    integral_limit: Annotated[
+        float, Param("clamp of the speed-error integral (anti wind-up)", unit="m", range=(0.0, 100.0))
+    ]
 
     def __post_init__(self) -> None:
-        if self.wheelbase_m <= 0:
-            raise ValueError("wheelbase_m must be > 0")
-        if not 0 < self.lookahead_min_m <= self.lookahead_max_m:
-            raise ValueError("need 0 < lookahead_min_m <= lookahead_max_m")
-        for name in ("max_steering_rad", "max_speed_mps", "max_accel_mps2", "max_decel_mps2"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0")
+        check_fields(self)
+        if self.lookahead_min_m > self.lookahead_max_m:
+            raise ValueError("need lookahead_min_m <= lookahead_max_m")
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,9 @@ def lookahead_point(waypoints: npt.NDArray[np.float32], distance: float) -> tupl
 class Controller:
     """`step(ControllerInput) -> Command`; keeps only the PID state between frames."""
 
-    def __init__(self, config: ControllerConfig) -> None:
+    def __init__(self, config: ControllerConfig, limits: VehicleLimits) -> None:
         self.config = config
+        self.limits = limits
         self._integral = 0.0
         self._prev_error: float | None = None
 
@@ -101,7 +108,7 @@ class Controller:
         return min(c.lookahead_max_m, max(c.lookahead_min_m, c.lookahead_min_m + c.lookahead_gain_s * abs(speed)))
 
     def step(self, inp: ControllerInput) -> Command:
-        c = self.config
+        c, lim = self.config, self.limits
         if not (np.all(np.isfinite(inp.waypoints)) and math.isfinite(inp.target_speed)):
             # Propagate: the safety supervisor, not the controller, decides what a bad output means.
             nan = float("nan")
@@ -110,14 +117,14 @@ class Controller:
         x, y = lookahead_point(inp.waypoints, ld)
         alpha = math.atan2(y, x)
         steering = math.atan2(2.0 * c.wheelbase_m * math.sin(alpha), ld)
-        steering = max(-c.max_steering_rad, min(c.max_steering_rad, steering))
+        steering = max(-lim.max_steering_rad, min(lim.max_steering_rad, steering))
 
-        target = max(0.0, min(c.max_speed_mps, inp.target_speed))
+        target = max(0.0, min(lim.max_speed_mps, inp.target_speed))
         error = target - inp.speed
         dt = max(inp.dt, 1e-3)
         self._integral = max(-c.integral_limit, min(c.integral_limit, self._integral + error * dt))
         derivative = 0.0 if self._prev_error is None else (error - self._prev_error) / dt
         self._prev_error = error
         accel = c.kp * error + c.ki * self._integral + c.kd * derivative
-        accel = max(-c.max_decel_mps2, min(c.max_accel_mps2, accel))
+        accel = max(-c.max_braking_mps2, min(lim.max_accel_mps2, accel))
         return Command(steering_angle=steering, speed=target, acceleration=accel)

@@ -20,12 +20,13 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from roadloop_core.bundle import Manifest, check_observation_compatible, load_public_key, verify_bundle
 from roadloop_core.errors import RoadloopError
+from roadloop_core.param_schema import Param, check_fields
 from roadloop_vehicle.errors import ModelError
 from roadloop_vehicle.runtime.base import RuntimeConfig
 from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
@@ -36,14 +37,17 @@ __all__ = ["LoadedModel", "ModelEvent", "ModelManager", "ModelManagerConfig"]
 
 @dataclass(frozen=True)
 class ModelManagerConfig:
-    models_dir: str = "~/.roadloop/models"  # holds versions/ and the `current` symlink
-    latency_budget_ms: float = 50.0
-    latency_strikes: int = 5  # this many over-budget frames in a row -> rollback
-    poll_period_s: float = 1.0
+    models_dir: Annotated[str, Param("holds versions/<name>-v<version>/ and the `current` symlink the bridge switches")]
+    latency_budget_ms: Annotated[
+        float, Param("a frame's inference over this counts a strike", unit="ms", range=(0.1, 10000.0))
+    ]
+    latency_strikes: Annotated[
+        int, Param("over-budget frames in a row that roll back to the previous model", unit="frames", range=(1, 1000))
+    ]
+    poll_period_s: Annotated[float, Param("how often `current` is checked", unit="s", range=(0.01, 3600.0))]
 
     def __post_init__(self) -> None:
-        if self.latency_budget_ms <= 0 or self.latency_strikes < 1 or self.poll_period_s <= 0:
-            raise ValueError("latency_budget_ms and poll_period_s must be > 0, latency_strikes >= 1")
+        check_fields(self)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from roadloop_core.config import config_dir
 from roadloop_core.features import ObservationSpec
@@ -32,18 +33,18 @@ class DriveNode:
     stop: threading.Event
 
 
-def _load_loop(manager: ModelManager, params: DriveParams, stop: threading.Event, io: NodeIO) -> None:
+def _load_loop(manager: ModelManager, params: DriveParams, base: Path, stop: threading.Event) -> None:
     if params.bundle:
-        manager.offer(resolve_path(params.bundle, config_dir()))
+        manager.offer(resolve_path(params.bundle, base))
         return
     while not stop.is_set():
         manager.poll_current()
         stop.wait(params.model_manager.poll_period_s)
 
 
-def wire_drive(io: NodeIO, *, start_loader: bool = True) -> DriveNode:
+def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNode:
+    """Wire the drive core to `io`; relative paths in the parameters resolve against `base` (the config folder)."""
     params = io.parameters(DriveParams)
-    base = config_dir()
     registry = load_registry(resolve_path(params.topics_config, base))
     io.use_registry(registry)
     observation = ObservationSpec.from_config(resolve_path(params.observation_config, base))
@@ -81,7 +82,7 @@ def wire_drive(io: NodeIO, *, start_loader: bool = True) -> DriveNode:
         io.subscribe(role, subscriber(role))
     io.timer(params.model_manager.poll_period_s, lambda: report_model_events(io.now_ns(), always=True))
     stop = threading.Event()
-    loader = threading.Thread(target=_load_loop, args=(manager, params, stop, io), name="model-loader", daemon=True)
+    loader = threading.Thread(target=_load_loop, args=(manager, params, base, stop), name="model-loader", daemon=True)
     if start_loader:
         loader.start()
     io.info(f"drive_node: observing {', '.join(observation.roles())}; models from {params.bundle or 'current'}")
@@ -97,7 +98,8 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    sys.exit(run_node("drive_node", wire_drive, args))
+    base = config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it) or the repository's config/
+    sys.exit(run_node("drive_node", lambda io: wire_drive(io, base), args))
 
 
 if __name__ == "__main__":

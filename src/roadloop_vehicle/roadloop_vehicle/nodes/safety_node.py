@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,12 @@ class SafetyNode:
     speed: float | None = None  # latest odometry speed: gives the command's acceleration its sign
 
 
-def wire_safety(io: NodeIO) -> SafetyNode:
+def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
+    """Wire the safety core to `io`; relative paths in the parameters resolve against `base` (the config folder)."""
     params = io.parameters(SafetyParams)
-    registry = load_registry(resolve_path(params.topics_config, config_dir()))
+    registry = load_registry(resolve_path(params.topics_config, base))
     io.use_registry(registry)
-    node = SafetyNode(SafetyCore(params.safety, registry, params.diagnostics_period_s))
+    node = SafetyNode(SafetyCore(params.safety, params.vehicle_limits, registry, params.diagnostics_period_s))
     store = node.core.typestore
     publish_cmd = io.publisher("command")
     publish_diag = io.publisher("diagnostics")
@@ -102,7 +104,8 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    sys.exit(run_node("safety_node", wire_safety, args))
+    base = config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it) or the repository's config/
+    sys.exit(run_node("safety_node", lambda io: wire_safety(io, base), args))
 
 
 if __name__ == "__main__":

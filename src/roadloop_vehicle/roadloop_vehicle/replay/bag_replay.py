@@ -60,7 +60,7 @@ def replay_bag(
     out_path: Path,
     bundle_dir: Path,
     *,
-    params: VehicleParams | None = None,
+    params: VehicleParams,
     public_key: Path | None = None,
     realtime: bool = False,
     progress: Callable[[int, int], None] | None = None,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from roadloop_core.config import config_dir
 from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.replay.bag_replay import replay_bag, write_stats
 
@@ -34,7 +35,7 @@ def replay(
     same deterministic stats (latencies and the real-time factor are measured, kept
     under "measured" in the stats and never in the bag).
     """
-    vehicle = load_vehicle_params(params)
+    vehicle = load_vehicle_params(params if params is not None else config_dir() / "vehicle.yaml")
     with Progress(
         TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
     ) as bar:

@@ -5,7 +5,8 @@
 
 Everything a node needs from ROS goes through here, so it is the one place checked
 against rclpy's own sources (`make typecheck`):
-  * parameters: declared from a config dataclass (dotted names), read back and validated;
+  * parameters: declared from a config dataclass's schema (dotted names, statically typed, with
+    description, range and read_only in the ParameterDescriptor), read back and validated;
   * subscriptions with `raw=True` (serialized CDR bytes, no Python message conversion)
     and publishers fed `bytes` serialized with the rosbags typestore: the bag is the wire;
   * QoS from the topic registry: sensor = best-effort, command = reliable,
@@ -19,15 +20,23 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor  # type: ignore[import-not-found]  # ships with rclpy
+from rcl_interfaces.msg import (  # type: ignore[import-not-found]  # ships with rclpy
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
 from rclpy.utilities import try_shutdown
 
+from roadloop_core.errors import ConfigError
+from roadloop_core.param_schema import build_params, validate_parameter
 from roadloop_core.registry import QosSpec, TopicRegistry
 from roadloop_core.typesys import typestore_for
-from roadloop_vehicle.ros.params import flatten, validated
+from roadloop_vehicle.ros.params import Declaration, declarations
 
 __all__ = ["RosNode", "qos_profile", "run_node"]
 
@@ -41,6 +50,24 @@ def qos_profile(spec: QosSpec) -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE if spec.reliable else ReliabilityPolicy.BEST_EFFORT,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if spec.transient_local else DurabilityPolicy.VOLATILE,
     )
+
+
+def descriptor(d: Declaration) -> ParameterDescriptor:
+    """The rcl_interfaces descriptor of one declared parameter (what `ros2 param describe` shows)."""
+    desc = ParameterDescriptor(
+        name=d.name,
+        type=Parameter.Type[d.type].value,
+        description=d.description,
+        additional_constraints=d.additional_constraints,
+        read_only=d.read_only,
+    )
+    if d.floating_point_range is not None:
+        lo, hi = d.floating_point_range
+        desc.floating_point_range = [FloatingPointRange(from_value=lo, to_value=hi, step=0.0)]
+    if d.integer_range is not None:
+        lo_i, hi_i = d.integer_range
+        desc.integer_range = [IntegerRange(from_value=lo_i, to_value=hi_i, step=1)]
+    return desc
 
 
 def _message_class(typename: str) -> Any:
@@ -60,14 +87,31 @@ class RosNode:
 
     # -- parameters ------------------------------------------------------------------------
     def parameters(self, cls: type[T]) -> T:
-        """Declare every field of `cls` (defaults from the dataclass) and return the validated values."""
-        defaults = flatten(cls())
+        """Declare every parameter of `cls` from its schema and return the validated config.
+
+        Required parameters are declared statically typed without a value (the params file must
+        give one). A value from the params file is checked against the schema before rclpy sees it,
+        so a bad one reads as it does in replay; rclpy's own type/range refusal is the backstop.
+        Either way it is one ConfigError naming the node and the parameter.
+        """
+        # rclpy keeps the --params-file values here and has no public accessor; without it, rclpy's check speaks
+        overrides: dict[str, Any] = getattr(self.node, "_parameter_overrides", {})
         values: dict[str, Any] = {}
-        for name, default in defaults.items():
-            # dynamic typing: `50` for a float in YAML is fine; our validation says what is wrong, in one line
-            param = self.node.declare_parameter(name, default, ParameterDescriptor(dynamic_typing=True))
-            values[name] = param.value
-        return validated(cls, values, f"{self.name} parameters")
+        for d in declarations(cls):
+            if d.name in overrides:
+                reason = validate_parameter(cls, d.name, overrides[d.name].value)
+                if reason is not None:
+                    raise ConfigError(f"{self.name}.{reason}")
+            initial: Any = Parameter.Type[d.type] if d.required else d.default
+            try:
+                param = self.node.declare_parameter(d.name, initial, descriptor(d))
+            except (InvalidParameterTypeException, InvalidParameterValueException) as err:
+                raise ConfigError(f"{self.name}.{d.name}: {err}") from None
+            if param.type_ is not Parameter.Type.NOT_SET:
+                values[d.name] = list(param.value) if d.type == "STRING_ARRAY" else param.value
+        return build_params(
+            cls, values, self.name, missing_hint=" (run the node with --ros-args --params-file config/vehicle.yaml)"
+        )
 
     # -- topics ----------------------------------------------------------------------------
     def use_registry(self, registry: TopicRegistry) -> None:

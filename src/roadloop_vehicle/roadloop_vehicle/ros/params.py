@@ -1,62 +1,63 @@
-"""ROS 2 parameters <-> config dataclasses (no rclpy here, so the launch/config checks run anywhere).
+"""What a node declares to ROS 2 for its config dataclass, from the schema (no rclpy here).
 
-Nested dataclass fields become dotted parameter names, exactly as a ROS 2 params
-YAML with nested mappings declares them (`controller: {kp: 0.8}` -> `controller.kp`).
+Each parameter becomes one `Declaration`: dotted name, ROS type, default (None: required,
+declared statically typed without a value, as Autoware declares its parameters), and the
+`rcl_interfaces/ParameterDescriptor` fields: description (meaning and unit), additional
+constraints in words, the range as FloatingPointRange/IntegerRange, read_only unless the
+component takes a new value between frames. `ros/adapter.py` turns these into the rclpy
+calls; keeping them plain data lets the launch/config checks and the tests read exactly
+what the car declares.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-from roadloop_core.config import dataclass_from_dict, dataclass_to_dict
+from roadloop_core.param_schema import ParamSpec, ParamType, schema
 
-__all__ = ["flatten", "flatten_yaml", "parameter_names", "unflatten", "validated"]
-
-T = TypeVar("T")
+__all__ = ["Declaration", "declarations", "parameter_names"]
 
 
-def parameter_names(cls: type[Any], prefix: str = "") -> list[str]:
-    """Every parameter a node declares for config dataclass `cls`, dotted, in field order."""
-    names: list[str] = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-            names += parameter_names(tp, f"{prefix}{f.name}.")
-        else:
-            names.append(prefix + f.name)
-    return names
+@dataclass(frozen=True)
+class Declaration:
+    name: str
+    type: str  # rclpy Parameter.Type member name: BOOL, INTEGER, DOUBLE, STRING, STRING_ARRAY
+    default: Any  # None: required (statically typed, no value until a params file gives one)
+    description: str
+    additional_constraints: str
+    read_only: bool
+    floating_point_range: tuple[float, float] | None = None
+    integer_range: tuple[int, int] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
 
 
-def flatten(obj: Any) -> dict[str, Any]:
-    """Dotted name -> default value of a config dataclass instance."""
-    return flatten_yaml(dataclass_to_dict(obj))
+def _declaration(spec: ParamSpec) -> Declaration:
+    p, t = spec.param, spec.type
+    default: Any = None
+    if not spec.required:  # in the type ROS infers it as: a float default 1 would declare an integer
+        d = spec.default
+        default = float(d) if t is ParamType.DOUBLE else list(d) if t is ParamType.STRING_ARRAY else d
+    return Declaration(
+        name=spec.name,
+        type=t.name,
+        default=default,
+        description=spec.description,
+        additional_constraints=spec.constraints,
+        read_only=not p.live,
+        floating_point_range=(float(p.range[0]), float(p.range[1])) if t is ParamType.DOUBLE and p.range else None,
+        integer_range=(int(p.range[0]), int(p.range[1])) if t is ParamType.INTEGER and p.range else None,
+    )
 
 
-def flatten_yaml(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted names of a `ros__parameters:` mapping (lists are values, mappings nest)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten_yaml(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
+def declarations(cls: type[Any]) -> list[Declaration]:
+    """Every parameter a node declares for config dataclass `cls`, in field order."""
+    return [_declaration(spec) for spec in schema(cls).values()]
 
 
-def unflatten(values: dict[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, value in values.items():
-        node = tree
-        *parents, leaf = name.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
-def validated(cls: type[T], values: dict[str, Any], where: str) -> T:
-    """The typed config from dotted parameter values; a bad value is one ConfigError naming it."""
-    return dataclass_from_dict(cls, unflatten(values), where)
+def parameter_names(cls: type[Any]) -> list[str]:
+    """The dotted names a node declares for `cls`."""
+    return list(schema(cls))

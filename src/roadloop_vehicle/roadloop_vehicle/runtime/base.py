@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.param_schema import Param, check_fields
 from roadloop_vehicle.errors import ModelError
 from roadloop_vehicle.runtime.spec import (
     EGO,
@@ -26,22 +27,30 @@ __all__ = ["Backend", "IOBuffers", "RuntimeConfig"]
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    backend: str = "onnxruntime"  # onnxruntime | tensorrt
-    device: str = "cpu"  # cpu | cuda (required) | auto (onnxruntime's CUDA provider where present, else CPU)
-    intra_op_threads: int = 1  # 1 keeps replay reproducible and leaves cores to the other nodes
-    warmup_runs: int = 3
-    precision: str = "fp16"  # tensorrt only: fp16 | fp32
-    engine_cache_dir: str = "~/.cache/roadloop/engines"
+    backend: Annotated[str, Param("inference engine (tensorrt where installed)", choices=("onnxruntime", "tensorrt"))]
+    device: Annotated[
+        str,
+        Param(
+            "cpu; cuda (required); auto (onnxruntime's CUDA provider where present, else CPU)",
+            choices=("cpu", "cuda", "auto"),
+        ),
+    ]
+    intra_op_threads: Annotated[
+        int,
+        Param(
+            "onnxruntime threads (0: onnxruntime decides); 1 keeps replays reproducible and cores for the other nodes",
+            unit="threads",
+            range=(0, 256),
+        ),
+    ]
+    warmup_runs: Annotated[
+        int, Param("inferences on a neutral input at load, before the first frame", unit="runs", range=(0, 1000))
+    ]
+    precision: Annotated[str, Param("tensorrt engine precision", choices=("fp16", "fp32"))]
+    engine_cache_dir: Annotated[str, Param("where built TensorRT engines are cached (~ expands)")]
 
     def __post_init__(self) -> None:
-        if self.backend not in ("onnxruntime", "tensorrt"):
-            raise ValueError(f"backend must be onnxruntime or tensorrt, got {self.backend!r}")
-        if self.device not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"device must be cpu, cuda or auto, got {self.device!r}")
-        if self.precision not in ("fp16", "fp32"):
-            raise ValueError(f"precision must be fp16 or fp32, got {self.precision!r}")
-        if self.intra_op_threads < 0 or self.warmup_runs < 0:
-            raise ValueError("intra_op_threads and warmup_runs must be >= 0")
+        check_fields(self)
 
 
 class IOBuffers:

@@ -18,6 +18,7 @@ from roadloop_core.registry import TopicRegistry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.control.controller import Command
 from roadloop_vehicle.diagnostics import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, Status
+from roadloop_vehicle.limits import VehicleLimits
 from roadloop_vehicle.output_messages import diagnostics_msg
 from roadloop_vehicle.safety.supervisor import SafetyConfig, SafetyInput, SafetyOutput, SafetySupervisor, State
 
@@ -36,9 +37,11 @@ def safety_status(out: SafetyOutput) -> Status:
 
 
 class SafetyCore:
-    def __init__(self, config: SafetyConfig, registry: TopicRegistry, diagnostics_period_s: float) -> None:
+    def __init__(
+        self, config: SafetyConfig, limits: VehicleLimits, registry: TopicRegistry, diagnostics_period_s: float
+    ) -> None:
         self.registry = registry
-        self.supervisor = SafetySupervisor(config, registry)
+        self.supervisor = SafetySupervisor(config, limits, registry)
         cmd = registry["command_raw"]
         self.watchdog_after_ns = int(cmd.stale_after_s(registry.stale_factor) * 1e9)
         self.tick_period_s = 1.0 / cmd.rate_hz

@@ -8,22 +8,25 @@ function of (state, faults, healthy-frame count) so it can be tested as a table.
     FALLBACK    controlled stop; entered on any fault  -> RECOVERING on a healthy frame
     RECOVERING  still stopping; needs M healthy frames in a row -> ACTIVE (a fault -> FALLBACK)
 
-Every command leaving the supervisor, fallback included, obeys the steering
-limit and rate, the acceleration limits and the jerk limit.
+Every command leaving the supervisor, fallback included, obeys the vehicle's limits
+(`VehicleLimits`): steering angle and rate, speed, acceleration and braking, jerk.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+from typing import Annotated
 
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.param_schema import Param, check_fields
 from roadloop_core.registry import TopicRegistry
 from roadloop_vehicle.control.controller import Command
+from roadloop_vehicle.limits import VehicleLimits
 
 __all__ = ["Fault", "SafetyConfig", "SafetyInput", "SafetyOutput", "SafetySupervisor", "State", "transition"]
 
@@ -45,36 +48,30 @@ class Fault(str, Enum):
 
 @dataclass(frozen=True)
 class SafetyConfig:
-    monitored_roles: list[str] = field(default_factory=lambda: ["camera", "odometry"])
-    recovery_frames: int = 10
-    max_steering_rad: float = 0.5
-    max_steering_rate_radps: float = 0.7
-    max_speed_mps: float = 30.0
-    max_accel_mps2: float = 3.0
-    max_decel_mps2: float = 8.0
-    max_jerk_mps3: float = 10.0
-    stop_decel_mps2: float = 3.0
-    max_waypoint_jump_m: float = 6.0
-    max_target_speed_jump_mps: float = 6.0
-    nominal_dt_s: float = 0.1
+    """How the supervisor judges and stops; the limits it enforces are the vehicle's (`VehicleLimits`)."""
+
+    monitored_roles: Annotated[
+        list[str], Param("registry roles that fault as stale:<role> when silent for stale_factor / rate_hz")
+    ]
+    recovery_frames: Annotated[
+        int, Param("healthy frames in a row before leaving the fallback", unit="frames", range=(1, 10000))
+    ]
+    stop_decel_mps2: Annotated[
+        float,
+        Param("controlled stop: braking, at most vehicle_limits.max_decel_mps2", unit="m/s²", range=(0.1, 12.0)),
+    ]
+    max_waypoint_jump_m: Annotated[
+        float, Param("frame-to-frame move of any waypoint above this is implausible", unit="m", range=(0.1, 1000.0))
+    ]
+    max_target_speed_jump_mps: Annotated[
+        float, Param("frame-to-frame change of target speed above this is implausible", unit="m/s", range=(0.1, 100.0))
+    ]
+    nominal_dt_s: Annotated[
+        float, Param("time step assumed for the first frame's rate limits", unit="s", range=(0.001, 10.0))
+    ]
 
     def __post_init__(self) -> None:
-        if self.recovery_frames < 1:
-            raise ValueError("recovery_frames must be >= 1")
-        for name in (
-            "max_steering_rad",
-            "max_steering_rate_radps",
-            "max_speed_mps",
-            "max_accel_mps2",
-            "max_decel_mps2",
-            "max_jerk_mps3",
-            "stop_decel_mps2",
-            "max_waypoint_jump_m",
-            "max_target_speed_jump_mps",
-            "nominal_dt_s",
-        ):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -111,8 +108,9 @@ def transition(state: State, healthy: bool, healthy_count: int, recovery_frames:
 class SafetySupervisor:
     """`step(SafetyInput) -> SafetyOutput`."""
 
-    def __init__(self, config: SafetyConfig, registry: TopicRegistry) -> None:
+    def __init__(self, config: SafetyConfig, limits: VehicleLimits, registry: TopicRegistry) -> None:
         self.config = config
+        self.limits = limits
         self.stale_after_ns = {
             role: int(registry[role].stale_after_s(registry.stale_factor) * 1e9) for role in config.monitored_roles
         }
@@ -144,7 +142,7 @@ class SafetySupervisor:
             elif self._jump(inp.waypoints) > c.max_waypoint_jump_m:
                 found.append(Fault.IMPLAUSIBLE_JUMP.value)
         if inp.target_speed is not None and math.isfinite(inp.target_speed):
-            if inp.target_speed < -0.5 or inp.target_speed > 1.5 * c.max_speed_mps:
+            if inp.target_speed < -0.5 or inp.target_speed > 1.5 * self.limits.max_speed_mps:
                 found.append(Fault.IMPLAUSIBLE_VALUE.value)
             elif (
                 self._prev_target is not None
@@ -197,15 +195,15 @@ class SafetySupervisor:
         return Command(steering_angle=self._out.steering_angle, speed=speed, acceleration=accel)
 
     def _limit(self, cmd: Command, dt: float) -> Command:
-        c = self.config
+        lim = self.limits
         prev = self._out
-        max_dsteer = c.max_steering_rate_radps * dt
-        steer = max(-c.max_steering_rad, min(c.max_steering_rad, cmd.steering_angle))
+        max_dsteer = lim.max_steering_rate_radps * dt
+        steer = max(-lim.max_steering_rad, min(lim.max_steering_rad, cmd.steering_angle))
         steer = max(prev.steering_angle - max_dsteer, min(prev.steering_angle + max_dsteer, steer))
-        max_daccel = c.max_jerk_mps3 * dt
-        accel = max(-c.max_decel_mps2, min(c.max_accel_mps2, cmd.acceleration))
+        max_daccel = lim.max_jerk_mps3 * dt
+        accel = max(-lim.max_decel_mps2, min(lim.max_accel_mps2, cmd.acceleration))
         accel = max(prev.acceleration - max_daccel, min(prev.acceleration + max_daccel, accel))
-        speed = max(0.0, min(c.max_speed_mps, cmd.speed))
+        speed = max(0.0, min(lim.max_speed_mps, cmd.speed))
         return Command(
             steering_angle=steer,
             speed=speed,
