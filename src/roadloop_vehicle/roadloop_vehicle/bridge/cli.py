@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from roadloop_core.hub_client import read_token
 from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
 from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.errors import BridgeError
@@ -22,16 +23,6 @@ from roadloop_vehicle.bridge.queue import UploadQueue
 __all__ = ["app"]
 
 app = typer.Typer(help="The vehicle bridge: upload closed bags to the hub, pull signed models.", no_args_is_help=True)
-
-
-def _read_token(path: Path) -> str:
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise BridgeError(f"{path}: cannot read the token file: {err.strerror}") from err
-    if not token:
-        raise BridgeError(f"{path}: the token file is empty")
-    return token
 
 
 def _overrides(cfg: BridgeConfig, **fields: Any) -> BridgeConfig:
@@ -80,7 +71,7 @@ def run(
         raise BridgeError(f"{watch}: no such recording folder")
     logging.basicConfig(level=logging.INFO if not quiet else logging.WARNING, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    bridge = Bridge(cfg, watch, hub, _read_token(token_file), state)
+    bridge = Bridge(cfg, watch, hub, read_token(token_file), state)
     try:
         if not once:
             stopping = [False]
