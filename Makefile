@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.roadloop-stamp
-PACKAGES := src/roadloop_core src/roadloop_vehicle src/roadloop_sim src/roadloop_cluster
+PACKAGES := src/roadloop_core src/roadloop_hub src/roadloop_vehicle src/roadloop_sim src/roadloop_cluster
 # mypy ignores site-packages without py.typed: rclpy-intellisense's copy of rclpy's sources goes on MYPYPATH
 # (linked into a throw-away folder: mypy refuses site-packages itself on MYPYPATH)
 RCLPY_SRC = $(shell $(BIN)/python -c "import importlib.util,os;s=importlib.util.find_spec('rclpy');print(os.path.dirname(s.origin) if s else '')" 2>/dev/null)
@@ -37,7 +37,8 @@ lint: setup
 typecheck: setup
 	d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
 	if [ -n "$(RCLPY_SRC)" ]; then ln -s "$(RCLPY_SRC)" $$d/rclpy; else echo "rclpy sources missing: pip install rclpy-intellisense" >&2; exit 1; fi && \
-	MYPYPATH=$$d $(BIN)/mypy --strict --follow-imports=silent src/roadloop_core/roadloop_core src/roadloop_vehicle/roadloop_vehicle src/roadloop_sim/roadloop_sim src/roadloop_cluster/roadloop_cluster
+	MYPYPATH=$$d $(BIN)/mypy --strict --follow-imports=silent src/roadloop_core/roadloop_core src/roadloop_hub/roadloop_hub \
+	    src/roadloop_vehicle/roadloop_vehicle src/roadloop_sim/roadloop_sim src/roadloop_cluster/roadloop_cluster
 
 pytest: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests

@@ -1,9 +1,10 @@
-"""Fleet link benchmarks (issue 7), measured side by side against one real hub process on loopback.
+"""Fleet link benchmarks (issue 7), measured side by side on loopback.
 
 1. upload throughput: the bridge's resumable, checksummed upload of a bag (sha256 of the tar stream,
-   8 MiB chunks each with its sha256, the hub fsyncing each chunk, re-hashing the whole and unpacking
-   it into the store) until the hub confirms it, against ONE plain HTTP PUT of the same bytes to the
-   same server (body spooled to a fsynced file): ratio of MB/s, target >= 0.5;
+   8 MiB chunks each with its sha256, the hub hashing and writing each chunk, re-hashing the whole and
+   unpacking it into the store) to one real hub process until the hub confirms it, against ONE plain
+   HTTP PUT of the same bytes to a plain server on the same stack (`plain_put_server`: FastAPI on
+   uvicorn, body spooled to a fsynced file, as the hub spools a body): ratio of MB/s, target >= 0.5;
 2. the bridge's CPU time per GB uploaded (its own process: hashing, reading, HTTP client).
 """
 
@@ -15,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from benchmarks.common import Bench
 __all__ = ["run"]
 
 REPEATS = 2
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _port() -> int:
@@ -49,36 +53,55 @@ def _bag(path: Path, megabytes: int, seed: int) -> Path:
     return path
 
 
+@contextmanager
+def _server(argv: list[str], health_url: str, log: Path) -> Iterator[None]:
+    """A server process on loopback, healthy before the body runs, stopped (SIGTERM) after."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{argv[2]} exited: {log.read_text()[-2000:]}")
+                try:
+                    if httpx.get(health_url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            yield
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def run(bench: Bench) -> None:
-    from roadloop_cluster.hub.auth import add_token
-    from roadloop_cluster.hub.db import open_database
-    from roadloop_vehicle.bridge import Bridge, BridgeConfig, RunReport, TarStream
+    from benchmarks.plain_put_server import PATH
+    from roadloop_core.contract.wire import TarStream
+    from roadloop_hub.auth import add_token
+    from roadloop_hub.sql_catalog import open_catalog
+    from roadloop_vehicle.bridge import Bridge, BridgeConfig, RunReport
 
     megabytes = 48 if bench.quick else 192
     root = bench.workdir / "hub"
     root.mkdir()
-    db = open_database("", root)
-    admin, car = add_token(db, "bench-admin", "admin"), add_token(db, "bench-car", "vehicle")
-    db.close()
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(bench.workdir / "hub.log", "wb")  # noqa: SIM115 - closed below
-    hub = subprocess.Popen(
-        [sys.executable, "-m", "roadloop_cluster.hub", "serve", "--root", str(root), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-
+    catalog = open_catalog("", root)
+    car = add_token(catalog, "bench-car", "vehicle")
+    catalog.close()
+    port, plain_port = _port(), _port()
+    url, plain_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
+    hub_argv = [sys.executable, "-m", "roadloop_hub", "serve", "--root", str(root), "--port", str(port)]
+    # the plain server spools into the hub's own tmp/: the same disk the hub writes to
+    plain_argv = [sys.executable, "-m", "benchmarks.plain_put_server", "--port", str(plain_port),
+                  "--dir", str(root / "tmp")]  # fmt: skip
+    with (
+        _server(hub_argv, f"{url}/v1/health", bench.workdir / "hub.log"),
+        _server(plain_argv, f"{plain_url}/health", bench.workdir / "plain.log"),
+    ):
         plain_s, upload_s, total_s, bridge_cpu = [], [], [], 0.0
         size = 0
         for rep in range(REPEATS):  # alternate baseline and bridge; best of each (this machine is shared)
@@ -88,12 +111,12 @@ def run(bench: Bench) -> None:
             stream = TarStream(bag)
             size = stream.size
 
-            # Baseline: one plain PUT of the same bytes (read from the same files) to the same server.
+            # Baseline: one plain PUT of the same bytes (read from the same files) to the plain server.
             t0 = time.perf_counter()
             resp = httpx.put(
-                f"{url}/v1/admin/sink",
+                f"{plain_url}{PATH}",
                 content=stream.iter_blocks(8 << 20),
-                headers={"Authorization": f"Bearer {admin}", "Content-Length": str(size)},
+                headers={"Content-Length": str(size)},
                 timeout=600,
             )
             plain_s.append(time.perf_counter() - t0)
@@ -130,11 +153,4 @@ def run(bench: Bench) -> None:
         )
         cpu_per_gb = bridge_cpu / (REPEATS * size / 1e9)
         bench.figure("bridge CPU time per GB", cpu_per_gb, "s/GB", detail="scan + hash + read + HTTP, bridge process")
-    finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-        log.close()
-        os.sync()
+    os.sync()

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # The hub image: the fleet's ingest, catalog and model registry (`roadloop hub serve`), without
-# torch. SQLite under the data volume by default; PostgreSQL with ROADLOOP_HUB_DB (see compose.yaml).
+# torch. SQLite under the data volume by default; PostgreSQL with `--db postgresql://...` (see compose.yaml).
 # Put TLS in front of it (a reverse proxy or an ingress): the hub itself speaks plain HTTP.
 #   docker build -f docker/hub.Dockerfile -t roadloop/hub .
 FROM python:3.11-slim-bookworm
@@ -14,13 +14,12 @@ WORKDIR /opt/roadloop
 COPY docker/requirements-hub.txt /tmp/requirements-hub.txt
 RUN pip install -r /tmp/requirements-hub.txt
 
-# --no-deps: roadloop_cluster declares torch for the trainer; the hub never imports it. The hub
-# shares the bag wire format (tar stream, safe names) with the bridge in roadloop_vehicle.
+# roadloop_hub needs roadloop_core and nothing else of the workspace (no torch, no vehicle package);
+# its dependencies and core's are the pins above, so pip resolves them without fetching anything new.
 COPY src/roadloop_core src/roadloop_core
-COPY src/roadloop_vehicle src/roadloop_vehicle
-COPY src/roadloop_cluster src/roadloop_cluster
+COPY src/roadloop_hub src/roadloop_hub
 COPY config config
-RUN pip install --no-deps ./src/roadloop_core ./src/roadloop_vehicle ./src/roadloop_cluster \
+RUN pip install ./src/roadloop_core ./src/roadloop_hub \
     && useradd --create-home --uid 1000 roadloop \
     && mkdir -p /var/lib/roadloop/hub \
     && chown roadloop:roadloop /var/lib/roadloop/hub

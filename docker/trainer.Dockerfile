@@ -24,7 +24,7 @@ RUN pip install -r /tmp/requirements-trainer.txt
 COPY src src
 COPY config config
 RUN pip install --no-deps \
-        ./src/roadloop_core ./src/roadloop_vehicle ./src/roadloop_sim ./src/roadloop_cluster \
+        ./src/roadloop_core ./src/roadloop_hub ./src/roadloop_vehicle ./src/roadloop_sim ./src/roadloop_cluster \
     && useradd --create-home --uid 1000 roadloop \
     && mkdir -p /data /runs \
     && chown roadloop:roadloop /data /runs

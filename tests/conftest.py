@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +32,49 @@ def conformance_dir() -> Path:
     if not CONFORMANCE.is_dir():
         pytest.skip(f"conformance bags not found at {CONFORMANCE} (../shared/data from the repository root)")
     return CONFORMANCE.resolve()
+
+
+# -- a real PostgreSQL server (the hub's catalog on PostgreSQL: tests/fleet, tests/roadloop_hub) -----------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql")
+    # PostgreSQL refuses to run as root: run it as `nobody` then (runuser), as ourselves otherwise.
+    prefix: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="roadloop-pg-"))
+    if os.geteuid() == 0:
+        if not shutil.which("runuser"):
+            pytest.skip("running as root and no runuser to start PostgreSQL as an unprivileged user")
+        prefix = ["runuser", "-u", "nobody", "--"]
+        os.chmod(base, 0o755)
+        shutil.chown(base, "nobody")
+    data, port = base / "data", _free_port()
+    try:
+        subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True)  # fmt: skip
+        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+                       check=True, capture_output=True)  # fmt: skip
+    except subprocess.CalledProcessError as err:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"could not start PostgreSQL: {err.stderr.decode()[-300:]}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

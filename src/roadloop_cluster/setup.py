@@ -15,6 +15,7 @@ setup(
     ],
     install_requires=[
         "roadloop_core",
+        "roadloop_hub",  # the loop runs `roadloop hub serve`; the trainer image runs `hub export-bags/publish`
         "roadloop_vehicle",
         "roadloop_sim",
         "numpy",
@@ -22,10 +23,6 @@ setup(
         "onnx",
         "onnxruntime",
         "tensorboard",
-        "fastapi",
-        "uvicorn",
-        "psycopg[binary]",
-        "python-multipart",
         "matplotlib",
         "tqdm",
         "psutil",
@@ -35,7 +32,7 @@ setup(
     zip_safe=False,
     maintainer="roadloop developers",
     maintainer_email="dev@roadloop.invalid",
-    description="Hub, dataset builder, torch data and models, torchrun trainer, export, gate, the fleet loop.",
+    description="Dataset builder, torch data and models, torchrun trainer, export, gate, the fleet loop.",
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={
@@ -43,7 +40,6 @@ setup(
             "data = roadloop_cluster.data.cli:app",
             "train = roadloop_cluster.train.cli:train",
             "export = roadloop_cluster.export.cli:export",
-            "hub = roadloop_cluster.hub.cli:app",
             "loop = roadloop_cluster.loop.cli:loop",
         ],
     },

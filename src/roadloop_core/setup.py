@@ -22,13 +22,17 @@ setup(
         "typer",
         "rich",
         "cryptography",
+        "httpx",
     ],
     # colcon runs `pytest` on test/ (ament style) when pytest is a test dependency.
     extras_require={"test": ["pytest"]},
     zip_safe=False,
     maintainer="roadloop developers",
     maintainer_email="dev@roadloop.invalid",
-    description="Topic registry, codec, bag I/O, time sync, bundles and signatures, config, the roadloop CLI.",
+    description=(
+        "Topic registry, codec, bag I/O, time sync, bundles and signatures, config, the contracts between the"
+        " parts (upload wire format), the hub client, the roadloop CLI."
+    ),
     license="Apache-2.0",
     python_requires=">=3.10",
     entry_points={

@@ -17,7 +17,6 @@ setup(
         "roadloop_core",
         "numpy",
         "onnxruntime",
-        "httpx",
     ],
     # colcon runs `pytest` on test/ (ament style) when pytest is a test dependency.
     extras_require={"test": ["pytest"]},

@@ -124,15 +124,11 @@ def test_each_image_installs_its_requirements_file() -> None:
 IMAGE_CODE = {
     "vehicle": (["roadloop_core/roadloop_core", "roadloop_vehicle/roadloop_vehicle"], "requirements-vehicle.txt"),
     "vehicle-jetson": (["roadloop_core/roadloop_core", "roadloop_vehicle/roadloop_vehicle"], "requirements-jetson.txt"),
-    "hub": (
-        [
-            "roadloop_core/roadloop_core",
-            "roadloop_cluster/roadloop_cluster/hub",
-            "roadloop_vehicle/roadloop_vehicle/bridge",
-        ],
-        "requirements-hub.txt",
+    "hub": (["roadloop_core/roadloop_core", "roadloop_hub/roadloop_hub"], "requirements-hub.txt"),
+    "trainer": (
+        ["roadloop_core", "roadloop_hub", "roadloop_vehicle", "roadloop_sim", "roadloop_cluster"],
+        "requirements-trainer.txt",
     ),
-    "trainer": (["roadloop_core", "roadloop_vehicle", "roadloop_sim", "roadloop_cluster"], "requirements-trainer.txt"),
 }
 ROS = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros"}
 FROM_BASE = {
@@ -191,6 +187,36 @@ def test_image_installs_what_its_code_imports(image: str) -> None:
         if not names & {re.sub(r"[-_.]+", "-", p) for p in pins}:
             missing.append(f"{mod} ({'/'.join(sorted(names))})")
     assert not missing, f"{req}: the {image} image's code imports {', '.join(missing)}, which it does not install"
+
+
+def _workspace_imports(package_dir: Path) -> set[str]:
+    """The roadloop packages a package's code imports (top-level names)."""
+    import ast
+
+    mods: set[str] = set()
+    for f in package_dir.rglob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                mods |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                mods.add(node.module.split(".")[0])
+    return {m for m in mods if m.startswith("roadloop")}
+
+
+def test_hub_image_installs_core_and_hub_only() -> None:
+    """The hub deploys on its own: no vehicle, sim or cluster package, no torch, and no --no-deps dodge."""
+    instr = _instructions(DOCKER / "hub.Dockerfile")
+    copied = {shlex.split(a)[0] for i, a in instr if i == "COPY"}
+    assert {c for c in copied if c.startswith("src/")} == {"src/roadloop_core", "src/roadloop_hub"}
+    installs = [a for i, a in instr if i == "RUN" and "pip install" in a]
+    assert installs and not any("--no-deps" in a for a in installs)
+    assert any("./src/roadloop_core ./src/roadloop_hub" in a for a in installs)
+    assert _workspace_imports(REPO / "src" / "roadloop_hub" / "roadloop_hub") <= {"roadloop_core", "roadloop_hub"}
+    from importlib.metadata import requires
+
+    needs = {re.split(r"[\[<>=!; ]", r, maxsplit=1)[0].lower() for r in requires("roadloop_hub") or []}
+    assert not needs & {"torch", "roadloop_vehicle", "roadloop_sim", "roadloop_cluster", "onnxruntime"}
+    assert "torch" not in _pins(DOCKER / "requirements-hub.txt")
 
 
 def test_trainer_base_image_carries_the_pinned_torch() -> None:

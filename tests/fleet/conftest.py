@@ -1,6 +1,6 @@
 """Real hub and bridge processes on loopback for the fleet tests.
 
-`hub_proc` starts `python -m roadloop_cluster.hub serve` (the `roadloop hub` app) on a free
+`hub_proc` starts `python -m roadloop_hub serve` (the `roadloop hub` app) on a free
 port; `make_bag` writes small, incompressible mcap bags with `BagWriter`; `run_bridge`
 runs the bridge CLI as a subprocess.
 """
@@ -20,10 +20,10 @@ import httpx
 import numpy as np
 import pytest
 
-from roadloop_cluster.hub.auth import add_token
-from roadloop_cluster.hub.db import open_database
 from roadloop_core.bag import BagWriter
 from roadloop_core.codec import numpy_to_image
+from roadloop_hub.auth import add_token
+from roadloop_hub.sql_catalog import open_catalog
 
 CAMERA = "/sensors/camera/front/image"
 
@@ -47,11 +47,11 @@ class HubProc:
         self.admin = self.token("boss", admin=True)
 
     def token(self, name: str, admin: bool = False) -> str:
-        db = open_database(self.db_url, self.root)
+        catalog = open_catalog(self.db_url, self.root)
         try:
-            return add_token(db, name, "admin" if admin else "vehicle")
+            return add_token(catalog, name, "admin" if admin else "vehicle")
         finally:
-            db.close()
+            catalog.close()
 
     def token_file(self, name: str, tmp: Path) -> Path:
         path = tmp / f"{name}.token"
@@ -62,7 +62,7 @@ class HubProc:
         cmd = [
             sys.executable,
             "-m",
-            "roadloop_cluster.hub",
+            "roadloop_hub",
             "serve",
             "--root",
             str(self.root),

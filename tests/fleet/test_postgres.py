@@ -1,63 +1,17 @@
-"""The hub on a real PostgreSQL server started by the test (Debian's initdb/pg_ctl); skipped without one."""
+"""The hub on a real PostgreSQL server started by the test (`pg_url`, tests/conftest.py); skipped without one."""
 
 from __future__ import annotations
 
-import glob
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from roadloop_vehicle.bridge.wire import TarStream
-
-from .conftest import free_port
+from roadloop_core.contract.wire import TarStream
 
 pytestmark = pytest.mark.postgres
-
-
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not installed: apt-get install postgresql")
-    # PostgreSQL refuses to run as root: run it as `nobody` then (runuser), as ourselves otherwise.
-    prefix: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="roadloop-pg-"))
-    if os.geteuid() == 0:
-        if not shutil.which("runuser"):
-            pytest.skip("running as root and no runuser to start PostgreSQL as an unprivileged user")
-        prefix = ["runuser", "-u", "nobody", "--"]
-        os.chmod(base, 0o755)
-        shutil.chown(base, "nobody")
-    data, port = base / "data", free_port()
-    try:
-        subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-                       check=True, capture_output=True)  # fmt: skip
-        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
-                       check=True, capture_output=True)  # fmt: skip
-    except subprocess.CalledProcessError as err:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"could not start PostgreSQL: {err.stderr.decode()[-300:]}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_hub_on_postgresql(pg_url: str, hub_proc, make_bag, run_bridge, tmp_path: Path) -> None:
@@ -74,7 +28,7 @@ def test_hub_on_postgresql(pg_url: str, hub_proc, make_bag, run_bridge, tmp_path
     hub.stop()  # the catalog lives in PostgreSQL, not in the hub process or its root
     hub.start()
     ls = subprocess.run(
-        [sys.executable, "-m", "roadloop_cluster.hub", "ls", "--root", str(hub.root), "--db", pg_url, "--json"],
+        [sys.executable, "-m", "roadloop_hub", "ls", "--root", str(hub.root), "--db", pg_url, "--json"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert ls.returncode == 0, ls.stderr
@@ -87,8 +41,8 @@ def test_hub_on_postgresql(pg_url: str, hub_proc, make_bag, run_bridge, tmp_path
 
 
 def test_catalog_statement_errors_do_not_poison_the_connection(pg_url: str, tmp_path: Path) -> None:
-    from roadloop_cluster.hub.db import open_database
-    from roadloop_cluster.hub.errors import CatalogError
+    from roadloop_hub.db import open_database
+    from roadloop_hub.errors import CatalogError
 
     db = open_database(pg_url, tmp_path)
     try:

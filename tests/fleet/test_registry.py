@@ -15,8 +15,9 @@ import pytest
 
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, write_bundle
 from roadloop_core.config import config_dir
+from roadloop_core.contract.wire import TarStream
 from roadloop_core.features import ObservationSpec
-from roadloop_vehicle.bridge import Bridge, BridgeConfig, PullResult, TarStream
+from roadloop_vehicle.bridge import Bridge, BridgeConfig, PullResult
 from roadloop_vehicle.params import load_vehicle_params
 
 
@@ -46,7 +47,7 @@ def make_bundle(
 
 
 def hub_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "roadloop_cluster.hub", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "roadloop_hub", *args], capture_output=True, text=True)
 
 
 def publish(hub, admin_file: Path, bundle: Path, channel: str = "production") -> subprocess.CompletedProcess[str]:

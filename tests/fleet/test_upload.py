@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from roadloop_vehicle.bridge.wire import TarStream
+from roadloop_core.contract.wire import TarStream
 
 from .conftest import bridge_cmd
 

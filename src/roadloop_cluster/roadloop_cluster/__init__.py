@@ -1,4 +1,4 @@
-"""roadloop_cluster: hub, dataset builder, torch data loading, models, trainer, export, gate, the fleet loop."""
+"""roadloop_cluster: dataset builder, torch data loading, models, trainer, export, gate, the fleet loop."""
 
 from roadloop_cluster.errors import ClusterError
 

@@ -12,6 +12,9 @@ __all__ = [
     "BagUnsupportedError",
     "BundleError",
     "ConfigError",
+    "HubClientError",
+    "HubRefused",
+    "HubUnavailable",
     "RoadloopError",
     "TypesysError",
 ]
@@ -47,3 +50,19 @@ class BagUnsupportedError(BagError):
 
 class BundleError(RoadloopError):
     """A model bundle is malformed, tampered with or wrongly signed."""
+
+
+class HubClientError(RoadloopError):
+    """Talking to the hub failed (`roadloop_core.hub_client`)."""
+
+
+class HubUnavailable(HubClientError):
+    """The hub could not be reached or answered 5xx/429: worth retrying after a backoff."""
+
+
+class HubRefused(HubClientError):
+    """The hub answered 4xx: retrying the same request will not help (`status` says why)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

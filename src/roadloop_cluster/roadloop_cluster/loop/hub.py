@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from roadloop_cluster.loop.errors import LoopError
 from roadloop_cluster.loop.proc import child_env, roadloop_argv
+from roadloop_core.errors import HubClientError
+from roadloop_core.hub_client import HubClient
 
 __all__ = ["HubServer", "free_port"]
 
@@ -78,15 +78,16 @@ class HubServer:
     def _wait_healthy(self) -> bool:
         assert self._proc is not None
         deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=2.0).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        with HubClient(self.url, timeout_s=2.0) as client:
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    return False
+                try:
+                    if client.health().get("ok") is True:
+                        return True
+                except HubClientError:
+                    pass
+                time.sleep(0.2)
         return False
 
     def _tail(self) -> str:

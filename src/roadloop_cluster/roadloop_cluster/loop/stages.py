@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from roadloop_cluster.loop.adapters import dataset_summary, eval_summary, read_json, training_summary
@@ -25,7 +24,9 @@ from roadloop_cluster.loop.errors import LoopError
 from roadloop_cluster.loop.hub import HubServer
 from roadloop_cluster.loop.proc import run_roadloop
 from roadloop_cluster.loop.stage_runner import StageOutcome
+from roadloop_core.errors import HubClientError
 from roadloop_core.fsio import atomic_write_json
+from roadloop_core.hub_client import HubClient
 
 __all__ = ["Layout", "LoopContext"]
 
@@ -261,15 +262,11 @@ class LoopContext:
 
     def _hub_bags(self) -> list[dict[str, Any]]:
         """The hub's catalog, as an admin sees it over HTTP (`GET /v1/bags`)."""
-        token = self.admin_token.read_text().strip()
         try:
-            resp = httpx.get(f"{self.hub_url}/v1/bags", headers={"Authorization": f"Bearer {token}"}, timeout=60.0)
-        except httpx.HTTPError as err:
-            raise LoopError(f"{self.hub_url}/v1/bags: {type(err).__name__}: {err}") from err
-        if resp.status_code != 200:
-            raise LoopError(f"{self.hub_url}/v1/bags: HTTP {resp.status_code}: {resp.text[:200]}")
-        rows: list[dict[str, Any]] = resp.json()
-        return rows
+            with HubClient.from_token_file(self.hub_url, self.admin_token) as hub:
+                return hub.list_bags()
+        except HubClientError as err:
+            raise LoopError(str(err)) from err
 
     # -- cluster side ----------------------------------------------------------------------------
 

@@ -6,4 +6,6 @@ import the same definition, so a change to a contract is a change in one place t
 sees at once, instead of prose that each side writes out again.
 """
 
-__all__: list[str] = []
+from roadloop_core.contract.wire import TarStream
+
+__all__ = ["TarStream"]

@@ -4,32 +4,27 @@
                     vehicle=load_vehicle_params(CONFIG / "vehicle.yaml"))  # the drive node's params
     report = bridge.run_once()     # scan -> queue -> upload -> free disk -> pull model -> /diagnostics
 
-Pure cores: `decisions` (priority, order, closed-bag rule, backoff, bandwidth cap, disk plan);
-`wire` (safe names, the deterministic tar stream a bag travels as).
+Pure core: `decisions` (priority, order, closed-bag rule, backoff, bandwidth cap, disk plan). The
+wire format (safe names, the deterministic tar stream a bag travels as) is
+`roadloop_core.contract.wire`, read by the hub too; the HTTP client is `roadloop_core.hub_client`.
 """
 
-from roadloop_vehicle.bridge.client import HubClient
 from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
 from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, Status, statuses, to_message
-from roadloop_vehicle.bridge.errors import BridgeError, HubRefused, HubUnavailable
+from roadloop_vehicle.bridge.errors import BridgeError
 from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, switch_current
 from roadloop_vehicle.bridge.queue import UploadQueue
-from roadloop_vehicle.bridge.wire import TarStream
 
 __all__ = [
     "Bridge",
     "BridgeConfig",
     "BridgeError",
-    "HubClient",
-    "HubRefused",
-    "HubUnavailable",
     "JsonlSink",
     "ModelPuller",
     "PullResult",
     "RunReport",
     "Status",
-    "TarStream",
     "UploadQueue",
     "load_bridge_config",
     "statuses",

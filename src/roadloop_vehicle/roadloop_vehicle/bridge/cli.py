@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 from rich.table import Table
 
 from roadloop_core.config import config_dir
+from roadloop_core.hub_client import read_token
 from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
 from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.errors import BridgeError
@@ -23,16 +24,6 @@ from roadloop_vehicle.bridge.queue import UploadQueue
 __all__ = ["app"]
 
 app = typer.Typer(help="The vehicle bridge: upload closed bags to the hub, pull signed models.", no_args_is_help=True)
-
-
-def _read_token(path: Path) -> str:
-    try:
-        token = path.read_text(encoding="utf-8").strip()
-    except OSError as err:
-        raise BridgeError(f"{path}: cannot read the token file: {err.strerror}") from err
-    if not token:
-        raise BridgeError(f"{path}: the token file is empty")
-    return token
 
 
 def _overrides(cfg: BridgeConfig, **fields: Any) -> BridgeConfig:
@@ -86,7 +77,7 @@ def run(
         from roadloop_vehicle.params import load_vehicle_params
 
         vehicle = load_vehicle_params(Path(cfg.vehicle_params) if cfg.vehicle_params else config_dir() / "vehicle.yaml")
-    bridge = Bridge(cfg, watch, hub, _read_token(token_file), state, vehicle=vehicle)
+    bridge = Bridge(cfg, watch, hub, read_token(token_file), state, vehicle=vehicle)
     try:
         if not once:
             stopping = [False]

@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roadloop_core.bundle import load_public_key
-from roadloop_core.errors import RoadloopError
-from roadloop_vehicle.bridge.client import HubClient
+from roadloop_core.contract.wire import TarStream, is_safe_name
+from roadloop_core.errors import HubRefused, HubUnavailable, RoadloopError
+from roadloop_core.hub_client import HubClient
 from roadloop_vehicle.bridge.config import BridgeConfig
 from roadloop_vehicle.bridge.decisions import backoff_delay, disk_status, plan_deletions
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses
-from roadloop_vehicle.bridge.errors import BridgeError, HubRefused, HubUnavailable
+from roadloop_vehicle.bridge.errors import BridgeError
 from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, current_label
+from roadloop_vehicle.bridge.pacing import bandwidth_pacer
 from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
 from roadloop_vehicle.bridge.scanner import bag_size, scan
-from roadloop_vehicle.bridge.wire import TarStream, is_safe_name
 
 if TYPE_CHECKING:
     from roadloop_vehicle.params import VehicleParams
@@ -66,7 +67,9 @@ class Bridge:
         self.vehicle = vehicle
         state.mkdir(parents=True, exist_ok=True)
         self.queue = UploadQueue(state / "queue.db")
-        self.client = HubClient(hub_url, token, cfg.request_timeout_s, cfg.bandwidth_bytes_per_s)
+        self.client = HubClient(
+            hub_url, token, timeout_s=cfg.request_timeout_s, pace=bandwidth_pacer(cfg.bandwidth_bytes_per_s)
+        )
         self.sink = JsonlSink(state / "diagnostics.jsonl")
         self.rng = rng or random.Random()
         self.sleep = sleep

@@ -25,11 +25,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from roadloop_core.bundle import MANIFEST_FILE, Manifest, check_observation_compatible, verify_bundle
+from roadloop_core.contract.wire import SHA256_RE, check_name
 from roadloop_core.errors import RoadloopError
 from roadloop_core.fsio import atomic_write_json, fsync_dir, replace_symlink
-from roadloop_vehicle.bridge.client import HubClient
+from roadloop_core.hub_client import HubClient
 from roadloop_vehicle.bridge.errors import BridgeError
-from roadloop_vehicle.bridge.wire import SHA256_RE, check_name
 from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["ModelPuller", "PullResult", "current_label", "switch_current"]
@@ -102,7 +102,7 @@ class ModelPuller:
         return PullResult("refused", label, reason)
 
     def poll(self) -> PullResult:
-        release = self.client.channel(self.channel)
+        release = self.client.current(self.channel)
         if release is None:
             return PullResult("none", reason=f"channel {self.channel} has no release")
         bundle_id = str(release["bundle_id"])

@@ -1,4 +1,4 @@
-"""The catalog database: SQLite by default, PostgreSQL by URL, one schema and one SQL dialect.
+"""The SQL engine under `sql_catalog`: SQLite by default, PostgreSQL by URL, one schema and one SQL dialect.
 
 Queries are written once with `?` placeholders and portable types (TEXT, BIGINT,
 DOUBLE PRECISION); for PostgreSQL the placeholders become `%s`. One connection
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from roadloop_cluster.hub.errors import CatalogError
+from roadloop_hub.errors import CatalogError
 
 __all__ = ["Database", "open_database"]
 

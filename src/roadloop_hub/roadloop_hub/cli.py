@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from roadloop_cluster.hub.auth import ADMIN, VEHICLE, add_token, list_tokens, revoke_tokens
-from roadloop_cluster.hub.config import HubConfig, load_hub_config
-from roadloop_cluster.hub.errors import HubError
-from roadloop_cluster.hub.server import open_hub
-from roadloop_cluster.hub.server import serve as serve_hub
+from roadloop_core.config import config_dir
 from roadloop_core.fsio import atomic_write_text, replace_symlink
-from roadloop_vehicle.bridge.wire import TarStream
+from roadloop_core.hub_client import HubClient
+from roadloop_hub.auth import ADMIN, VEHICLE, add_token, list_tokens, revoke_tokens
+from roadloop_hub.config import HubConfig, load_hub_config
+from roadloop_hub.errors import HubError
+from roadloop_hub.server import open_hub
+from roadloop_hub.server import serve as serve_hub
+from roadloop_hub.service import Hub
 
 __all__ = ["app"]
 
@@ -35,11 +38,21 @@ Db = Annotated[str | None, typer.Option("--db", help="Catalog URL: postgresql://
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="hub.yaml (default config/hub.yaml).")]
 HubUrl = Annotated[str, typer.Option("--hub", help="Hub base URL, e.g. http://127.0.0.1:8470.")]
 TokenFile = Annotated[Path, typer.Option("--token-file", help="File holding the admin token.")]
+CLIENT_TIMEOUT_S = 120.0  # a publish waits while the hub unpacks and verifies the bundle
 
 
 def _cfg(config: Path | None, db: str | None) -> HubConfig:
-    cfg = load_hub_config(config)
+    cfg = load_hub_config(config or config_dir() / "hub.yaml")
     return replace(cfg, db=db) if db is not None else cfg
+
+
+@contextmanager
+def _opened(root: Path, cfg: HubConfig, *, create: bool = False) -> Iterator[Hub]:
+    hub = open_hub(root, cfg, create=create)
+    try:
+        yield hub
+    finally:
+        hub.close()
 
 
 @app.command()
@@ -68,8 +81,8 @@ def token_add(
     config: ConfigOpt = None,
 ) -> None:
     """Create a token; it is printed (or written) once and only its sha256 is kept."""
-    hub = open_hub(root, _cfg(config, db))
-    token = add_token(hub.db, name, ADMIN if admin else VEHICLE)
+    with _opened(root, _cfg(config, db), create=True) as hub:
+        token = add_token(hub.catalog, name, ADMIN if admin else VEHICLE)
     if out is None:
         typer.echo(token)
         return
@@ -79,18 +92,19 @@ def token_add(
 @token_app.command("ls")
 def token_ls(root: Root, db: Db = None, config: ConfigOpt = None) -> None:
     """List token holders (hash prefixes only)."""
-    hub = open_hub(root, _cfg(config, db), create=False)
+    with _opened(root, _cfg(config, db)) as hub:
+        tokens = list_tokens(hub.catalog)
     table = Table("principal", "role", "created", "revoked", "hash")
-    for t in list_tokens(hub.db):
-        table.add_row(t["principal"], t["role"], _when(t["created"]), "yes" if t["revoked"] else "", t["hash_prefix"])
+    for t in tokens:
+        table.add_row(t.principal, t.role, _when(t.created), "yes" if t.revoked else "", t.token_hash[:12])
     Console().print(table)
 
 
 @token_app.command("revoke")
 def token_revoke(name: str, root: Root, db: Db = None, config: ConfigOpt = None) -> None:
     """Revoke every token of NAME."""
-    hub = open_hub(root, _cfg(config, db), create=False)
-    n = revoke_tokens(hub.db, name)
+    with _opened(root, _cfg(config, db)) as hub:
+        n = revoke_tokens(hub.catalog, name)
     if n == 0:
         raise HubError(f"no active token for {name!r}")
     typer.echo(f"revoked {n} token(s) of {name}")
@@ -115,10 +129,10 @@ def ls(
     config: ConfigOpt = None,
 ) -> None:
     """List the catalog: bag, vehicle, time range, topics and counts, tags, arrival, sha256."""
-    hub = open_hub(root, _cfg(config, db), create=False)
-    rows = hub.list_bags(None, vehicle, tag)
+    with _opened(root, _cfg(config, db)) as hub:
+        rows = hub.bags.list_bags(None, vehicle, tag)
     if plot is not None:
-        from roadloop_cluster.hub.plot import plot_timeline
+        from roadloop_hub.plot import plot_timeline
 
         plot_timeline(rows, plot)
     if as_json:
@@ -145,14 +159,16 @@ def export_bags(
     config: ConfigOpt = None,
 ) -> None:
     """Materialise stored bags as plain bag folders (symlinks into ROOT/bags/<sha256>) for `roadloop data build`."""
-    hub = open_hub(root, _cfg(config, db), create=False)
+    with _opened(root, _cfg(config, db)) as hub:
+        rows = hub.bags.list_bags(None, vehicle, tag)
+        store = hub.store
     out.mkdir(parents=True, exist_ok=True)
     n = 0
-    for r in hub.list_bags(None, vehicle, tag):
+    for r in rows:
         if not r["readable"]:
             continue
         link = out / f"{r['vehicle']}__{r['bag_name']}"
-        target = hub.store.bag_dir(r["sha256"]).resolve()
+        target = store.bag_dir(r["sha256"]).resolve()
         if link.is_symlink() and link.resolve() == target:
             continue
         replace_symlink(link, target)
@@ -168,27 +184,9 @@ def gc(
     config: ConfigOpt = None,
 ) -> None:
     """Free the disk held by abandoned uploads (a bridge that comes back later simply starts a new one)."""
-    hub = open_hub(root, _cfg(config, db), create=False)
-    dropped = hub.collect_garbage(older_than_h * 3600.0)
+    with _opened(root, _cfg(config, db)) as hub:
+        dropped = hub.uploads.collect_garbage(older_than_h * 3600.0)
     typer.echo(f"dropped {len(dropped)} abandoned upload(s)")
-
-
-def _client(hub: str, token_file: Path) -> httpx.Client:
-    try:
-        token = token_file.read_text().strip()
-    except OSError as err:
-        raise HubError(f"{token_file}: cannot read token: {err.strerror}") from err
-    return httpx.Client(base_url=hub, headers={"Authorization": f"Bearer {token}"}, timeout=120.0)
-
-
-def _check(resp: httpx.Response) -> Any:
-    if resp.status_code >= 400:
-        try:
-            detail = resp.json().get("detail", resp.text)
-        except ValueError:
-            detail = resp.text
-        raise HubError(f"hub refused ({resp.status_code}): {detail}")
-    return resp.json()
 
 
 @app.command()
@@ -201,16 +199,8 @@ def publish(
     """Publish a signed bundle to a channel (the hub verifies it against its public key first)."""
     if not bundle.is_dir():
         raise HubError(f"{bundle}: no such bundle folder")
-    try:
-        stream = TarStream(bundle)
-    except ValueError as err:
-        raise HubError(f"{bundle}: {err}") from err
-    headers = {"Content-Length": str(stream.size), "Content-Type": "application/x-tar"}
-    try:
-        with _client(hub, token_file) as client:
-            rel = _check(client.post(f"/v1/channels/{channel}/bundles", content=stream.iter_blocks(), headers=headers))
-    except httpx.HTTPError as err:
-        raise HubError(f"{hub}: {type(err).__name__}: {err}") from err
+    with HubClient.from_token_file(hub, token_file, timeout_s=CLIENT_TIMEOUT_S) as client:
+        rel = client.publish(channel, bundle)
     typer.echo(f"{channel}: {rel['name']} v{rel['version']} (release {rel['seq']}, bundle {rel['bundle_id'][:12]})")
 
 
@@ -222,23 +212,16 @@ def rollback(
     to_version: Annotated[int | None, typer.Option(help="Version to return to (default: the previous one).")] = None,
 ) -> None:
     """Make an earlier release of a channel current again (kept in the channel's history)."""
-    body = {} if to_version is None else {"to_version": to_version}
-    try:
-        with _client(hub, token_file) as client:
-            rel = _check(client.post(f"/v1/channels/{channel}/rollback", json=body))
-    except httpx.HTTPError as err:
-        raise HubError(f"{hub}: {type(err).__name__}: {err}") from err
+    with HubClient.from_token_file(hub, token_file, timeout_s=CLIENT_TIMEOUT_S) as client:
+        rel = client.rollback(channel, to_version)
     typer.echo(f"{channel}: now {rel['name']} v{rel['version']} (release {rel['seq']})")
 
 
 @app.command()
 def history(hub: HubUrl, token_file: TokenFile, channel: Annotated[str, typer.Option()] = "production") -> None:
     """A channel's releases, oldest first (the last one is current)."""
-    try:
-        with _client(hub, token_file) as client:
-            rows = _check(client.get(f"/v1/channels/{channel}/history"))
-    except httpx.HTTPError as err:
-        raise HubError(f"{hub}: {type(err).__name__}: {err}") from err
+    with HubClient.from_token_file(hub, token_file, timeout_s=CLIENT_TIMEOUT_S) as client:
+        rows = client.history(channel)
     table = Table("seq", "action", "name", "version", "bundle", "at (UTC)")
     for r in rows:
         table.add_row(str(r["seq"]), r["action"], r["name"], str(r["version"]), r["bundle_id"][:12], _when(r["at"]))

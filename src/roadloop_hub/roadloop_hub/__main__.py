@@ -1,11 +1,11 @@
-"""`python -m roadloop_cluster.hub`: the commands of `roadloop hub` without loading every other verb."""
+"""`python -m roadloop_hub`: the commands of `roadloop hub` without loading every other verb."""
 
 from __future__ import annotations
 
 import sys
 
-from roadloop_cluster.hub.cli import app
 from roadloop_core.cli.main import run_app
+from roadloop_hub.cli import app
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ __all__ = ["plot_timeline"]
 
 
 def plot_timeline(rows: list[dict[str, Any]], out: Path) -> Path:
-    """Write a PNG (matplotlib, Agg) of `Hub.list_bags` rows: x = recording time (UTC), y = vehicle."""
+    """Write a PNG (matplotlib, Agg) of `BagService.list_bags` rows: x = recording time (UTC), y = vehicle."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -15,9 +15,7 @@ def test_reading_commands_refuse_a_missing_hub(tmp_path: Path, args: list[str]) 
     full = [*args, "--root", str(root)]
     if args[0] == "export-bags":
         full[2] = str(tmp_path / "out")
-    proc = subprocess.run(
-        [sys.executable, "-m", "roadloop_cluster.hub", *full], capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([sys.executable, "-m", "roadloop_hub", *full], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"roadloop: error: {root}: no hub here (start one with `roadloop hub serve --root {root}`)"

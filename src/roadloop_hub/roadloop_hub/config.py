@@ -1,11 +1,16 @@
-"""The hub's settings (`config/hub.yaml`, section `hub:`); CLI options override single fields."""
+"""The hub's settings (`config/hub.yaml`, section `hub:`); CLI options override single fields.
+
+The CLI resolves which file to read (`--config`, else `config/hub.yaml`); everything below it is
+handed a `HubConfig`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
+from roadloop_core.config import dataclass_from_dict, load_yaml
+from roadloop_core.contract.wire import CHANNEL_RE, MIN_CHUNK_BYTES
 from roadloop_core.errors import ConfigError
 
 __all__ = ["HubConfig", "load_hub_config"]
@@ -26,16 +31,19 @@ class HubConfig:
     log_level: str = "warning"
 
     def __post_init__(self) -> None:
-        if not 0 < self.max_chunk_bytes <= 256 << 20:
-            raise ValueError("max_chunk_bytes must be in (0, 256 MiB]")
+        if not MIN_CHUNK_BYTES <= self.max_chunk_bytes <= 256 << 20:
+            raise ValueError(f"max_chunk_bytes must be in [{MIN_CHUNK_BYTES} (the smallest chunk), 256 MiB]")
         if self.max_open_uploads < 1:
             raise ValueError("max_open_uploads must be >= 1")
         if not self.channels:
             raise ValueError("channels must name at least one channel")
+        bad = [c for c in self.channels if not CHANNEL_RE.match(c)]
+        if bad:
+            names = ", ".join(map(repr, bad))
+            raise ValueError(f"channel name(s) {names} refused: use 1-32 of [a-z0-9-], starting with a letter")
 
 
-def load_hub_config(path: Path | None = None) -> HubConfig:
-    path = path or config_dir() / "hub.yaml"
+def load_hub_config(path: Path) -> HubConfig:
     data = load_yaml(path)
     section = data.get("hub", {})
     if not isinstance(section, dict):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from roadloop_cluster.errors import ClusterError
+from roadloop_core.errors import RoadloopError
 
 __all__ = ["CatalogError", "HubError", "RequestRefused", "StoreError"]
 
 
-class HubError(ClusterError):
+class HubError(RoadloopError):
     """Base of the hub's errors."""
 
 

@@ -19,11 +19,35 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from roadloop_cluster.hub.errors import StoreError
+from roadloop_core.contract.wire import check_name
 from roadloop_core.fsio import fsync_dir
-from roadloop_vehicle.bridge.wire import check_name
+from roadloop_hub.errors import StoreError
 
-__all__ = ["BlobStore"]
+__all__ = ["BlobStore", "PartFile"]
+
+
+class PartFile:
+    """An upload's part file open for writing chunks at their offsets (several chunks may write at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self._fd, view, offset)
+            view, offset = view[n:], offset + n
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> PartFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 class BlobStore:
@@ -40,21 +64,19 @@ class BlobStore:
     def part_path(self, upload_id: str) -> Path:
         return self.uploads / f"{upload_id}.part"
 
-    def write_chunk(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Write one chunk at its offset (chunks of one upload may arrive concurrently).
+    def open_part(self, upload_id: str) -> PartFile:
+        """The part file to write chunks into, at their offsets (chunks of one upload may arrive concurrently).
 
         Not fsynced: a held chunk survives a hub process crash (page cache); after a power loss a
         chunk the catalog lists may be gone, which the whole-object sha256 at `complete` catches
         (the upload restarts). What `complete` acknowledges, the unpacked bag, is fsynced.
         """
-        fd = os.open(self.part_path(upload_id), os.O_RDWR | os.O_CREAT, 0o640)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.pwrite(fd, view, offset)
-                view, offset = view[n:], offset + n
-        finally:
-            os.close(fd)
+        return PartFile(self.part_path(upload_id))
+
+    def write_chunk(self, upload_id: str, offset: int, data: bytes) -> None:
+        """Write one whole chunk at its offset (see `open_part`)."""
+        with self.open_part(upload_id) as part:
+            part.write_at(offset, data)
 
     def read_part(self, upload_id: str, offset: int, length: int) -> bytes:
         fd = os.open(self.part_path(upload_id), os.O_RDONLY)

@@ -6,12 +6,12 @@ import socket
 from dataclasses import replace
 from pathlib import Path
 
-from roadloop_cluster.hub.config import HubConfig
-from roadloop_cluster.hub.db import open_database
-from roadloop_cluster.hub.errors import HubError
-from roadloop_cluster.hub.service import Hub
-from roadloop_cluster.hub.store import BlobStore
 from roadloop_core.bundle import load_public_key
+from roadloop_hub.config import HubConfig
+from roadloop_hub.errors import HubError
+from roadloop_hub.service import Hub
+from roadloop_hub.sql_catalog import open_catalog
+from roadloop_hub.store import BlobStore
 
 __all__ = ["open_hub", "serve"]
 
@@ -25,13 +25,13 @@ def open_hub(root: Path, cfg: HubConfig, *, create: bool = True) -> Hub:
     if cfg.public_key:
         key_path = Path(cfg.public_key)
         key = load_public_key(key_path if key_path.is_absolute() else root / key_path)
-    return Hub(open_database(cfg.db, root), BlobStore(root), cfg, key)
+    return Hub(open_catalog(cfg.db, root), BlobStore(root), cfg, key)
 
 
 def serve(root: Path, cfg: HubConfig, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
-    from roadloop_cluster.hub.app import create_app
+    from roadloop_hub.app import create_app
 
     cfg = replace(cfg, host=host or cfg.host, port=cfg.port if port is None else port)
     # Bind first ourselves, so a taken port is one clear line (uvicorn would log and exit 3).
@@ -54,4 +54,4 @@ def serve(root: Path, cfg: HubConfig, host: str | None = None, port: int | None 
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
-        hub.db.close()
+        hub.close()

@@ -1,12 +1,19 @@
-"""What travels between bridge and hub: safe names, and a bag as one deterministic tar stream.
+"""The upload wire format between the vehicle bridge and the hub: what both sides read, defined once.
 
-A rosbag2 bag is a folder (metadata.yaml + storage files), so it travels as one
-plain USTAR tar of its regular files: sorted names at the top level, mode 0644,
-uid/gid 0, mtime 0, no user names, ended by two zero blocks. The same folder
-always gives the same bytes, so the tar's sha256 identifies the bag's content
-(the hub's content address). The bridge never writes the tar: `TarStream` maps
-any byte range of it onto the bag's files (headers are built in memory), so a
-chunk is read straight from the bag and a resumed upload re-reads only what it sends.
+- **Names**: bag names, tags, vehicle names, bundle file names and tar members are one safe
+  path component (`check_name`); channels and sha256 digests have their own patterns.
+- **A bag travels as one deterministic tar stream**: a rosbag2 bag is a folder (metadata.yaml +
+  storage files), so it travels as one plain USTAR tar of its regular files: sorted names at
+  the top level, mode 0644, uid/gid 0, mtime 0, no user names, ended by two zero blocks. The
+  same folder always gives the same bytes, so the tar's sha256 identifies the bag's content
+  (the hub's content address). The bridge never writes the tar: `TarStream` maps any byte
+  range of it onto the bag's files (headers are built in memory), so a chunk is read straight
+  from the bag and a resumed upload re-reads only what it sends. A bundle folder is published
+  as the same kind of stream.
+- **Chunks**: chunk `i` of an object of `size` bytes is `chunk_range(i, size, chunk_size)`; each
+  chunk PUT carries its sha256 in the `X-Chunk-Sha256` header.
+- **The HTTP protocol** (docs/fleet.md): the route templates below are what the hub declares
+  and what the client formats, so the two sides cannot drift apart.
 """
 
 from __future__ import annotations
@@ -20,9 +27,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ABANDONED",
     "BLOCK",
     "CHANNEL_RE",
+    "CHUNK_SHA256_HEADER",
+    "COMPLETE",
+    "MIN_CHUNK_BYTES",
     "NAME_RE",
+    "OPEN",
+    "PATH_BAG",
+    "PATH_BAGS",
+    "PATH_BUNDLE_FILE",
+    "PATH_CHANNEL",
+    "PATH_CHUNK",
+    "PATH_COMPLETE",
+    "PATH_EVENTS",
+    "PATH_HEALTH",
+    "PATH_HISTORY",
+    "PATH_PUBLISH",
+    "PATH_ROLLBACK",
+    "PATH_UPLOAD",
+    "PATH_UPLOADS",
     "SHA256_RE",
     "TarStream",
     "check_name",
@@ -37,6 +62,26 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CHANNEL_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 BLOCK = 512
+
+# -- the upload protocol ---------------------------------------------------------------------------
+CHUNK_SHA256_HEADER = "X-Chunk-Sha256"  # a chunk PUT's own checksum (lowercase hex sha256 of its body)
+MIN_CHUNK_BYTES = 64 << 10  # smallest chunk_size an upload may declare (the hub's limit is the largest)
+OPEN, COMPLETE, ABANDONED = "open", "complete", "abandoned"  # an upload's states
+
+# Route templates (str.format fields = FastAPI path parameters).
+PATH_HEALTH = "/v1/health"
+PATH_UPLOADS = "/v1/uploads"
+PATH_UPLOAD = "/v1/uploads/{upload_id}"
+PATH_CHUNK = "/v1/uploads/{upload_id}/chunks/{idx}"
+PATH_COMPLETE = "/v1/uploads/{upload_id}/complete"
+PATH_EVENTS = "/v1/uploads/{upload_id}/events"
+PATH_BAGS = "/v1/bags"
+PATH_BAG = "/v1/bags/{sha256}"
+PATH_CHANNEL = "/v1/channels/{channel}"
+PATH_PUBLISH = "/v1/channels/{channel}/bundles"
+PATH_HISTORY = "/v1/channels/{channel}/history"
+PATH_ROLLBACK = "/v1/channels/{channel}/rollback"
+PATH_BUNDLE_FILE = "/v1/bundles/{bundle_id}/files/{name}"
 
 
 def is_safe_name(name: str) -> bool:

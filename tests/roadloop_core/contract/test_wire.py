@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from roadloop_vehicle.bridge.wire import TarStream, check_name, chunk_count, chunk_range, is_safe_name
+from roadloop_core.contract.wire import TarStream, check_name, chunk_count, chunk_range, is_safe_name
 
 
 def _folder(tmp_path: Path) -> Path:

@@ -1,0 +1,191 @@
+"""The hub's services without HTTP (SQLite): upload edge cases, unsafe tars, unreadable bags, channel history."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from roadloop_core.contract.wire import TarStream, chunk_count, chunk_range
+from roadloop_hub import Hub, HubConfig, Principal, RequestRefused, open_hub
+
+CAR = Principal("car1", "vehicle")
+OTHER = Principal("car2", "vehicle")
+ADMIN = Principal("boss", "admin")
+CHUNK = 65536
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    hub = open_hub(tmp_path / "hub", HubConfig())
+    yield hub
+    hub.close()
+
+
+def _send(hub: Hub, who: Principal, name: str, data: bytes, declared: str | None = None) -> dict:
+    up = hub.uploads.create(
+        who, {"bag_name": name, "size": len(data), "sha256": declared or hashlib.sha256(data).hexdigest(),
+              "chunk_size": CHUNK}
+    )  # fmt: skip
+    for i in reversed(range(chunk_count(len(data), CHUNK))):  # any order
+        off, n = chunk_range(i, len(data), CHUNK)
+        piece = data[off : off + n]
+        assert hub.uploads.put_chunk(who, up["upload_id"], i, hashlib.sha256(piece).hexdigest(), piece)["stored"]
+    return up
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buf.getvalue()
+
+
+def test_whole_sha_mismatch_resets_the_upload(hub: Hub) -> None:
+    data = bytes(range(256)) * 1000
+    up = _send(hub, CAR, "bag", data, declared="f" * 64)
+    with pytest.raises(RequestRefused, match="whole sha256") as err:
+        hub.uploads.complete(CAR, up["upload_id"])
+    assert err.value.status == 409
+    assert hub.uploads.status(CAR, up["upload_id"])["have"] == []  # chunks dropped: the bridge starts over
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("../evil", tarfile.REGTYPE), ("sub/dir", tarfile.REGTYPE), ("link", tarfile.SYMTYPE), ("dev", tarfile.CHRTYPE)],
+)
+def test_unsafe_tar_members_refused(hub: Hub, name: str, kind: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
+    data = _tar([(tarfile.TarInfo("metadata.yaml"), b"x"), (info, b"payload")])
+    up = _send(hub, CAR, "bag", data)  # the good member comes first: refusal must not leave it behind
+    with pytest.raises(RequestRefused) as err:
+        hub.uploads.complete(CAR, up["upload_id"])
+    assert err.value.status == 422
+    assert list((hub.store.bags).iterdir()) == [] and list(hub.store.tmp.iterdir()) == []
+    assert not (hub.store.root / "evil").exists()
+
+
+def test_unreadable_bag_is_kept_and_says_why(hub: Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "metadata.yaml").write_text("not: a rosbag2 metadata\n")
+    data = TarStream(folder).read(0, TarStream(folder).size)
+    up = _send(hub, CAR, "broken", data)
+    done = hub.uploads.complete(CAR, up["upload_id"])
+    assert done["state"] == "complete" and done["bag"]["readable"] is False and done["bag"]["error"]
+    assert (hub.store.bag_dir(done["sha256"]) / "metadata.yaml").is_file()  # nothing recorded is lost
+    rows = hub.bags.list_bags(None)
+    assert rows[0]["bag_name"] == "broken" and not rows[0]["readable"]
+
+
+def test_resume_by_key_and_isolation(hub: Hub) -> None:
+    data = b"z" * (3 * CHUNK + 5)
+    sha = hashlib.sha256(data).hexdigest()
+    a = hub.uploads.create(CAR, {"bag_name": "b", "size": len(data), "sha256": sha, "chunk_size": CHUNK})
+    again = hub.uploads.create(CAR, {"bag_name": "b", "size": len(data), "sha256": sha, "chunk_size": CHUNK})
+    assert again["upload_id"] == a["upload_id"]  # a bridge that lost its upload id gets the same upload
+    with pytest.raises(RequestRefused) as err:
+        hub.uploads.status(OTHER, a["upload_id"])
+    assert err.value.status == 403
+    assert hub.uploads.status(ADMIN, a["upload_id"])["vehicle"] == "car1"
+    piece = data[:CHUNK]
+    digest = hashlib.sha256(piece).hexdigest()
+    assert hub.uploads.put_chunk(CAR, a["upload_id"], 0, digest, piece)["stored"] is True
+    assert hub.uploads.put_chunk(CAR, a["upload_id"], 0, digest, piece)["stored"] is False  # idempotent
+    assert [e["outcome"] for e in hub.uploads.events(ADMIN, a["upload_id"])] == ["stored", "duplicate"]
+
+
+def test_channels_unknown_and_empty(hub: Hub) -> None:
+    with pytest.raises(RequestRefused) as err:
+        hub.registry.current("nightly")
+    assert err.value.status == 404
+    with pytest.raises(RequestRefused, match="no release"):
+        hub.registry.current("production")
+    with pytest.raises(RequestRefused) as err:
+        hub.registry.publish(ADMIN, "production", Path("/nonexistent"))
+    assert err.value.status == 503  # no public key configured: nothing can be published
+
+
+def test_open_upload_cap_and_garbage_collection(tmp_path: Path) -> None:
+    hub = open_hub(tmp_path / "hub", HubConfig(max_open_uploads=2))
+    body = {"size": 4096, "chunk_size": CHUNK}
+    ids = [hub.uploads.create(CAR, body | {"bag_name": f"b{i}", "sha256": f"{i}" * 64})["upload_id"] for i in range(2)]
+    hub.uploads.put_chunk(CAR, ids[0], 0, hashlib.sha256(b"\0" * 4096).hexdigest(), b"\0" * 4096)
+    with pytest.raises(RequestRefused) as err:
+        hub.uploads.create(CAR, body | {"bag_name": "b2", "sha256": "2" * 64})
+    assert err.value.status == 429  # a vehicle cannot fill the hub's disk with unfinished uploads
+    assert hub.uploads.create(OTHER, body | {"bag_name": "b2", "sha256": "2" * 64})["state"] == "open"
+    assert hub.uploads.collect_garbage(3600.0) == []  # nothing is old yet
+    assert sorted(hub.uploads.collect_garbage(-1.0)) == sorted([*ids, hub.uploads.list_uploads(OTHER)[0]["id"]])
+    assert not hub.store.part_path(ids[0]).exists()
+    assert hub.uploads.status(CAR, ids[0])["state"] == "abandoned"
+    with pytest.raises(RequestRefused, match="abandoned; create a new one"):
+        hub.uploads.complete(CAR, ids[0])
+    assert hub.uploads.create(CAR, body | {"bag_name": "b2", "sha256": "2" * 64})["state"] == "open"
+
+
+def test_an_abandoned_upload_is_not_resumed(hub: Hub) -> None:
+    data = b"q" * (2 * CHUNK)
+    body = {"bag_name": "late", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "chunk_size": CHUNK}
+    first = hub.uploads.create(CAR, body)["upload_id"]
+    assert hub.uploads.collect_garbage(-1.0) == [first]
+    again = hub.uploads.create(CAR, body)  # the bridge comes back after the hub's gc: a new upload, not the dead one
+    assert again["upload_id"] != first and again["state"] == "open" and again["deduplicated"] is False
+    for i in range(2):
+        piece = data[i * CHUNK : (i + 1) * CHUNK]
+        hub.uploads.put_chunk(CAR, again["upload_id"], i, hashlib.sha256(piece).hexdigest(), piece)
+    assert hub.uploads.status(CAR, again["upload_id"])["have"] == [0, 1]
+    with pytest.raises(RequestRefused, match="abandoned; create a new one"):
+        hub.uploads.complete(CAR, first)
+
+
+def test_complete_again_after_a_crash_between_storing_and_cataloging(hub: Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "metadata.yaml").write_text("x: 1\n")
+    stream = TarStream(folder)
+    data = stream.read(0, stream.size)
+    up = _send(hub, CAR, "b", data)
+    hub.store.ingest_bag(up["upload_id"], stream.sha256())  # the hub died right after this (part file gone)
+    assert not hub.store.part_path(up["upload_id"]).exists()
+    done = hub.uploads.complete(CAR, up["upload_id"])  # the bridge retries: nothing left to hash, it is stored
+    assert done["state"] == "complete" and done["bag"]["sha256"] == stream.sha256()
+    assert [r["bag_name"] for r in hub.bags.list_bags(None)] == ["b"]
+
+
+def test_dedup_across_vehicles_and_names(hub: Hub, tmp_path: Path) -> None:
+    folder = tmp_path / "b"
+    folder.mkdir()
+    (folder / "metadata.yaml").write_text("x: 1\n")
+    data = TarStream(folder).read(0, TarStream(folder).size)
+    sha = hashlib.sha256(data).hexdigest()
+    hub.uploads.complete(CAR, _send(hub, CAR, "mine", data)["upload_id"])
+    other = hub.uploads.create(OTHER, {"bag_name": "theirs", "size": len(data), "sha256": sha, "chunk_size": CHUNK})
+    assert other["state"] == "complete" and other["deduplicated"] is True and other["have"] == [0]
+    assert [(r["vehicle"], r["bag_name"]) for r in hub.bags.list_bags(ADMIN)] == [("car1", "mine"), ("car2", "theirs")]
+    assert [r["bag_name"] for r in hub.bags.list_bags(OTHER)] == ["theirs"]  # a vehicle sees only its own
+    rec = hub.bags.get_bag(OTHER, sha)
+    assert [(u["vehicle"], u["bag_name"], u["tags"]) for u in rec["uploads"]] == [("car2", "theirs", [])]
+    assert len(list(hub.store.bags.iterdir())) == 1  # stored once
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("channels", ["Prod"], "channel name"),
+        ("channels", [], "at least one channel"),
+        ("max_chunk_bytes", 1024, "max_chunk_bytes"),
+        ("max_open_uploads", 0, "max_open_uploads"),
+    ],
+)
+def test_config_refuses_settings_that_cannot_work(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HubConfig(**{field: value})  # type: ignore[arg-type]
