@@ -24,9 +24,9 @@ def test_dataset_from_simulator_bags(tmp_path: Path) -> None:
         pytest.skip(f"roadloop_sim recorder not importable: {err}")
     record_episodes(tmp_path / "bags", scenarios="uturn", episodes=2, seed=0, progress=False)
     index = build_dataset([tmp_path / "bags"], tmp_path / "ds", BuildOptions(progress=False))
-    assert len(index["sources"]) == 2 and index["skipped"] == []
-    assert index["splits"]["train"]["count"] > 0 and index["splits"]["val"]["count"] > 0
-    assert np.isfinite(index["stats"]["ego_state"]["std"]).all()
+    assert len(index.sources) == 2 and index.skipped == ()
+    assert index.splits["train"].count > 0 and index.splits["val"].count > 0
+    assert np.isfinite(index.stats["ego_state"].std).all()
     res = subprocess.run(
         [sys.executable, "-c", "from roadloop_core.cli import main; main()", "data", "info", str(tmp_path / "ds")],
         capture_output=True,
@@ -35,4 +35,4 @@ def test_dataset_from_simulator_bags(tmp_path: Path) -> None:
         check=False,
     )
     assert res.returncode == 0, res.stderr
-    assert index["dataset_id"] in res.stdout and "val" in res.stdout and "no_future" in res.stdout
+    assert index.dataset_id in res.stdout and "val" in res.stdout and "no_future" in res.stdout

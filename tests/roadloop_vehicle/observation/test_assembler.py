@@ -6,6 +6,7 @@ from types import ModuleType
 
 import numpy as np
 
+from roadloop_core.config import config_dir
 from roadloop_core.features import FrameSynchronizer, ObservationSpec, compute_features
 from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
@@ -14,7 +15,7 @@ from roadloop_vehicle.observation import ObservationAssembler
 
 def test_identical_features_to_the_shared_feature_code(fx: ModuleType) -> None:
     reg = load_registry()
-    spec = ObservationSpec.from_config()
+    spec = ObservationSpec.from_config(config_dir() / "dataset.yaml")
     store = typestore_for(reg.typestore)
     msgs = fx.drive_messages(reg, seconds=2.0)
     roles = {s.name: r for r, s in reg.topics.items()}
@@ -30,11 +31,11 @@ def test_identical_features_to_the_shared_feature_code(fx: ModuleType) -> None:
     assert len(ours) == len(theirs) == 20
     for a, b in zip(ours, theirs, strict=True):
         assert a.stamp_ns == b.stamp_ns
-        np.testing.assert_array_equal(a.image, b.image)
-        np.testing.assert_array_equal(a.ego_state, b.ego_state)
-        np.testing.assert_array_equal(a.route_target, b.route_target)
-    assert ours[0].image is not None and ours[0].image.shape == (spec.image_height, spec.image_width, 3)
-    assert ours[5].ego_state[0] == np.float32(5.0)  # speed from odometry
+        assert list(a.values) == list(b.values) == ["image", "ego_state", "route_target"]
+        for name in a.values:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert ours[0]["image"].shape == (spec.image_height, spec.image_width, 3)
+    assert ours[5]["ego_state"][0] == np.float32(5.0)  # speed from odometry
 
 
 def test_undecodable_message_names_the_topic(fx: ModuleType) -> None:
@@ -43,7 +44,9 @@ def test_undecodable_message_names_the_topic(fx: ModuleType) -> None:
     from roadloop_vehicle.errors import ObservationError
 
     reg = load_registry()
-    asm = ObservationAssembler(ObservationSpec.from_config(), reg, typestore_for(reg.typestore))
+    asm = ObservationAssembler(
+        ObservationSpec.from_config(config_dir() / "dataset.yaml"), reg, typestore_for(reg.typestore)
+    )
     with pytest.raises(ObservationError, match="/localization/odometry"):
         asm.step("odometry", b"\x00\x01\x00\x00garbage")
     assert asm.step("gnss", b"ignored") == []  # roles the spec does not use are not decoded

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from roadloop_core.cli import main
+from roadloop_core.config import config_dir
 from roadloop_core.features import ObservationSpec
 from roadloop_vehicle.replay import replay_bag
 
@@ -35,7 +36,9 @@ def test_sim_bag_replays_byte_identically(
     except SystemExit as exc:
         assert not exc.code
     (bag,) = [p for p in (tmp_path / "rec").iterdir() if (p / "metadata.yaml").is_file()]
-    bundle = fx.make_bundle(tmp_path / "tiny-v1", keypair[0], observation=ObservationSpec.from_config())
+    bundle = fx.make_bundle(
+        tmp_path / "tiny-v1", keypair[0], observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    )
     a = replay_bag(bag, tmp_path / "a" / "out", bundle, public_key=keypair[1])
     b = replay_bag(bag, tmp_path / "b" / "out", bundle, public_key=keypair[1])
     assert digest(tmp_path / "a" / "out") == digest(tmp_path / "b" / "out")

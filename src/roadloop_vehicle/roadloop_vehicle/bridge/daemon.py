@@ -246,7 +246,7 @@ class Bridge:
         if self.puller is None:
             if not self.cfg.public_key:
                 raise BridgeError("bridge.yaml: public_key is required to pull models (or set pull_models: false)")
-            from roadloop_core.features import ObservationSpec
+            from roadloop_core.contract.observation import ObservationSpec
             from roadloop_vehicle.params import load_vehicle_params
 
             key_path = Path(os.path.expanduser(self.cfg.public_key))
@@ -260,7 +260,7 @@ class Bridge:
                 self.state,
                 load_public_key(key_path),
                 key_path,
-                observation.to_dict(),
+                observation,
                 golden,
                 params,
             )
