@@ -42,6 +42,9 @@ def test_the_table_is_consistent() -> None:
         assert t.direction == "output" and t.array.kind == "label" and not t.optional
     for shape in [a.shape for a in ARRAYS] + [t.shape for t in INPUTS + OUTPUTS]:
         assert all(isinstance(d, int) or d in DIMS or d == BATCH for d in shape)
+    spec_fields = {f.name for f in dataclasses.fields(ObservationSpec)}
+    assert all(a.needs in spec_fields for a in ARRAYS if a.needs is not None)
+    assert all(isinstance(size(ObservationSpec()), int) for size in DIMS.values())
     for t in INPUTS + OUTPUTS:
         assert t.shape[0] == BATCH
         if t.column is not None:
