@@ -184,3 +184,18 @@ def test_the_unchanged_train_yaml_trains_and_exports_any_image_size_and_horizon(
     runtime = PolicyRuntime(out / "policy.onnx", PolicySpec.from_manifest(manifest), RuntimeConfig(warmup_runs=1))
     warm = runtime.warmup(1)
     assert warm is not None and warm.finite and warm.waypoints.shape == (6, 2)
+
+
+def test_a_run_trained_before_the_dataset_decided_the_sizes_still_exports(
+    trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Older run.json files carry model.variant/image_size/horizon/dt: ignored, the run's observation decides."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs["camera"][0], run, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    meta = json.loads((run / "run.json").read_text())
+    meta["config"]["model"] |= {"variant": "camera", "image_size": [32, 48], "horizon": 6, "dt": 0.5}
+    (run / "run.json").write_text(json.dumps(meta))
+    manifest = export_bundle(run, tmp_path / "bundle", keypair[0], version=5)
+    assert manifest.inputs[0].shape == (1, 3, 32, 48)

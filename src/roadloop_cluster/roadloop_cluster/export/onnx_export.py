@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from roadloop_cluster.models import DrivingPolicy, ModelArgs, ModelConfig, build_policy
+from roadloop_cluster.train.config import FROM_DATASET
 from roadloop_cluster.train.data import DatasetInfo, SplitData, read_dataset_info
 from roadloop_cluster.train.errors import ExportError
 from roadloop_core.config import dataclass_from_dict
@@ -24,10 +25,6 @@ from roadloop_core.errors import ConfigError
 __all__ = ["OPSET", "LoadedRun", "check_parity", "export_onnx", "load_run", "parity_samples"]
 
 OPSET = 17
-
-
-# model: keys of runs trained before the dataset decided them; the run's observation spec says them now
-_FROM_DATASET = ("variant", "image_size", "horizon", "dt")
 
 
 @dataclass
@@ -53,7 +50,8 @@ def load_run(run_dir: Path) -> LoadedRun:
     try:
         meta = json.loads(where.read_text())
         metrics = json.loads(paths["metrics.json"].read_text())
-        section = {k: v for k, v in meta["config"]["model"].items() if k not in _FROM_DATASET}
+        # runs trained before the dataset decided them still carry these keys; their observation says them now
+        section = {k: v for k, v in meta["config"]["model"].items() if k not in FROM_DATASET}
         cfg = dataclass_from_dict(ModelConfig, section, f"{where}: config.model")
         observation = ObservationSpec.from_dict(meta["observation"], f"{where}: observation", complete=True)
         model = build_policy(ModelArgs.from_observation(cfg, observation), float(meta["step_scale"]))

@@ -9,7 +9,7 @@ from roadloop_cluster.models.config import ModelConfig
 from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
-__all__ = ["OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
+__all__ = ["FROM_DATASET", "OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TrainConfig:
 
 
 # Keys earlier versions had under `model:`; the dataset decides them now (ModelArgs.from_dataset).
-_FROM_DATASET = ("variant", "image_size", "horizon", "dt")
+FROM_DATASET = ("variant", "image_size", "horizon", "dt")
 
 
 def load_train_config(path: Path) -> TrainConfig:
@@ -64,7 +64,7 @@ def load_train_config(path: Path) -> TrainConfig:
     if not data:
         raise ConfigError(f"{path}: empty training config")
     model = data.get("model")
-    stale = [k for k in _FROM_DATASET if isinstance(model, dict) and k in model]
+    stale = [k for k in FROM_DATASET if isinstance(model, dict) and k in model]
     if stale:
         raise ConfigError(
             f"{path}: model.{stale[0]} is not set in the training config any more: the dataset decides the image "
