@@ -64,7 +64,7 @@ t.start()
 index = build_dataset([Path(sys.argv[1])], Path(sys.argv[2]), BuildOptions(workers=1, progress=False))
 done.set()
 t.join()
-print(json.dumps({"anon_kib": max(peak[0], status("RssAnon:")), "hwm_kib": status("VmHWM:"), "count": index["count"]}))
+print(json.dumps({"anon_kib": max(peak[0], status("RssAnon:")), "hwm_kib": status("VmHWM:"), "count": index.count}))
 """
 
 
@@ -76,27 +76,30 @@ def _build_in_child(bag: Path, out: Path) -> dict[str, int]:
     return result
 
 
-def _trainer_samples_per_s(batch: dict[str, object], steps: int) -> float:
+def _trainer_samples_per_s(batch: dict[str, object], dataset: Path, steps: int) -> float:
     import torch
 
-    from roadloop_cluster.models import build_policy
+    from roadloop_cluster.models import ModelArgs, build_policy
     from roadloop_cluster.train.config import load_train_config
     from roadloop_core.config import config_dir
+    from roadloop_core.contract.dataset_index import read_dataset_index
 
     cfg = load_train_config(config_dir() / "train.yaml")
     # as the trainer runs a rank on CPU: one intra-op thread per rank (cores / ranks), NCHW input
     torch.set_num_threads(1)
-    model = build_policy(cfg.model)
+    model = build_policy(ModelArgs.from_dataset(cfg.model, read_dataset_index(dataset)))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
-    k = cfg.model.horizon
     b = {n: t for n, t in batch.items() if isinstance(t, torch.Tensor)}
-    image = (b["image"].permute(0, 3, 1, 2).float() / 255.0).contiguous()
-    ego, route = b["ego_state"], b["route_target"]
-    target = b["waypoints"][:, :k]
+    inputs = {
+        "image": (b["image"].permute(0, 3, 1, 2).float() / 255.0).contiguous(),
+        "ego_state": b["ego_state"],
+        "route_target": b["route_target"],
+    }
+    target = b["waypoints"]
     speed_target = b["command"][:, 1:2]
 
     def step() -> None:
-        wp, speed = model(ego, route, image)
+        wp, speed = model(inputs)
         loss = (wp - target).abs().mean() + cfg.optim.speed_loss_weight * (speed - speed_target).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -107,14 +110,14 @@ def _trainer_samples_per_s(batch: dict[str, object], steps: int) -> float:
     with timed() as t:
         for _ in range(steps):
             step()
-    return steps * len(ego) / t[0]
+    return steps * len(target) / t[0]
 
 
 def run(bench: Bench) -> None:
-    from roadloop_cluster.data import BuildOptions, ShardDataset, SynthDrive, build_dataset, make_loader
-    from roadloop_cluster.data.synth import write_synth_bag
+    from roadloop_cluster.data import BuildOptions, ShardDataset, build_dataset, make_loader
     from roadloop_core.config import config_dir
     from roadloop_core.registry import load_registry
+    from tests.support.drive_bags import SynthDrive, write_synth_bag
 
     wd = bench.workdir
     base_s = 10.0 if bench.quick else 24.0
@@ -186,7 +189,7 @@ def run(bench: Bench) -> None:
     load_rate = seen / (time.perf_counter() - start)
     bench.figure("ShardDataset, 2 workers, batch 64", load_rate, "samples/s", detail=f"{seen} samples, 2 epochs")
     assert isinstance(first.get("image"), torch.Tensor)
-    train_rate = _trainer_samples_per_s(first, steps=3 if bench.quick else 6)
+    train_rate = _trainer_samples_per_s(first, wd / "rss-large", steps=3 if bench.quick else 6)
     bench.figure(
         "trainer consumption (default model, CPU)",
         train_rate,

@@ -2,9 +2,10 @@
 
 Every figure comes from real `torchrun` launches (roadloop_cluster.train.launch) on this machine;
 the 1-rank and 2-rank runs use the same data and config side by side, one intra-op thread per rank.
-Set ROADLOOP_BENCH_SIM_DATASET to a dataset from `roadloop sim record` + `roadloop data build` to
-make the last figure use simulator data; otherwise it records one itself when the simulator is
-installed, else falls back to the synthetic kinematic dataset (the figure's detail says which).
+The data is synthetic drive bags (`tests.support`) built by the real dataset builder with
+config/dataset.yaml. Set ROADLOOP_BENCH_SIM_DATASET to a dataset from `roadloop sim record` +
+`roadloop data build` to make the last figure use simulator data; otherwise it records one itself
+when the simulator is installed, else uses the drive-bag dataset (the figure's detail says which).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import yaml
 
 from benchmarks.common import Bench
 from roadloop_cluster.train.launch import launch
-from roadloop_cluster.train.synthetic import write_synthetic_dataset
+from tests.support.datasets import build_drive_dataset
+from tests.support.drive_bags import SynthDrive
 
-MODEL = {"variant": "camera", "encoder": "small", "image_size": [64, 64], "horizon": 8, "dt": 0.5}
-MODEL |= {"channels": [16, 32, 64, 64], "state_hidden": 64, "hidden": 128}
+# config/train.yaml's model; its input size, horizon and dt come from the dataset (config/dataset.yaml's)
+MODEL = {"encoder": "small", "channels": [16, 32, 64, 64], "state_hidden": 64, "hidden": 128}
 
 
 def _config(path: Path, model: dict[str, Any], run: dict[str, Any]) -> Path:
@@ -43,16 +45,16 @@ def _sim_dataset(work: Path) -> tuple[Path | None, str]:
         subprocess.run(rec, check=True, capture_output=True, env=env, timeout=240)
         subprocess.run([roadloop, "data", "build", str(bags), "--out", str(ds), "-q"], check=True, capture_output=True)
     except (subprocess.SubprocessError, OSError) as err:
-        return None, f"simulator unavailable ({type(err).__name__}); synthetic kinematic data"
+        return None, f"simulator unavailable ({type(err).__name__}); synthetic drive bags"
     return ds, "simulator dataset (highway-env racetrack + u-turn, 4 episodes, expert driver)"
 
 
 def run(bench: Bench) -> None:
     quick = bench.quick
     work = bench.workdir
-    data = write_synthetic_dataset(
-        work / "ds", n_train=1024 if quick else 3072, n_val=128, image_size=(64, 64), horizon=8, shard_size=512
-    )
+    # about 1000 (quick) or 3000 train samples at 10 Hz, from 50 s drives
+    drives = [SynthDrive(duration_s=50.0, seed=i) for i in range(3 if quick else 8)]
+    data = build_drive_dataset(work / "drives", drives, build={"shard_size": 512})
 
     # 1) samples/s with 1 and 2 ranks, one thread each, same data and global batch
     rates, cpu_rates = {}, {}
@@ -96,17 +98,10 @@ def run(bench: Bench) -> None:
     )
 
     # 3) a short 2-rank training run: validation L2@3s against constant velocity (and the ego-MLP)
-    sim, what = (None, "quick mode: synthetic kinematic data") if quick else _sim_dataset(work)
+    sim, what = (None, "quick mode: synthetic drive bags") if quick else _sim_dataset(work)
     if sim is None:
         sim = data
-    from roadloop_cluster.train.data import read_dataset_info
-
-    info = read_dataset_info(sim)
-    image = "image_height" in info.index.get("observation", {}) and info.index["observation"].get("camera")
-    h, w = (info.index["observation"]["image_height"], info.index["observation"]["image_width"]) if image else (64, 64)
-    model = MODEL | {"variant": "camera" if image else "state", "image_size": [h, w], "horizon": info.horizon}
-    model["dt"] = info.dt
-    cfg = _config(work / "short.yaml", model, {"epochs": 4 if quick else 8, "baseline_steps": 300})
+    cfg = _config(work / "short.yaml", MODEL, {"epochs": 4 if quick else 8, "baseline_steps": 300})
     m = launch(cfg, sim, work / "short", nproc=2)
     l2, cv, ego = m["val"]["l2_3s"], m["baselines"]["constant_velocity"]["l2_3s"], m["baselines"]["ego_mlp"]["l2_3s"]
     bench.figure("short run: val L2@3s, policy", l2, "m", target=f"< CV {cv:.3f}", ok=l2 < cv, detail=what)

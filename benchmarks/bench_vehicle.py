@@ -31,7 +31,7 @@ from benchmarks.common import Bench
 from roadloop_core.bag import open_bag
 from roadloop_core.bundle import Manifest, TensorSpec, write_bundle
 from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
-from roadloop_core.features import ObservationSpec
+from roadloop_core.contract.observation import ObservationSpec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,26 +47,27 @@ def _fixtures() -> Any:
     return sys.modules[name]
 
 
-def _default_model(work: Path, **overrides: Any) -> tuple[Any, Path]:
+def _default_model(work: Path, obs: ObservationSpec, **overrides: Any) -> tuple[Any, Path]:
+    """config/train.yaml's model for data observed with `obs` (its image size and horizon)."""
     import torch
 
     from roadloop_cluster.export.onnx_export import export_onnx
-    from roadloop_cluster.models import build_policy
+    from roadloop_cluster.models import ModelArgs, build_policy
     from roadloop_cluster.models.config import ModelConfig
 
     torch.manual_seed(0)
     section = {**load_yaml(config_dir() / "train.yaml")["model"], **overrides}
     cfg = dataclass_from_dict(ModelConfig, section, "train.yaml: model")
-    model = build_policy(cfg).eval()
+    model = build_policy(ModelArgs.from_observation(cfg, obs)).eval()
     work.mkdir(parents=True, exist_ok=True)
     path = work / "policy.onnx"
     export_onnx(model, path)
     return model, path
 
 
-def _bundle(work: Path, onnx_path: Path, model_cfg: Any, obs: ObservationSpec) -> tuple[Path, Path]:
+def _bundle(work: Path, onnx_path: Path, obs: ObservationSpec) -> tuple[Path, Path]:
     priv, pub = _fixtures().keys(work / "keys")
-    h, w = model_cfg.image_size
+    h, w = obs.image_height, obs.image_width
     manifest = Manifest(
         name="default",
         version=1,
@@ -75,8 +76,8 @@ def _bundle(work: Path, onnx_path: Path, model_cfg: Any, obs: ObservationSpec) -
             TensorSpec("ego_state", (1, 4), normalization={"mean": [5.0, 0, 0, 0], "std": [3.0, 0.1, 1, 1]}),
             TensorSpec("route_target", (1, 2), normalization={"mean": [10.0, 0], "std": [2.0, 2.0]}),
         ),
-        outputs=(TensorSpec("waypoints", (1, model_cfg.horizon, 2)), TensorSpec("target_speed", (1, 1))),
-        observation=obs.to_dict(),
+        outputs=(TensorSpec("waypoints", (1, obs.label_horizon, 2)), TensorSpec("target_speed", (1, 1))),
+        observation=obs,
         created="2026-01-01T00:00:00Z",
     )
     out = work / "default-v1"
@@ -134,14 +135,14 @@ def _torch_ms(model: Any, inputs: dict[str, np.ndarray], runs: int) -> list[floa
     import torch
 
     torch.set_num_threads(1)
-    img, ego, route = (torch.from_numpy(inputs[k]) for k in ("image", "ego_state", "route_target"))
+    tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
     out = []
     with torch.inference_mode():
         for _ in range(5):
-            model(ego, route, img)
+            model(tensors)
         for _ in range(runs):
             t0 = time.perf_counter()
-            model(ego, route, img)
+            model(tensors)
             out.append((time.perf_counter() - t0) * 1e3)
     return out
 
@@ -189,8 +190,8 @@ def run(bench: Bench) -> None:
 
     work = bench.workdir
     obs = ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    model, onnx_path = _default_model(work)
-    bundle, pub = _bundle(work, onnx_path, model.cfg, obs)
+    model, onnx_path = _default_model(work, obs)
+    bundle, pub = _bundle(work, onnx_path, obs)
     seconds = 10.0 if bench.quick else 30.0
     bag = _fixtures().write_drive_bag(work / "drive", seconds=seconds, camera_hz=10.0)
 

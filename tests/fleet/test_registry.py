@@ -29,7 +29,7 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 
 
 def make_bundle(
-    out: Path, key: Path, version: int, payload: bytes | None = None, observation: dict | None = None
+    out: Path, key: Path, version: int, payload: bytes | None = None, observation: ObservationSpec | None = None
 ) -> Path:
     src = out.parent / f"{out.name}.onnx"
     src.write_bytes(payload if payload is not None else os.urandom(300_000))
@@ -38,9 +38,7 @@ def make_bundle(
         version=version,
         inputs=(TensorSpec("ego_state", (1, 4), normalization={"mean": [0.0] * 4, "std": [1.0] * 4}),),
         outputs=(TensorSpec("waypoints", (1, 8, 2)), TensorSpec("target_speed", (1, 1))),
-        observation=observation
-        if observation is not None
-        else ObservationSpec.from_config(config_dir() / "dataset.yaml").to_dict(),
+        observation=observation or ObservationSpec.from_config(config_dir() / "dataset.yaml"),
     )
     write_bundle(out, files={"policy.onnx": src}, manifest=manifest, signing_key=key)
     return out
@@ -190,7 +188,7 @@ def test_vehicle_refuses_observation_mismatch_and_failed_golden_replay(fleet, ke
     models = tmp_path / "models"
     post_bundle(hub, make_bundle(tmp_path / "b1", keys["priv"], 1))
     assert pull_once(fleet, keys, tmp_path).action == "installed"
-    obs = ObservationSpec.from_config(config_dir() / "dataset.yaml").to_dict() | {"image_width": 999}
+    obs = replace(ObservationSpec.from_config(config_dir() / "dataset.yaml"), image_width=999)
     post_bundle(hub, make_bundle(tmp_path / "b2", keys["priv"], 2, observation=obs))
     result = pull_once(fleet, keys, tmp_path)
     assert result.action == "refused" and "observation spec incompatible" in result.reason

@@ -3,7 +3,8 @@
 Loaded by path from other areas' tests (`tests/roadloop_sim/drivers/`) and the benchmark.
 The ONNX graph follows the bundle contract's tensor names and shapes, and its outputs
 depend on every input so a wrong normalisation or a swapped tensor shows in the results:
-    waypoints[k]  = route_target * (k+1)/K + mean(image) * 1e-3   (+ NaN when nan=True)
+    waypoints[k]  = route_target * (k+1)/K + mean(image) * 1e-3   (+ NaN when nan=True; no image term
+                                                                    in the state-only form)
     target_speed  = 0.5 * ego_state[0] + 5
 """
 
@@ -20,14 +21,17 @@ from onnx import TensorProto, helper, numpy_helper
 from roadloop_core.bag import BagWriter
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, load_private_key, write_bundle
 from roadloop_core.config import config_dir
-from roadloop_core.features import ObservationSpec
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_core.typesys import typestore_for
 
 K = 8
 
 
-def tiny_policy(path: Path, height: int = 64, width: int = 64, *, nan: bool = False, horizon: int = K) -> Path:
+def tiny_policy(
+    path: Path, height: int = 64, width: int = 64, *, nan: bool = False, horizon: int = K, image: bool = True
+) -> Path:
+    """`image=False`: a state-only model (no image input; waypoints without the image term)."""
     steps = np.arange(1, horizon + 1, dtype=np.float32).reshape(1, horizon, 1) / horizon
     inits = [
         numpy_helper.from_array(steps, "steps"),
@@ -36,11 +40,14 @@ def tiny_policy(path: Path, height: int = 64, width: int = 64, *, nan: bool = Fa
         numpy_helper.from_array(np.array([[5.0]], np.float32), "b_speed"),
         numpy_helper.from_array(np.array(1e-3 if not nan else math.nan, np.float32), "img_gain"),
     ]
+    inits.append(numpy_helper.from_array(np.array(0.0, np.float32), "zero"))
+    # without an image the term is img_gain * 0: zero, or NaN for a NaN model
+    term = [helper.make_node("ReduceMean", ["image"], ["img_mean"], keepdims=0)] if image else []
+    term.append(helper.make_node("Mul", ["img_mean" if image else "zero", "img_gain"], ["img_term"]))
     nodes = [
         helper.make_node("Reshape", ["route_target", "shape_r"], ["r3"]),
         helper.make_node("Mul", ["r3", "steps"], ["wp0"]),
-        helper.make_node("ReduceMean", ["image"], ["img_mean"], keepdims=0),
-        helper.make_node("Mul", ["img_mean", "img_gain"], ["img_term"]),
+        *term,
         helper.make_node("Add", ["wp0", "img_term"], ["waypoints"]),
         helper.make_node("MatMul", ["ego_state", "w_speed"], ["s0"]),
         helper.make_node("Add", ["s0", "b_speed"], ["target_speed"]),
@@ -48,8 +55,8 @@ def tiny_policy(path: Path, height: int = 64, width: int = 64, *, nan: bool = Fa
     graph = helper.make_graph(
         nodes,
         "tiny_policy",
-        [
-            helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width]),
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, height, width])] * image
+        + [
             helper.make_tensor_value_info("ego_state", TensorProto.FLOAT, [1, 4]),
             helper.make_tensor_value_info("route_target", TensorProto.FLOAT, [1, 2]),
         ],
@@ -84,17 +91,20 @@ def make_bundle(
     nan: bool = False,
 ) -> Path:
     obs = observation or ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    src = onnx_path or tiny_policy(out.parent / f".{out.name}.onnx", obs.image_height, obs.image_width, nan=nan)
+    k, camera = obs.label_horizon, obs.camera is not None
+    tiny = out.parent / f".{out.name}.onnx"
+    src = onnx_path or tiny_policy(tiny, obs.image_height, obs.image_width, nan=nan, horizon=k, image=camera)
+    image = TensorSpec("image", (1, 3, obs.image_height, obs.image_width), normalization={"scale": 1 / 255})
     manifest = Manifest(
         name=name,
         version=version,
-        inputs=(
-            TensorSpec("image", (1, 3, obs.image_height, obs.image_width), normalization={"scale": 1 / 255}),
+        inputs=(image,) * camera
+        + (
             TensorSpec("ego_state", (1, 4), normalization={"mean": [0.0, 0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0, 1.0]}),
             TensorSpec("route_target", (1, 2), normalization={"mean": [0.0, 0.0], "std": [1.0, 1.0]}),
         ),
-        outputs=(TensorSpec("waypoints", (1, K, 2)), TensorSpec("target_speed", (1, 1))),
-        observation=obs.to_dict(),
+        outputs=(TensorSpec("waypoints", (1, k, 2)), TensorSpec("target_speed", (1, 1))),
+        observation=obs,
         dataset_id="synthetic",
         created="2026-01-01T00:00:00Z",
     )

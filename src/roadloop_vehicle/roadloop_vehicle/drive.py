@@ -6,16 +6,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from roadloop_core.features import Features, ObservationSpec
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.contract.tensors import EGO_STATE_ARRAY
+from roadloop_core.features import Features
 from roadloop_core.registry import TopicRegistry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.control.controller import Command, Controller, ControllerInput
 from roadloop_vehicle.model_manager.manager import ModelManager
 from roadloop_vehicle.observation.assembler import ObservationAssembler
 from roadloop_vehicle.params import DriveParams, VehicleParams
-from roadloop_vehicle.runtime.spec import ModelInputs, ModelOutputs
+from roadloop_vehicle.runtime.spec import ModelOutputs
 
 __all__ = ["DriveCore", "DriveOutput"]
+
+_SPEED = EGO_STATE_ARRAY.field("speed")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class DriveCore:
         manager = ModelManager(
             d.model_manager,
             d.runtime,
-            observation.to_dict(),
+            observation,
             public_key or params.path(d.public_key),
             enforce_latency=not deterministic,
         )
@@ -83,9 +87,10 @@ class DriveCore:
         if model is None:
             return DriveOutput(feats.stamp_ns, feats, None, None, None, {"sync": sync_ms})
         t1 = time.perf_counter()
-        out = model.runtime.step(ModelInputs(feats.image, feats.ego_state, feats.route_target))
+        out = model.runtime.step(feats.values)
         t2 = time.perf_counter()
-        cmd = self.controller.step(ControllerInput(out.waypoints, out.target_speed, float(feats.ego_state[0]), dt))
+        speed = float(feats[EGO_STATE_ARRAY.name][_SPEED])
+        cmd = self.controller.step(ControllerInput(out.waypoints, out.target_speed, speed, dt))
         t3 = time.perf_counter()
         self.manager.report(model, out)
         timings = {

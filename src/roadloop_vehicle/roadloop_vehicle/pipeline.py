@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from roadloop_core.bag import RawMessage
-from roadloop_core.features import ObservationSpec
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_vehicle.diagnostics import model_status
 from roadloop_vehicle.drive import DriveCore, DriveOutput

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from roadloop_cluster.data.synth import SynthDrive, write_synth_bag
+from tests.support.drive_bags import SynthDrive, write_synth_bag
 
 DRIVE_S = 8.0
 

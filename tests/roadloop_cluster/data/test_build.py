@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roadloop_cluster.data import BuildOptions, NoUsableInputError, build_dataset, read_index
+from roadloop_cluster.data import BuildOptions, NoUsableInputError, build_dataset, read_dataset_index
 from roadloop_cluster.data.errors import DataError
-from roadloop_cluster.data.synth import SynthDrive, _Track
+from tests.support.drive_bags import SynthDrive, _Track
 
 from .conftest import truncate_bag
 
 
 def shard_arrays(root: Path, split: str) -> dict[str, np.ndarray]:
-    index = read_index(root)
+    index = read_dataset_index(root)
     parts: dict[str, list[np.ndarray]] = {}
-    for sh in index["splits"][split]["shards"]:
-        with np.load(root / sh["file"]) as z:
+    for sh in index.splits[split].shards:
+        with np.load(root / sh.file) as z:
             for k in z.files:
                 parts.setdefault(k, []).append(z[k])
     return {k: np.concatenate(v) for k, v in parts.items()}
@@ -36,24 +36,37 @@ def roadloop(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_index_describes_the_dataset(dataset: Path) -> None:
-    index = read_index(dataset)
-    assert index["format"] == "roadloop-dataset/1"
-    assert index["label"] == {"horizon": 8, "dt": 0.5}
-    assert len(index["sources"]) == 3 and index["skipped"] == []
-    assert {s["split"] for s in index["sources"]} == {"train", "val"}
-    assert index["count"] == sum(s["samples"] for s in index["sources"]) > 0
-    assert index["drops"]["no_future"] > 0  # the last 4 s of every drive have no full horizon
+    index = read_dataset_index(dataset)
+    assert index.format == "roadloop-dataset/1"
+    assert (index.observation.label_horizon, index.observation.label_dt_s) == (8, 0.5)
+    assert len(index.sources) == 3 and index.skipped == ()
+    assert {s.split for s in index.sources} == {"train", "val"}
+    assert index.count == sum(s.samples for s in index.sources) > 0
+    assert index.drops["no_future"] > 0  # the last 4 s of every drive have no full horizon
+    assert index.arrays == ("image", "ego_state", "route_target", "waypoints", "command", "stamp_ns", "source")
     for split in ("train", "val"):
-        shards = index["splits"][split]["shards"]
-        assert [sh["count"] for sh in shards[:-1]] == [16] * (len(shards) - 1)  # fixed size but the last
-        assert sum(sh["count"] for sh in shards) == index["splits"][split]["count"]
+        shards = index.splits[split].shards
+        assert [sh.count for sh in shards[:-1]] == [16] * (len(shards) - 1)  # fixed size but the last
+        assert sum(sh.count for sh in shards) == index.splits[split].count
+
+
+def test_the_index_reads_back_to_the_same_bytes(dataset: Path) -> None:
+    """One reader, one writer: what the builder wrote parses and serialises to exactly the same file."""
+    from roadloop_core.contract.dataset_index import write_dataset_index
+
+    copy = dataset.parent / "reread"
+    copy.mkdir(exist_ok=True)
+    write_dataset_index(copy, read_dataset_index(dataset))
+    assert (copy / "index.json").read_bytes() == (dataset / "index.json").read_bytes()
+    label = json.loads((dataset / "index.json").read_text())["label"]
+    assert label == {"horizon": 8, "dt": 0.5}  # written from the observation spec, kept for readers of the file
 
 
 def test_shard_arrays_follow_the_contract(dataset: Path) -> None:
-    index = read_index(dataset)
+    index = read_dataset_index(dataset)
     a = shard_arrays(dataset, "train")
-    n = index["splits"]["train"]["count"]
-    h, w = index["observation"]["image_height"], index["observation"]["image_width"]
+    n = index.splits["train"].count
+    h, w = index.observation.image_height, index.observation.image_width
     expected = {
         "image": ((n, h, w, 3), np.uint8),
         "ego_state": ((n, 4), np.float32),
@@ -67,28 +80,29 @@ def test_shard_arrays_follow_the_contract(dataset: Path) -> None:
 
 
 def test_splits_are_by_bag(dataset: Path) -> None:
-    index = read_index(dataset)
+    index = read_dataset_index(dataset)
     for split in ("train", "val"):
         sources = set(shard_arrays(dataset, split)["source"].tolist())
-        assert sources == {i for i, s in enumerate(index["sources"]) if s["split"] == split}
+        assert sources == {i for i, s in enumerate(index.sources) if s.split == split}
 
 
 def test_statistics_match_the_train_shards(dataset: Path) -> None:
-    index = read_index(dataset)
+    index = read_dataset_index(dataset)
     a = shard_arrays(dataset, "train")
     for name in ("ego_state", "route_target", "command"):
-        np.testing.assert_allclose(index["stats"][name]["mean"], a[name].mean(axis=0), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(index["stats"][name]["std"], a[name].std(axis=0), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(index.stats[name].mean, a[name].mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(index.stats[name].std, a[name].std(axis=0), rtol=1e-4, atol=1e-6)
     wp = a["waypoints"]
-    np.testing.assert_allclose(index["stats"]["waypoints"]["per_step_mean"], wp.mean(axis=0), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(index["stats"]["waypoints"]["std"], wp.reshape(-1, 2).std(axis=0), rtol=1e-4)
+    per_step = index.stats["waypoints"].per_step_mean
+    np.testing.assert_allclose(per_step, wp.mean(axis=0), rtol=1e-5, atol=1e-5)  # type: ignore[arg-type]
+    np.testing.assert_allclose(index.stats["waypoints"].std, wp.reshape(-1, 2).std(axis=0), rtol=1e-4)
 
 
 def test_labels_match_the_true_trajectory(dataset: Path) -> None:
-    index = read_index(dataset)
+    index = read_dataset_index(dataset)
     a = shard_arrays(dataset, "train")
-    src = index["sources"][int(a["source"][0])]
-    seed = int(Path(src["path"]).name.removeprefix("drive"))
+    src = index.sources[int(a["source"][0])]
+    seed = int(Path(src.path).name.removeprefix("drive"))
     drive = SynthDrive(duration_s=8.0, seed=seed)
     track = _Track(drive)
     for i in np.flatnonzero(a["source"] == a["source"][0])[::7]:
@@ -106,21 +120,21 @@ def test_labels_match_the_true_trajectory(dataset: Path) -> None:
 def test_building_twice_gives_the_same_id_and_bytes(dataset: Path, bag_root: Path, small_shard_config: Path) -> None:
     again = dataset.parent / "again"
     build_dataset([bag_root], again, BuildOptions(config_path=small_shard_config, workers=1, progress=False))
-    first, second = read_index(dataset), read_index(again)
-    assert first["dataset_id"] == second["dataset_id"]
-    assert first["splits"] == second["splits"]  # same files, counts and sha256
-    for sh in first["splits"]["train"]["shards"] + first["splits"]["val"]["shards"]:
-        assert (dataset / sh["file"]).read_bytes() == (again / sh["file"]).read_bytes()
+    first, second = read_dataset_index(dataset), read_dataset_index(again)
+    assert first.dataset_id == second.dataset_id
+    assert first.splits == second.splits  # same files, counts and sha256
+    for sh in first.splits["train"].shards + first.splits["val"].shards:
+        assert (dataset / sh.file).read_bytes() == (again / sh.file).read_bytes()
 
 
 def test_state_only_build_from_a_bag_without_camera(
     no_camera_bag: Path, state_only_config: Path, tmp_path: Path
 ) -> None:
     index = build_dataset([no_camera_bag], tmp_path / "ds", BuildOptions(config_path=state_only_config, progress=False))
-    assert index["observation"]["camera"] is None
-    assert index["count"] > 0 and "image" not in index["arrays"]
+    assert index.observation.camera is None
+    assert index.count > 0 and "image" not in index.arrays
     a = shard_arrays(tmp_path / "ds", "train")
-    assert "image" not in a and len(a["ego_state"]) == index["count"]
+    assert "image" not in a and len(a["ego_state"]) == index.count
     steps = np.diff(a["stamp_ns"])
     assert (steps == 100_000_000).all()  # the 10 Hz sample clock
 
@@ -129,12 +143,12 @@ def test_bad_bags_are_skipped_and_listed(bag_root: Path, no_camera_bag: Path, tm
     good = sorted(p.parent for p in bag_root.rglob("metadata.yaml"))[0]
     broken = truncate_bag(good, tmp_path / "in" / "truncated")
     index = build_dataset([good, broken, no_camera_bag], tmp_path / "ds", BuildOptions(progress=False))
-    reasons = {Path(s["path"]).name: s["reason"] for s in index["skipped"]}
+    reasons = {Path(s.path).name: s.reason for s in index.skipped}
     assert reasons.keys() == {"truncated", no_camera_bag.name}
     # the bag layer refuses the damaged file (or, recovering it, reports what disagrees with metadata.yaml)
     assert re.search(r"damaged|truncated", reasons["truncated"]), reasons["truncated"]
     assert reasons[no_camera_bag.name] == "missing topic /sensors/camera/front/image (role camera)"
-    assert [Path(s["path"]) for s in index["sources"]] == [good]
+    assert [Path(s.path) for s in index.sources] == [good]
 
 
 def test_duplicate_bags_count_once(bag_root: Path, tmp_path: Path) -> None:
@@ -146,8 +160,8 @@ def test_duplicate_bags_count_once(bag_root: Path, tmp_path: Path) -> None:
     for name in ("ab/ab12", "cd/cd34"):
         shutil.copytree(good, store / name)
     index = build_dataset([store], tmp_path / "ds", BuildOptions(progress=False))
-    assert len(index["sources"]) == 1
-    assert index["skipped"][0]["reason"].startswith("duplicate of ")
+    assert len(index.sources) == 1
+    assert index.skipped[0].reason.startswith("duplicate of ")
 
 
 def test_symlinked_bags_are_found(bag_root: Path, tmp_path: Path) -> None:
@@ -192,10 +206,10 @@ def test_cli_info_shows_counts_drops_stats_sources(dataset: Path, tmp_path: Path
     res = roadloop("data", "info", str(dataset), "--plot", str(tmp_path / "ds.png"))
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "ds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    index = read_index(dataset)
-    for text in ("train", "val", "no_future", "ego_state", "route_target", index["dataset_id"]):
+    index = read_dataset_index(dataset)
+    for text in ("train", "val", "no_future", "ego_state", "route_target", index.dataset_id):
         assert text in res.stdout
-    assert str(index["splits"]["train"]["count"]) in res.stdout
+    assert str(index.splits["train"].count) in res.stdout
 
 
 def test_info_on_an_unfinished_dataset_is_one_line(tmp_path: Path) -> None:

@@ -37,9 +37,9 @@ def test_dataset_from_simulator_bags(tmp_path: Path) -> None:
         progress=False,
     )
     index = build_dataset([tmp_path / "bags"], tmp_path / "ds", BuildOptions(progress=False))
-    assert len(index["sources"]) == 2 and index["skipped"] == []
-    assert index["splits"]["train"]["count"] > 0 and index["splits"]["val"]["count"] > 0
-    assert np.isfinite(index["stats"]["ego_state"]["std"]).all()
+    assert len(index.sources) == 2 and index.skipped == ()
+    assert index.splits["train"].count > 0 and index.splits["val"].count > 0
+    assert np.isfinite(index.stats["ego_state"].std).all()
     res = subprocess.run(
         [sys.executable, "-c", "from roadloop_core.cli import main; main()", "data", "info", str(tmp_path / "ds")],
         capture_output=True,
@@ -48,4 +48,4 @@ def test_dataset_from_simulator_bags(tmp_path: Path) -> None:
         check=False,
     )
     assert res.returncode == 0, res.stderr
-    assert index["dataset_id"] in res.stdout and "val" in res.stdout and "no_future" in res.stdout
+    assert index.dataset_id in res.stdout and "val" in res.stdout and "no_future" in res.stdout

@@ -8,26 +8,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from roadloop_cluster.train.synthetic import write_synthetic_dataset
-
 
 @pytest.fixture(scope="module")
 def trained_runs(
-    tmp_path_factory: pytest.TempPathFactory, tiny_model: dict[str, object]
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: dict[str, object], camera_dataset: Path, state_dataset: Path
 ) -> dict[str, tuple[Path, Path]]:
-    """{variant: (run folder, dataset)} trained for one short epoch in this process (world of one)."""
+    """{"camera" | "state": (run folder, dataset)} trained for one short epoch in this process (world of one)."""
     from roadloop_cluster.train.train import main
 
     out: dict[str, tuple[Path, Path]] = {}
     mp = pytest.MonkeyPatch()
     try:
-        for variant, image in (("camera", (32, 32)), ("state", None)):
+        for variant, data in (("camera", camera_dataset), ("state", state_dataset)):
             base = tmp_path_factory.mktemp(f"export-{variant}")
-            data = write_synthetic_dataset(base / "ds", n_train=96, n_val=24, image_size=image, shard_size=48)
             cfg = base / "train.yaml"
-            model = {**tiny_model, "variant": variant}
             run = {"epochs": 1, "batch_size": 32, "checkpoint_every": 100, "log_every": 1, "baseline_steps": 5}
-            cfg.write_text(yaml.safe_dump({"model": model, "run": run}))
+            cfg.write_text(yaml.safe_dump({"model": tiny_model, "run": run}))
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
                 mp.setenv("MASTER_PORT", str(s.getsockname()[1]))

@@ -37,15 +37,15 @@ def test_bundle_follows_the_contract_and_verifies(
     index = json.loads((data / "index.json").read_text())
     ego = next(t for t in doc["inputs"] if t["name"] == "ego_state")
     assert ego["shape"] == [1, 4] and np.allclose(ego["normalization"]["mean"], index["stats"]["ego_state"]["mean"])
-    if variant == "camera":
-        assert doc["inputs"][0]["shape"] == [1, 3, 32, 32]
-        assert doc["inputs"][0]["normalization"]["scale"] == pytest.approx(1 / 255)
+    if variant == "camera":  # the dataset's 48x32 images: no training config says so
+        assert doc["inputs"][0]["shape"] == [1, 3, 32, 48]
+        assert doc["inputs"][0]["normalization"] == {"scale": 1 / 255}
     assert doc["outputs"] == [
         {"name": "waypoints", "shape": [1, 6, 2], "dtype": "float32"},
         {"name": "target_speed", "shape": [1, 1], "dtype": "float32"},
     ]
     assert doc["observation"] == index["observation"] and doc["dataset_id"] == index["dataset_id"]
-    assert doc["training_config"]["model"]["variant"] == variant
+    assert not {"variant", "image_size", "horizon", "dt"} & set(doc["training_config"]["model"])
     assert {"l2_1s", "l2_2s", "l2_3s", "ade", "fde"} <= set(doc["metrics"]["open_loop"])
     assert set(doc["metrics"]["baselines"]) == {"constant_velocity", "ego_mlp"}
     assert doc["metrics"]["parity"]["max_abs_diff"] <= 1e-4 == doc["metrics"]["parity"]["tolerance"]
@@ -141,23 +141,68 @@ def test_cli_exports_and_the_vehicle_runtime_runs_the_bundle(
 
     from roadloop_cluster.train.data import SplitData, read_dataset_info
     from roadloop_core.config import config_dir
+    from roadloop_core.contract.tensors import model_inputs
     from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
-    from roadloop_vehicle.runtime.spec import ModelInputs, PolicySpec
+    from roadloop_vehicle.runtime.spec import PolicySpec
 
-    spec = PolicySpec.from_manifest(json.loads((out / "manifest.json").read_text()))
+    spec = PolicySpec.from_manifest(verify_bundle(out, keypair[1]))
     runtime = PolicyRuntime(
         out / "policy.onnx",
         spec,
         dataclasses.replace(load_vehicle_params(config_dir() / "vehicle.yaml").drive.runtime, warmup_runs=1),
     )
-    val = SplitData(read_dataset_info(data), "val", with_image=True)
+    info = read_dataset_info(data)
+    val = SplitData(info, "val", model_inputs(info.observation))
     model = load_run(run).model
     for i in (0, 7):
-        raw = ModelInputs(val.arrays["image"][i], val.arrays["ego_state"][i], val.arrays["route_target"][i])
+        raw = {name: val.arrays[name][i] for name in ("image", "ego_state", "route_target")}  # the features
         got = runtime.step(raw)
         b = val.batch(np.asarray([i], np.int64))
         with torch.no_grad():
-            wp, speed = model(b.ego_state, b.route_target, b.image)
+            wp, speed = model(b.inputs)
         assert np.abs(got.waypoints.reshape(-1, 2) - wp[0].numpy()).max() <= 1e-4
         assert abs(got.target_speed - float(speed)) <= 1e-4
+
+
+@pytest.mark.slow
+def test_the_unchanged_train_yaml_trains_and_exports_any_image_size_and_horizon(
+    camera_dataset: Path, keypair: tuple[Path, Path], tmp_path: Path, repo_root: Path
+) -> None:
+    """config/train.yaml as shipped on a 48x32, 6-waypoint dataset (config/dataset.yaml says 64x64, 8):
+    the model takes both from the dataset; nothing is rewritten, nothing has to be kept in step."""
+    from roadloop_vehicle.runtime.base import RuntimeConfig
+    from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
+    from roadloop_vehicle.runtime.spec import PolicySpec
+
+    roadloop = str(Path(sys.executable).parent / "roadloop")
+    run, out = tmp_path / "run", tmp_path / "bundle"
+    train = [roadloop, "train", "--config", str(repo_root / "config" / "train.yaml"), "--data", str(camera_dataset)]
+    done = subprocess.run([*train, "--out", str(run), "--nproc", "1"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    export = [roadloop, "export", str(run), "--out", str(out), "--sign-key", str(keypair[0]), "--version", "2"]
+    done = subprocess.run(export, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = verify_bundle(out, keypair[1])
+    assert (manifest.inputs[0].name, manifest.inputs[0].shape) == ("image", (1, 3, 32, 48))
+    assert [(t.name, t.shape) for t in manifest.outputs] == [("waypoints", (1, 6, 2)), ("target_speed", (1, 1))]
+    assert (manifest.observation.image_width, manifest.observation.label_horizon) == (48, 6)
+    runtime_cfg = dataclasses.replace(load_vehicle_params(repo_root / "config" / "vehicle.yaml").drive.runtime, warmup_runs=1)
+    runtime = PolicyRuntime(out / "policy.onnx", PolicySpec.from_manifest(manifest), runtime_cfg)
+    warm = runtime.warmup(1)
+    assert warm is not None and warm.finite and warm.waypoints.shape == (6, 2)
+
+
+def test_a_run_trained_before_the_dataset_decided_the_sizes_still_exports(
+    trained_runs: dict[str, tuple[Path, Path]], keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Older run.json files carry model.variant/image_size/horizon/dt: ignored, the run's observation decides."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_runs["camera"][0], run, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+    meta = json.loads((run / "run.json").read_text())
+    meta["config"]["model"] |= {"variant": "camera", "image_size": [32, 48], "horizon": 6, "dt": 0.5}
+    (run / "run.json").write_text(json.dumps(meta))
+    manifest = export_bundle(run, tmp_path / "bundle", keypair[0], version=5)
+    assert manifest.inputs[0].shape == (1, 3, 32, 48)

@@ -98,14 +98,16 @@ def test_training_summary_reads_metrics_and_tensorboard(tmp_path: Path) -> None:
 
 
 def test_dataset_summary_reads_the_index(tmp_path: Path) -> None:
-    index = {
-        "format": "roadloop-dataset/1", "dataset_id": "abc", "observation": {"camera": "camera"},
-        "label": {"horizon": 8, "dt": 0.5},
-        "splits": {"train": {"count": 90, "shards": []}, "val": {"count": 10, "shards": []}},
-        "sources": [{"path": "a"}, {"path": "b"}], "drops": {"no_future": 7, "route_missing": 1},
-        "skipped": [{"path": "c", "reason": "truncated"}],
-    }  # fmt: skip
-    (tmp_path / "index.json").write_text(json.dumps(index))
+    from roadloop_core.contract.dataset_index import DatasetIndex, Skipped, Source, Split, write_dataset_index
+    from roadloop_core.contract.observation import ObservationSpec
+
+    index = DatasetIndex(
+        dataset_id="abc", count=100, arrays=("ego_state",), observation=ObservationSpec(), topics={},
+        splits={"train": Split(90, ()), "val": Split(10, ())}, stats={}, stats_split="train",
+        sources=(Source("a", "1" * 64, "train", 90), Source("b", "2" * 64, "val", 10)),
+        drops={"no_future": 7, "route_missing": 1}, skipped=(Skipped("c", "truncated"),),
+    )  # fmt: skip
+    write_dataset_index(tmp_path, index)
     s = dataset_summary(tmp_path)
     assert (s["dataset_id"], s["train"], s["val"], s["bags"], s["drops"], s["skipped"]) == ("abc", 90, 10, 2, 8, 1)
-    assert s["image"] is True and s["label"]["horizon"] == 8
+    assert s["observation"]["camera"] == "camera" and s["label"] == {"horizon": 8, "dt": 0.5}

@@ -8,19 +8,23 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from roadloop_cluster.models import DrivingPolicy, ModelConfig
+from roadloop_cluster.models import DrivingPolicy, ModelArgs, ModelConfig
 from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.errors import TrainError
 from roadloop_cluster.train.steps import pack, unpack
+from roadloop_core.contract.observation import ObservationSpec
 
 
 def _trained(seed: int) -> tuple[DrivingPolicy, torch.optim.AdamW]:
     torch.manual_seed(seed)
-    model = DrivingPolicy(ModelConfig(variant="state", horizon=3, hidden=16, state_hidden=8))
+    args = ModelArgs.from_observation(
+        ModelConfig(hidden=16, state_hidden=8), ObservationSpec(camera=None, label_horizon=3)
+    )
+    model = DrivingPolicy(args)
     optim = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(3):
         optim.zero_grad()
-        wp, speed = model(torch.randn(4, 4), torch.randn(4, 2))
+        wp, speed = model({"ego_state": torch.randn(4, 4), "route_target": torch.randn(4, 2)})
         (wp.square().mean() + speed.square().mean()).backward()  # type: ignore[no-untyped-call]
         optim.step()
     return model, optim

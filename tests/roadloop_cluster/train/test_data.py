@@ -1,4 +1,4 @@
-"""Dataset reading for training: index checks, pre-flight compatibility, resumable deterministic batches."""
+"""Dataset reading for training: index checks, model args from the dataset, resumable deterministic batches."""
 
 from __future__ import annotations
 
@@ -10,31 +10,46 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roadloop_cluster.models import ModelConfig
-from roadloop_cluster.train.data import BatchStream, SplitData, check_compatible, read_dataset_info
-from roadloop_cluster.train.errors import DatasetMismatchError, TrainError
+from roadloop_cluster.models import ModelArgs, ModelConfig
+from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
+from roadloop_cluster.train.errors import TrainError
+from roadloop_core.contract.tensors import EGO_STATE, EGO_STATE_ARRAY, model_inputs
+from roadloop_core.errors import RoadloopError
 
 
-def test_synthetic_dataset_round_trips(camera_dataset: Path) -> None:
+def test_the_builders_dataset_reads_for_training(camera_dataset: Path) -> None:
     info = read_dataset_info(camera_dataset)
-    assert info.index["format"] == "roadloop-dataset/1"
-    assert (info.horizon, info.dt) == (6, 0.5)
-    assert info.index["observation"]["image_height"] == 32
+    assert info.index.format == "roadloop-dataset/1"
+    obs = info.observation
+    assert (obs.label_horizon, obs.label_dt_s, obs.image_height, obs.image_width) == (6, 0.5, 32, 48)
     for split in ("train", "val"):
-        for entry in info.index["splits"][split]["shards"]:
-            path = camera_dataset / entry["file"]
-            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+        for entry in info.index.splits[split].shards:
+            path = camera_dataset / entry.file
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256
             with np.load(path) as z:
-                n = entry["count"]
-                assert z["image"].shape == (n, 32, 32, 3) and z["image"].dtype == np.uint8
+                n = entry.count
+                assert z["image"].shape == (n, 32, 48, 3) and z["image"].dtype == np.uint8
                 assert z["ego_state"].shape == (n, 4) and z["waypoints"].shape == (n, 6, 2)
                 assert z["stamp_ns"].dtype == np.int64 and z["source"].dtype == np.int32
-    data = SplitData(info, "train", with_image=True)
-    assert len(data) == info.index["splits"]["train"]["count"]
+    data = SplitData(info, "train", model_inputs(obs))
+    assert len(data) == info.index.splits["train"].count
     b = data.batch(np.array([0, 5], np.int64))
-    assert b.image is not None and b.image.shape == (2, 3, 32, 32) and float(b.image.max()) <= 1.0
+    assert b.inputs["image"].shape == (2, 3, 32, 48) and float(b.inputs["image"].max()) <= 1.0
+    assert b.targets["waypoints"].shape == (2, 6, 2) and b.targets["target_speed"].shape == (2, 1)
     mean, std = info.stat("ego_state")
-    assert np.allclose(b.ego_state.numpy(), (data.arrays["ego_state"][[0, 5]] - mean) / std, atol=1e-6)
+    expected = (data.arrays["ego_state"][[0, 5]] - mean) / std
+    assert np.allclose(b.inputs["ego_state"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(b.targets["target_speed"].numpy()[:, 0], data.arrays["command"][[0, 5], 1])
+
+
+def test_model_args_come_from_the_dataset(camera_dataset: Path, state_dataset: Path) -> None:
+    """Image size, camera/state-only mode, horizon and dt: the dataset's, never the training config's."""
+    camera = ModelArgs.from_dataset(ModelConfig(), read_dataset_info(camera_dataset).index)
+    assert camera.inputs == {"image": (3, 32, 48), "ego_state": (4,), "route_target": (2,)}
+    assert (camera.horizon, camera.dt, camera.image_size, camera.uses_image) == (6, 0.5, (32, 48), True)
+    state = ModelArgs.from_dataset(ModelConfig(), read_dataset_info(state_dataset).index)
+    assert state.inputs == {"ego_state": (4,), "route_target": (2,)} and not state.uses_image
+    assert state.image_size is None and state.vector_inputs == ["ego_state", "route_target"]
 
 
 def _broken(src: Path, dst: Path, edit: str) -> Path:
@@ -46,6 +61,8 @@ def _broken(src: Path, dst: Path, edit: str) -> Path:
         index["splits"]["val"]["shards"] = []
     elif edit == "no-stats":
         del index["stats"]["waypoints"]
+    elif edit == "bad-count":
+        index["splits"]["train"]["shards"][1]["count"] = "many"
     elif edit == "no-index":
         (dst / "index.json").unlink()
         return dst
@@ -59,55 +76,29 @@ def _broken(src: Path, dst: Path, edit: str) -> Path:
         ("format", "format is 'something/9'"),
         ("no-val", "split 'val' has no shards"),
         ("no-stats", "stats.waypoints missing"),
-        ("no-index", "no dataset index"),
+        ("bad-count", r"field 'splits.train.shards\[1\].count' must be an integer"),
+        ("no-index", "no dataset here"),
     ],
 )
 def test_bad_index_is_one_clear_error(camera_dataset: Path, tmp_path: Path, edit: str, message: str) -> None:
     root = _broken(camera_dataset, tmp_path / "ds", edit)
-    with pytest.raises(TrainError, match=message) as err:
+    with pytest.raises(RoadloopError, match=message) as err:
         read_dataset_info(root)
     assert "index.json" in str(err.value) and "\n" not in str(err.value)
 
 
-MISMATCHES = [
-    # model overrides, which dataset, expected message
-    ({"horizon": 8}, "camera", "label.horizon is 6, model.horizon is 8"),
-    ({"dt": 0.25}, "camera", "label.dt is 0.5, model.dt is 0.25"),
-    ({"image_size": [64, 64]}, "camera", "model.image_size expects"),
-    ({}, "state", "state-only dataset"),
-]
-
-
-@pytest.mark.parametrize(("override", "which", "message"), MISMATCHES)
-def test_feature_spec_mismatch_is_caught(
-    camera_dataset: Path, state_dataset: Path, override: dict[str, object], which: str, message: str
-) -> None:
-    base: dict[str, object] = {"image_size": [32, 32], "horizon": 6, "dt": 0.5}
-    cfg = ModelConfig(**(base | override))  # type: ignore[arg-type]
-    root = camera_dataset if which == "camera" else state_dataset
-    with pytest.raises(DatasetMismatchError, match=message):
-        check_compatible(read_dataset_info(root), cfg)
-
-
-def test_matching_specs_pass(camera_dataset: Path, state_dataset: Path) -> None:
-    check_compatible(read_dataset_info(camera_dataset), ModelConfig(image_size=[32, 32], horizon=6))
-    check_compatible(read_dataset_info(state_dataset), ModelConfig(variant="state", horizon=6))
-
-
 @pytest.fixture(scope="module")
-def train_split(tmp_path_factory: pytest.TempPathFactory) -> SplitData:
-    from roadloop_cluster.train.synthetic import write_synthetic_dataset
-
-    root = write_synthetic_dataset(tmp_path_factory.mktemp("ds"), 100, 20, image_size=None, shard_size=30)
-    return SplitData(read_dataset_info(root), "train", with_image=False)
+def train_split(state_dataset: Path) -> SplitData:
+    return SplitData(read_dataset_info(state_dataset), "train", (EGO_STATE,))
 
 
 def test_ranks_split_each_global_batch_and_cover_the_epoch_once(train_split: SplitData) -> None:
     streams = [BatchStream(train_split, 24, r, 3, seed=7) for r in range(3)]
     per_rank = [s.epoch_batches() for s in streams]
-    assert len({len(b) for b in per_rank}) == 1 and len(per_rank[0]) == 100 // 24
+    steps = len(train_split) // 24
+    assert len({len(b) for b in per_rank}) == 1 and len(per_rank[0]) == steps
     seen = np.concatenate([np.concatenate(b) for b in per_rank])
-    assert len(seen) == len(set(seen.tolist())) == 4 * 24
+    assert len(seen) == len(set(seen.tolist())) == steps * 24
 
 
 def test_order_is_independent_of_world_size(train_split: SplitData) -> None:
@@ -138,11 +129,17 @@ def test_resume_from_state_continues_the_same_sequence(train_split: SplitData) -
     assert not np.array_equal(full[0], full[len(full) // 2])  # epochs are reshuffled
 
 
-@pytest.mark.parametrize(("batch", "world", "message"), [(25, 2, "not divisible"), (200, 1, "fewer than one batch")])
-def test_impossible_batches_are_refused(train_split: SplitData, batch: int, world: int, message: str) -> None:
+@pytest.mark.parametrize(("batch", "world", "message"), [(25, 2, "not divisible"), (None, 1, "fewer than one batch")])
+def test_impossible_batches_are_refused(train_split: SplitData, batch: int | None, world: int, message: str) -> None:
     with pytest.raises(TrainError, match=message):
-        BatchStream(train_split, batch, 0, world, seed=0)
+        BatchStream(train_split, batch or len(train_split) + 1, 0, world, seed=0)
 
 
 def test_describe_names_shard_and_row(train_split: SplitData) -> None:
-    assert train_split.describe(np.array([31], np.int64)) == "shards/train-00001.npz rows 1"
+    assert train_split.describe(np.array([65], np.int64)) == "shards/train-00001.npz rows 1"  # 64-sample shards
+
+
+def test_speed_for_the_baselines_is_the_raw_ego_speed(train_split: SplitData) -> None:
+    b = train_split.batch(np.array([3, 4], np.int64))
+    speed = train_split.arrays[EGO_STATE_ARRAY.name][[3, 4], EGO_STATE_ARRAY.field("speed")]
+    np.testing.assert_array_equal(b.raw_speed.numpy(), speed)

@@ -43,12 +43,16 @@ def test_constant_velocity_drives_straight_at_current_speed() -> None:
     assert torch.allclose(cv[0, :, 0], torch.tensor([1.0, 2.0, 3.0]))
 
 
-def test_constant_velocity_is_exact_on_straight_constant_speed_driving() -> None:
-    """Synthetic futures with zero yaw rate and zero acceleration are straight lines."""
-    from roadloop_cluster.train.synthetic import _future
+def _arc(v: float, w: float, horizon: int, dt: float) -> np.ndarray:
+    """Ego-frame future of constant speed `v` and yaw rate `w` (a straight line when w = 0)."""
+    t = np.arange(1, horizon + 1) * dt
+    if w == 0:
+        return np.stack([v * t, np.zeros_like(t)], axis=1)
+    return np.stack([v / w * np.sin(w * t), v / w * (1 - np.cos(w * t))], axis=1)
 
-    wp = _future(v=7.0, a=0.0, w0=0.0, w1=0.0, horizon=6, dt=0.5)
+
+def test_constant_velocity_is_exact_on_straight_constant_speed_driving() -> None:
     cv = constant_velocity(torch.tensor([7.0]), 6, 0.5)[0].numpy()
-    assert np.allclose(wp, cv, atol=1e-4)
-    turning = _future(v=7.0, a=0.0, w0=0.0, w1=0.2, horizon=6, dt=0.5)
+    assert np.allclose(_arc(7.0, 0.0, 6, 0.5), cv, atol=1e-5)
+    turning = _arc(7.0, 0.2, 6, 0.5)
     assert math.hypot(*(turning[-1] - cv[-1])) > 1.0

@@ -1,4 +1,4 @@
-"""The rank entry run in this process as a world of one (gloo): comm hooks, state-only variant, outputs."""
+"""The rank entry run in this process as a world of one (gloo): comm hooks, camera and state-only data, outputs."""
 
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ import pytest
 import torch
 
 from roadloop_cluster.train.train import main
+from roadloop_core.contract.dataset_index import read_dataset_index
 
 
 @pytest.mark.parametrize(
-    ("variant", "hook"),
+    ("data_kind", "hook"),
     [("camera", "fp16"), ("camera", "powersgd"), ("state", "none")],
 )
-def test_rank_entry_trains_with_each_comm_hook_and_variant(
-    variant: str,
+def test_rank_entry_trains_with_each_comm_hook_on_camera_and_state_only_data(
+    data_kind: str,
     hook: str,
     camera_dataset: Path,
     state_dataset: Path,
@@ -25,15 +26,19 @@ def test_rank_entry_trains_with_each_comm_hook_and_variant(
     single_rank_env: None,
     tmp_path: Path,
 ) -> None:
-    data = camera_dataset if variant == "camera" else state_dataset
-    cfg = write_config(model={"variant": variant}, run={"epochs": 1, "comm_hook": hook, "checkpoint_every": 100})
+    data = camera_dataset if data_kind == "camera" else state_dataset
+    cfg = write_config(run={"epochs": 1, "comm_hook": hook, "checkpoint_every": 100})
     out = tmp_path / "run"
     main(["--config", str(cfg), "--data", str(data), "--out", str(out)])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["steps"] == 192 // 32 and metrics["world_size"] == 1 and metrics["device"] == "cpu"
-    assert set(metrics["val"]) >= {"ade", "fde", "l2_1s", "l2_2s", "l2_3s"}
+    steps = read_dataset_index(data).splits["train"].count // 32
+    assert metrics["steps"] == steps and metrics["world_size"] == 1 and metrics["device"] == "cpu"
+    assert set(metrics["val"]) >= {"ade", "fde", "l2_1s", "l2_2s", "l2_3s"}  # horizon 6 x 0.5 s reaches 3 s
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["run"]["comm_hook"] == hook and run["dataset"]["dataset_id"]
+    assert run["observation"] == read_dataset_index(data).observation.to_dict()
+    assert set(run["config"]["model"]) == {"encoder", "channels", "state_hidden", "hidden"}
     weights = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.isfinite(w).all() for w in weights.values())
-    assert (out / "checkpoints" / "latest").read_text() == "step-00000006"
+    assert ("encoder.body.0.weight" in weights) == (data_kind == "camera")
+    assert (out / "checkpoints" / "latest").read_text() == f"step-{steps:08d}"

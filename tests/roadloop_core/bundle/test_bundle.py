@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -19,9 +20,10 @@ from roadloop_core.bundle import (
     verify_bundle,
     write_bundle,
 )
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.errors import BundleError
 
-OBS = {"camera": "camera", "image_width": 64, "image_height": 32, "route_lookahead_m": 20.0}
+OBS = ObservationSpec(camera="camera", image_width=64, image_height=32, route_lookahead_m=20.0)
 
 
 def _manifest(version: int = 1) -> Manifest:
@@ -116,6 +118,8 @@ def test_write_refuses_existing_target_and_leaves_nothing_behind(bundle: Path, k
         ({"version": 0}, "version"),
         ({"version": "3"}, "version"),
         ({"files": ["policy.onnx"]}, "files"),
+        ({"observation": {"camera": "camera"}}, r"observation: missing field\(s\) imu, odometry"),
+        ({"observation": {**OBS.to_dict(), "lidar": "lidar"}}, "observation: unknown parameter"),
     ],
 )
 def test_malformed_manifest_fields(patch: dict[str, object], message: str) -> None:
@@ -125,10 +129,19 @@ def test_malformed_manifest_fields(patch: dict[str, object], message: str) -> No
         Manifest.from_json_bytes(json.dumps(doc).encode())
 
 
+def test_observation_is_typed_and_written_as_before() -> None:
+    doc = json.loads(_manifest().to_json_bytes())
+    assert doc["observation"] == OBS.to_dict() and list(doc)[6] == "observation"
+    assert Manifest.from_json_bytes(_manifest().to_json_bytes()).observation == OBS
+
+
 def test_observation_compatibility() -> None:
-    check_observation_compatible(_manifest(), dict(OBS))
-    with pytest.raises(BundleError, match="image_width"):
-        check_observation_compatible(_manifest(), {**OBS, "image_width": 128})
+    check_observation_compatible(_manifest(), OBS)
+    other = dataclasses.replace(OBS, image_width=128, sample_rate_hz=20.0)
+    with pytest.raises(
+        BundleError, match=r"image_width: bundle 64 != vehicle 128; sample_rate_hz: bundle 10.0 != vehicle"
+    ):
+        check_observation_compatible(_manifest(), other)
 
 
 def _roadloop(*args: str) -> subprocess.CompletedProcess[str]:

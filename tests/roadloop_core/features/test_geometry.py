@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from roadloop_core.features import OdomSample, Pose2D, interpolate_odometry, route_target, to_ego_frame
+from roadloop_core.features import OdomSample, Pose2D, interpolate_odometry, lookahead_point, to_ego_frame
 from roadloop_core.features.geometry import bracket, wrap_angle, yaw_of
 
 
@@ -50,8 +50,8 @@ CORNER = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]])
         (np.array([[4.0, 4.0]]), _pose(0.0, 0.0, 0.0), 5.0, (4.0, 4.0)),  # one-point route
     ],
 )
-def test_route_target(route: np.ndarray, pose: Pose2D, lookahead: float, expected: tuple[float, float]) -> None:
-    np.testing.assert_allclose(route_target(route, pose, lookahead), expected, atol=1e-12)
+def test_lookahead_point(route: np.ndarray, pose: Pose2D, lookahead: float, expected: tuple[float, float]) -> None:
+    np.testing.assert_allclose(lookahead_point(route, pose, lookahead), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize(

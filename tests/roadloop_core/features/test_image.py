@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from roadloop_core.features import FeatureError, image_msg_to_rgb, resize_box
+from roadloop_core.codec import CodecError
+from roadloop_core.features import FeatureError, model_image, resize_box
 
 from .msgs import image
 
@@ -45,21 +46,30 @@ def test_resize_box_uneven_ratio_covers_every_source_pixel() -> None:
         ("mono8", IMG[:, :, 0], np.repeat(IMG[:, :, :1], 3, axis=2)),
     ],
 )
-def test_image_msg_to_rgb_encodings(encoding: str, array: np.ndarray, expected: np.ndarray) -> None:
-    np.testing.assert_array_equal(image_msg_to_rgb(image(0, array, encoding)), expected)
+def test_model_image_encodings(encoding: str, array: np.ndarray, expected: np.ndarray) -> None:
+    out = model_image(image(0, array, encoding), *IMG.shape[:2])
+    assert out.flags.c_contiguous and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, expected)
 
 
 def test_row_padding_is_skipped() -> None:
-    np.testing.assert_array_equal(image_msg_to_rgb(image(0, IMG, pad=5)), IMG)
+    np.testing.assert_array_equal(model_image(image(0, IMG, pad=5), 6, 8), IMG)
 
 
-def test_unsupported_encoding_is_one_clear_error() -> None:
-    with pytest.raises(FeatureError, match="encoding '16UC1' unsupported"):
-        image_msg_to_rgb(image(0, IMG[:, :, :2].copy(), "16UC1"))
+def test_mono_resizes_like_its_three_channel_copy() -> None:
+    mono = IMG[:, :, 0]
+    np.testing.assert_array_equal(model_image(image(0, mono, "mono8"), 3, 4), resize_box(np.dstack([mono] * 3), 3, 4))
+
+
+def test_unsupported_encodings_are_one_clear_error() -> None:
+    with pytest.raises(FeatureError, match="encoding '16UC1' is not 8-bit"):
+        model_image(image(0, IMG[:, :, :2].copy(), "16UC1"), 6, 8)
+    with pytest.raises(CodecError, match="encoding 'yuv422' is not supported"):
+        model_image(image(0, IMG, "yuv422"), 6, 8)
 
 
 def test_short_buffer_is_an_error() -> None:
     msg = image(0, IMG)
     msg.height = 10
-    with pytest.raises(FeatureError, match="too short"):
-        image_msg_to_rgb(msg)
+    with pytest.raises(CodecError, match="do not fit the size"):
+        model_image(msg, 6, 8)

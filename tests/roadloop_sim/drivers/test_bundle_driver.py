@@ -14,6 +14,9 @@ import yaml
 
 from roadloop_core.cli import main
 from roadloop_core.config import config_dir
+from roadloop_core.contract.observation import ObservationSpec
+
+OBSERVATION = ObservationSpec.from_config(config_dir() / "dataset.yaml")
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -55,11 +58,8 @@ def run_cli(args: list[str]) -> int:
 @pytest.mark.slow
 def test_bundle_driver_runs_and_scores(vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, priv = vehicle_config
-    from roadloop_core.features import ObservationSpec
 
-    bundle = _fixtures().make_bundle(
-        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    )
+    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
     out = tmp_path / "report.json"
     args = ["sim", "eval", "--driver", f"bundle:{bundle}", "--episodes", "1", "--json", str(out)]
     assert run_cli([*args, "--scenarios-file", str(cfg / "scenarios.yaml")]) == 0
@@ -78,7 +78,6 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
     vehicle_config: tuple[Path, Path], tmp_path: Path
 ) -> None:
     cfg, priv = vehicle_config
-    from roadloop_core.features import ObservationSpec
     from roadloop_core.registry import load_registry
     from roadloop_sim.drivers import make_driver
     from roadloop_sim.episode import run_episode
@@ -86,9 +85,7 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
     from roadloop_sim.scenarios import load_scenarios
     from roadloop_vehicle.params import load_vehicle_params
 
-    bundle = _fixtures().make_bundle(
-        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    )
+    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
     registry = load_registry(config_dir() / "topics.yaml")
     driver: Any = make_driver(f"bundle:{bundle}", registry, load_vehicle_params(cfg / "vehicle.yaml"))
     assert driver.name == "bundle:tiny-v1"
@@ -110,11 +107,8 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
 
 def test_tampered_bundle_is_refused_with_the_reason(vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, priv = vehicle_config
-    from roadloop_core.features import ObservationSpec
 
-    bundle = _fixtures().make_bundle(
-        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    )
+    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
     onnx = bundle / "policy.onnx"
     onnx.write_bytes(onnx.read_bytes()[:-1] + b"\x00")
     from roadloop_core.registry import load_registry

@@ -13,7 +13,7 @@ import pytest
 
 from roadloop_core.bundle import generate_keypair
 from roadloop_core.config import config_dir
-from roadloop_core.features import ObservationSpec
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_vehicle.model_manager import ModelManager
 from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.runtime import ModelInputs, RuntimeConfig
@@ -29,21 +29,22 @@ def runtime_config(**changes: object) -> RuntimeConfig:
 OBS = ObservationSpec.from_config(config_dir() / "dataset.yaml")
 
 
-def manager(pub: Path, models_dir: Path | None = None, **cfg: object) -> ModelManager:
+def manager(
+    pub: Path, models_dir: Path | None = None, observation: ObservationSpec = OBS, **cfg: object
+) -> ModelManager:
     config = dataclasses.replace(
         VEHICLE.drive.model_manager,
         models_dir=str(models_dir or "/nonexistent"),
         **cfg,  # type: ignore[arg-type]
     )
-    return ModelManager(config, runtime_config(warmup_runs=1), OBS.to_dict(), pub)
+    return ModelManager(config, runtime_config(warmup_runs=1), observation, pub)
 
 
-def x() -> ModelInputs:
-    return ModelInputs(
-        np.full((OBS.image_height, OBS.image_width, 3), 50, np.uint8),
-        np.array([4.0, 0, 0, 0], np.float32),
-        np.array([10.0, 0], np.float32),
-    )
+def x(observation: ObservationSpec = OBS) -> ModelInputs:
+    features = {"ego_state": np.array([4.0, 0, 0, 0], np.float32), "route_target": np.array([10.0, 0], np.float32)}
+    if observation.camera is not None:
+        features["image"] = np.full((observation.image_height, observation.image_width, 3), 50, np.uint8)
+    return features
 
 
 def serve(mgr: ModelManager) -> str:
@@ -105,6 +106,45 @@ def test_incompatible_observation_spec_refused(
     (event,) = [e for e in mgr.drain_events() if e.kind == "refused"]
     assert "observation spec incompatible" in event.reason and "sample_rate_hz" in event.reason
     assert serve(mgr) == "tiny-v1"
+
+
+@pytest.mark.parametrize(
+    ("onnx_image", "message"),
+    [((32, 32), "input 'image' must have shape (1, 3, 64, 64)"), (None, "missing model input 'image'")],
+)
+def test_model_tensors_that_do_not_fit_the_observation_are_refused(
+    onnx_image: tuple[int, int] | None, message: str, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    """The manifest's tensors are checked against its (= the vehicle's) observation spec: image size, camera."""
+    import json
+
+    b = fx.make_bundle(tmp_path / "tiny-v4", keypair[0], version=4)
+    doc = json.loads((b / "manifest.json").read_text())
+    if onnx_image is None:
+        doc["inputs"] = doc["inputs"][1:]
+    else:
+        doc["inputs"][0]["shape"] = [1, 3, *onnx_image]
+    from roadloop_core.bundle import Manifest, write_bundle
+
+    manifest = Manifest.from_json_bytes(json.dumps(doc).encode())
+    out = tmp_path / "tiny-v5"
+    write_bundle(out, files={"policy.onnx": b / "policy.onnx"}, manifest=manifest, signing_key=keypair[0])
+    mgr = manager(keypair[1])
+    assert not mgr.offer(out)
+    (event,) = [e for e in mgr.drain_events() if e.kind == "refused"]
+    assert message in event.reason
+
+
+def test_a_state_only_vehicle_runs_a_state_only_model(
+    keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    state = dataclasses.replace(OBS, camera=None)
+    b = fx.make_bundle(tmp_path / "tiny-v6", keypair[0], version=6, observation=state)
+    mgr = manager(keypair[1], observation=state)
+    assert mgr.offer(b)
+    model = mgr.begin_frame()
+    assert model is not None and "image" not in model.runtime.spec.inputs
+    assert model.runtime.step(x(state)).target_speed == pytest.approx(0.5 * 4.0 + 5.0)
 
 
 def test_swap_happens_between_frames_only(bundle: Path, v2: Path, keypair: tuple[Path, Path]) -> None:

@@ -10,7 +10,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from roadloop_core.bundle import read_manifest
+from roadloop_core.bundle import Manifest, read_manifest
 from roadloop_core.config import config_dir
 from roadloop_vehicle.errors import ModelError
 from roadloop_vehicle.params import load_vehicle_params
@@ -25,7 +25,11 @@ def runtime_config(**changes: object) -> RuntimeConfig:
 
 
 def spec_of(bundle: Path) -> PolicySpec:
-    return PolicySpec.from_manifest(json.loads(read_manifest(bundle).to_json_bytes()))
+    return PolicySpec.from_manifest(read_manifest(bundle))
+
+
+def features(image: np.ndarray, ego: np.ndarray, route: np.ndarray) -> ModelInputs:
+    return {"image": image, "ego_state": ego, "route_target": route}
 
 
 def hw(bundle: Path) -> tuple[int, int]:
@@ -45,7 +49,7 @@ def test_outputs_match_the_graph(bundle: Path) -> None:
         img = rng.integers(0, 256, (*hw(bundle), 3), dtype=np.uint8)
         ego = rng.normal(size=4).astype(np.float32)
         route = rng.normal(size=2).astype(np.float32) * 10
-        out = rt.step(ModelInputs(img, ego, route))
+        out = rt.step(features(img, ego, route))
         wp, speed = expected(img, ego, route)
         np.testing.assert_allclose(out.waypoints, wp, rtol=1e-5, atol=1e-5)
         assert out.target_speed == pytest.approx(speed, rel=1e-5)
@@ -55,13 +59,12 @@ def test_outputs_match_the_graph(bundle: Path) -> None:
 def test_normalisation_from_the_manifest_is_applied(tmp_path: Path, fx: ModuleType, keypair: tuple[Path, Path]) -> None:
     b = fx.make_bundle(tmp_path / "norm", keypair[0])
     spec = spec_of(b)
-    ego_spec = spec.inputs["ego_state"]
-    spec.inputs["ego_state"] = type(ego_spec)(
-        "ego_state", (1, 4), np.array([2.0, 0, 0, 0], np.float32), np.array([4.0, 1, 1, 1], np.float32)
+    spec.inputs["ego_state"] = dataclasses.replace(
+        spec.inputs["ego_state"], mean=np.array([2.0, 0, 0, 0], np.float32), std=np.array([4.0, 1, 1, 1], np.float32)
     )
     rt = PolicyRuntime(b / "policy.onnx", spec, runtime_config(warmup_runs=0))
     img = np.zeros((*hw(b), 3), np.uint8)
-    out = rt.step(ModelInputs(img, np.array([10.0, 0, 0, 0], np.float32), np.zeros(2, np.float32)))
+    out = rt.step(features(img, np.array([10.0, 0, 0, 0], np.float32), np.zeros(2, np.float32)))
     assert out.target_speed == pytest.approx(0.5 * (10.0 - 2.0) / 4.0 + 5.0)
 
 
@@ -69,7 +72,7 @@ def test_buffers_are_preallocated_and_reused(bundle: Path) -> None:
     rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(warmup_runs=2))
     bufs = rt.backend.buffers
     ids = {k: v.ctypes.data for k, v in {**bufs.inputs, **bufs.outputs}.items()}
-    x = ModelInputs(np.full((*hw(bundle), 3), 7, np.uint8), np.ones(4, np.float32), np.ones(2, np.float32))
+    x = features(np.full((*hw(bundle), 3), 7, np.uint8), np.ones(4, np.float32), np.ones(2, np.float32))
     first = rt.step(x)
     second = rt.step(x)
     assert {k: v.ctypes.data for k, v in {**bufs.inputs, **bufs.outputs}.items()} == ids
@@ -79,8 +82,10 @@ def test_buffers_are_preallocated_and_reused(bundle: Path) -> None:
 
 def test_wrong_image_size_is_a_clear_error(bundle: Path) -> None:
     rt = PolicyRuntime(bundle / "policy.onnx", spec_of(bundle), runtime_config(warmup_runs=0))
-    with pytest.raises(ModelError, match="image"):
-        rt.step(ModelInputs(np.zeros((31, 17, 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
+    with pytest.raises(ModelError, match=r"feature 'image' is \(31, 17, 3\), model input 'image' wants"):
+        rt.step(features(np.zeros((31, 17, 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
+    with pytest.raises(ModelError, match="model input 'image' needs feature 'image'"):
+        rt.step({"ego_state": np.zeros(4, np.float32), "route_target": np.zeros(2, np.float32)})
 
 
 def test_auto_device_falls_back_to_cpu_without_cuda(bundle: Path) -> None:
@@ -115,14 +120,14 @@ def test_manifest_tensor_contract_is_checked(bundle: Path, mutate: object, messa
     raw = json.loads(read_manifest(bundle).to_json_bytes())
     mutate(raw)  # type: ignore[operator]
     with pytest.raises(ModelError, match=message):
-        PolicySpec.from_manifest(raw)
+        PolicySpec.from_manifest(Manifest.from_json_bytes(json.dumps(raw).encode()))
 
 
 def test_onnx_that_does_not_match_the_manifest(tmp_path: Path, fx: ModuleType, bundle: Path) -> None:
     other = fx.tiny_policy(tmp_path / "p.onnx", *hw(bundle), horizon=4)
     with pytest.raises(ModelError, match=r"onnxruntime|match"):
         rt = PolicyRuntime(other, spec_of(bundle), runtime_config(warmup_runs=1))
-        rt.step(ModelInputs(np.zeros((*hw(bundle), 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
+        rt.step(features(np.zeros((*hw(bundle), 3), np.uint8), np.zeros(4, np.float32), np.zeros(2, np.float32)))
 
 
 def test_garbage_onnx_is_refused(tmp_path: Path, bundle: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +47,16 @@ def test_engine_build_without_tensorrt_exits_2(bundle: Path, capsys: pytest.Capt
 @pytest.mark.tensorrt
 @pytest.mark.skipif(not HAVE_TRT, reason="TensorRT is not installed on this machine (needs TensorRT >= 10 + a GPU)")
 def test_tensorrt_matches_onnxruntime(bundle: Path, tmp_path: Path) -> None:
-    spec = PolicySpec.from_manifest(json.loads(read_manifest(bundle).to_json_bytes()))
+    spec = PolicySpec.from_manifest(read_manifest(bundle))
     cfg = runtime_config(backend="tensorrt", precision="fp32", engine_cache_dir=str(tmp_path))
     trt_rt = PolicyRuntime(bundle / "policy.onnx", spec, cfg)
     ort_rt = PolicyRuntime(bundle / "policy.onnx", spec, runtime_config())
     _, _, h, w = spec.inputs["image"].shape
-    x = ModelInputs(np.full((h, w, 3), 99, np.uint8), np.arange(4, dtype=np.float32), np.array([8.0, 1.0], np.float32))
+    x: ModelInputs = {
+        "image": np.full((h, w, 3), 99, np.uint8),
+        "ego_state": np.arange(4, dtype=np.float32),
+        "route_target": np.array([8.0, 1.0], np.float32),
+    }
     a, b = trt_rt.step(x), ort_rt.step(x)
     np.testing.assert_allclose(a.waypoints, b.waypoints, rtol=1e-4, atol=1e-4)
     assert a.target_speed == pytest.approx(b.target_speed, rel=1e-4)

@@ -1,6 +1,6 @@
 """Datasets from rosbags: the builder (`roadloop data build|info`) and sharded, resumable torch loading.
 
-    build_dataset([Path("bags/")], Path("ds"))          # shards + index.json, see docs/data.md
+    build_dataset([Path("bags/")], Path("ds"))          # shards + index.json (roadloop_core.contract.dataset_index)
     ds = ShardDataset("ds", "train", seed=0, shuffle_buffer=1024, rank=r, world_size=w)
     loader = make_loader(ds, batch_size=64, num_workers=2)
 
@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from roadloop_cluster.data.build import BuildOptions, build_dataset
 from roadloop_cluster.data.config import BuildConfig, DatasetConfig, load_dataset_config
 from roadloop_cluster.data.errors import DataError, NoUsableInputError
-from roadloop_cluster.data.index import read_index
-from roadloop_cluster.data.synth import SynthDrive, write_synth_bag
+from roadloop_core.contract.dataset_index import DatasetIndex, read_dataset_index
 
 if TYPE_CHECKING:
     from roadloop_cluster.data.loader import ResumableLoader, ShardDataset, make_loader
@@ -26,15 +25,14 @@ __all__ = [
     "BuildOptions",
     "DataError",
     "DatasetConfig",
+    "DatasetIndex",
     "NoUsableInputError",
     "ResumableLoader",
     "ShardDataset",
-    "SynthDrive",
     "build_dataset",
     "load_dataset_config",
     "make_loader",
-    "read_index",
-    "write_synth_bag",
+    "read_dataset_index",
 ]
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -28,18 +27,26 @@ from tqdm import tqdm
 from roadloop_cluster.data.config import DatasetConfig, load_dataset_config
 from roadloop_cluster.data.discover import find_bags
 from roadloop_cluster.data.errors import DataError, NoUsableInputError
-from roadloop_cluster.data.extract import STAT_ARRAYS, BagJob, BagResult, extract_bag, read_spool
-from roadloop_cluster.data.samples import array_names
+from roadloop_cluster.data.extract import BagJob, BagResult, extract_bag, read_spool
 from roadloop_cluster.data.shards import ShardWriter
 from roadloop_cluster.data.stats import RunningStats
 from roadloop_core.config import config_dir
-from roadloop_core.fsio import atomic_write_json, fsync_dir
+from roadloop_core.contract.dataset_index import (
+    DATASET_FORMAT,
+    INDEX_FILE,
+    SPLITS,
+    ArrayStats,
+    DatasetIndex,
+    Skipped,
+    Source,
+    Split,
+    write_dataset_index,
+)
+from roadloop_core.contract.tensors import SOURCE_ARRAY, dataset_arrays, stats_arrays
+from roadloop_core.fsio import fsync_dir
 from roadloop_core.registry import load_registry
 
-__all__ = ["FORMAT", "SPLITS", "BuildOptions", "build_dataset", "dataset_id", "split_of"]
-
-FORMAT = "roadloop-dataset/1"
-SPLITS = ("train", "val")
+__all__ = ["BuildOptions", "build_dataset", "dataset_id", "split_of"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ def _assign_splits(shas: list[str], salt: str, val_fraction: float) -> list[str]
 def dataset_id(config: DatasetConfig, topics: dict[str, list[str]], shas: list[str]) -> str:
     """Hash of everything that determines the shards: format, config, topic mapping, input bag contents."""
     blob = json.dumps(
-        {"format": FORMAT, "config": config.to_dict(), "topics": topics, "sources": shas},
+        {"format": DATASET_FORMAT, "config": config.to_dict(), "topics": topics, "sources": shas},
         sort_keys=True,
         separators=(",", ":"),
     )
@@ -102,15 +109,15 @@ def _run_jobs(jobs: list[BagJob], workers: int, progress: bool) -> list[BagResul
 def _check_output(out: Path, overwrite: bool) -> None:
     if not out.exists():
         return
-    if not out.is_dir() or (any(out.iterdir()) and not (out / "index.json").is_file()):
+    if not out.is_dir() or (any(out.iterdir()) and not (out / INDEX_FILE).is_file()):
         raise DataError(f"{out}: exists and is not a roadloop dataset; choose another --out")
-    if (out / "index.json").is_file() and not overwrite:
+    if (out / INDEX_FILE).is_file() and not overwrite:
         raise DataError(f"{out}: a dataset already exists there; pass --overwrite to replace it")
 
 
 def build_dataset(
     inputs: list[Path], out: Path, options: BuildOptions | None = None, log: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+) -> DatasetIndex:
     """Build a dataset at `out` from the bags at or under `inputs`; returns the written index."""
     opts = options or BuildOptions()
     cfg = load_dataset_config(opts.config_path)
@@ -134,7 +141,7 @@ def build_dataset(
         jobs = [BagJob(b, spool / f"{i:05d}", cfg, registry_path) for i, b in enumerate(bags)]
         results = _run_jobs(jobs, min(workers, len(bags)), opts.progress)
         index = _assemble(tmp, cfg, topics, jobs, results, opts.progress)
-        atomic_write_json(tmp / "index.json", index, indent=1)
+        write_dataset_index(tmp, index)
         shutil.rmtree(spool, ignore_errors=True)
         fsync_dir(tmp / "shards")
         fsync_dir(tmp)
@@ -150,8 +157,8 @@ def build_dataset(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if log:
-        for s in index["skipped"]:
-            log(f"skipped {s['path']}: {s['reason']}")
+        for s in index.skipped:
+            log(f"skipped {s.path}: {s.reason}")
     return index
 
 
@@ -162,27 +169,27 @@ def _assemble(
     jobs: list[BagJob],
     results: list[BagResult],
     progress: bool,
-) -> dict[str, Any]:
-    skipped: list[dict[str, str]] = []
+) -> DatasetIndex:
+    skipped: list[Skipped] = []
     seen: dict[str, Path] = {}
     good: list[tuple[BagResult, Path]] = []
     for job, res in sorted(zip(jobs, results, strict=True), key=lambda jr: (jr[1].sha256, str(jr[1].bag))):
         if res.error is not None:
-            skipped.append({"path": str(res.bag), "reason": res.error})
+            skipped.append(Skipped(str(res.bag), res.error))
         elif res.sha256 in seen:
-            skipped.append({"path": str(res.bag), "reason": f"duplicate of {seen[res.sha256]} (same content)"})
+            skipped.append(Skipped(str(res.bag), f"duplicate of {seen[res.sha256]} (same content)"))
         else:
             seen[res.sha256] = res.bag
             good.append((res, job.spool))
-    skipped.sort(key=lambda s: s["path"])
+    skipped.sort(key=lambda s: s.path)
     if not good:
-        reasons = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
+        reasons = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in skipped[:3])
         raise NoUsableInputError(f"no usable bags among {len(results)}: {reasons}")
     spec = cfg.observation
     splits = _assign_splits([r.sha256 for r, _ in good], cfg.build.split_salt, cfg.build.val_fraction)
-    names = array_names(spec)
+    names = tuple(a.name for a in dataset_arrays(spec))
     shards_dir = tmp / "shards"
-    split_index: dict[str, Any] = {}
+    split_index: dict[str, Split] = {}
     total = sum(r.count for r, _ in good)
     bar = tqdm(total=total, desc="shards", unit="sample", disable=not progress, leave=False)
     try:
@@ -193,50 +200,47 @@ def _assemble(
                     continue
                 for lo in range(0, res.count, cfg.build.shard_size):
                     hi = min(res.count, lo + cfg.build.shard_size)
-                    batch = {n: read_spool(folder, res, n)[lo:hi] for n in names if n != "source"}
-                    batch["source"] = np.full(hi - lo, src, dtype=np.int32)
+                    batch = {n: read_spool(folder, res, n)[lo:hi] for n in names if n != SOURCE_ARRAY.name}
+                    batch[SOURCE_ARRAY.name] = np.full(hi - lo, src, dtype=np.dtype(SOURCE_ARRAY.dtype))
                     writer.add(batch)
                     bar.update(hi - lo)
-            shards = writer.close()
-            split_index[split] = {"count": sum(sh["count"] for sh in shards), "shards": shards}
+            shards = tuple(writer.close())
+            split_index[split] = Split(sum(sh.count for sh in shards), shards)
     finally:
         bar.close()
-    stats: dict[str, RunningStats] = {n: RunningStats() for n in STAT_ARRAYS}
-    stat_split = "train" if split_index["train"]["count"] else "val"
+    stats: dict[str, RunningStats] = {a.name: RunningStats() for a in stats_arrays()}
+    stat_split = "train" if split_index["train"].count else "val"
     for (res, _), s in zip(good, splits, strict=True):
         if s == stat_split:
-            for n in STAT_ARRAYS:
-                stats[n].merge(res.stats[n])
+            for n, st in stats.items():
+                st.merge(res.stats[n])
     drops: Counter[str] = Counter()
     for res, _ in good:
         drops.update(res.drops)
-    stats_json: dict[str, Any] = {}
-    for n, st in stats.items():
-        entry = st.to_json()
-        if n == "waypoints":  # flat per-coordinate (x, y) figures beside the per-step ones
-            entry["per_step_mean"], entry["per_step_std"] = entry["mean"], entry["std"]
-            flat = RunningStats(st.count * spec.label_horizon, st.mean.mean(axis=0), _pooled_m2(st))
-            entry["mean"], entry["std"] = flat.mean.tolist(), flat.std.tolist()
-        stats_json[n] = entry
-    return {
-        "format": FORMAT,
-        "dataset_id": dataset_id(cfg, topics, [r.sha256 for r, _ in good]),
-        "count": total,
-        "arrays": list(names),
-        "observation": spec.to_dict(),
-        "label": {"horizon": spec.label_horizon, "dt": spec.label_dt_s},
-        "topics": topics,
-        "splits": split_index,
-        "stats": stats_json,
-        "stats_split": stat_split,
-        "sources": [
-            {"path": str(r.bag), "sha256": r.sha256, "split": s, "samples": r.count}
-            for (r, _), s in zip(good, splits, strict=True)
-        ],
-        "drops": dict(sorted(drops.items())),
-        "skipped": skipped,
-        "config": cfg.to_dict(),
-    }
+    stats_index: dict[str, ArrayStats] = {}
+    for array in stats_arrays():
+        st = stats[array.name]
+        if array.pooled_stats:  # flat per-coordinate (x, y) figures beside the per-step ones
+            steps = array.resolve(spec)[0]
+            flat = RunningStats(st.count * steps, st.mean.mean(axis=0), _pooled_m2(st))
+            entry = ArrayStats(st.count, flat.mean.tolist(), flat.std.tolist(), st.mean.tolist(), st.std.tolist())
+        else:
+            entry = ArrayStats(st.count, st.mean.tolist(), st.std.tolist())
+        stats_index[array.name] = entry
+    return DatasetIndex(
+        dataset_id=dataset_id(cfg, topics, [r.sha256 for r, _ in good]),
+        count=total,
+        arrays=names,
+        observation=spec,
+        topics={role: (name, typename) for role, (name, typename) in topics.items()},
+        splits=split_index,
+        stats=stats_index,
+        stats_split=stat_split,
+        sources=tuple(Source(str(r.bag), r.sha256, s, r.count) for (r, _), s in zip(good, splits, strict=True)),
+        drops=dict(sorted(drops.items())),
+        skipped=tuple(skipped),
+        config=cfg.to_dict(),
+    )
 
 
 def _pooled_m2(st: RunningStats) -> np.ndarray:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from roadloop_cluster.data.build import BuildOptions, build_dataset
-from roadloop_cluster.data.index import read_index
+from roadloop_core.contract.dataset_index import read_dataset_index
 
 __all__ = ["app"]
 
@@ -50,10 +50,10 @@ def build(
     console = Console(stderr=True)
     opts = BuildOptions(config, topics, workers, overwrite, progress=not quiet)
     index = build_dataset(inputs, out, opts, log=lambda m: console.print(f"[yellow]{m}[/]"))
-    counts = ", ".join(f"{s} {index['splits'][s]['count']}" for s in index["splits"])
+    counts = ", ".join(f"{name} {s.count}" for name, s in index.splits.items())
     typer.echo(
-        f"dataset {index['dataset_id']} at {out}: {index['count']} samples ({counts}) "
-        f"from {len(index['sources'])} bag(s), {len(index['skipped'])} skipped"
+        f"dataset {index.dataset_id} at {out}: {index.count} samples ({counts}) "
+        f"from {len(index.sources)} bag(s), {len(index.skipped)} skipped"
     )
 
 
@@ -73,40 +73,40 @@ def info(
     ] = None,
 ) -> None:
     """Show counts per split, drop reasons, normalisation statistics and source bags."""
-    index = read_index(dataset)
+    index = read_dataset_index(dataset)
     if plot is not None:
         from roadloop_cluster.data.plots import plot_dataset
 
         typer.echo(f"plot: {plot_dataset(dataset, index, plot)}")
     con = Console()
-    obs = index["observation"]
-    mode = "state-only" if obs.get("camera") is None else f"camera {obs['image_width']}x{obs['image_height']}"
-    con.print(f"[bold]dataset[/] {index['dataset_id']}  ({index['format']}, {mode})")
-    con.print(f"labels: {index['label']['horizon']} waypoints every {index['label']['dt']} s")
+    obs = index.observation
+    mode = "state-only" if obs.state_only else f"camera {obs.image_width}x{obs.image_height}"
+    con.print(f"[bold]dataset[/] {index.dataset_id}  ({index.format}, {mode})")
+    con.print(f"labels: {obs.label_horizon} waypoints every {obs.label_dt_s} s")
     t = Table(title="splits")
     for col in ("split", "samples", "shards", "bags"):
         t.add_column(col)
-    for name, split in index["splits"].items():
-        bags = sum(1 for s in index["sources"] if s["split"] == name)
-        t.add_row(name, str(split["count"]), str(len(split["shards"])), str(bags))
+    for name, split in index.splits.items():
+        bags = sum(1 for s in index.sources if s.split == name)
+        t.add_row(name, str(split.count), str(len(split.shards)), str(bags))
     con.print(t)
     t = Table(title="dropped frames")
     t.add_column("reason")
     t.add_column("frames")
-    for reason, n in index["drops"].items():
+    for reason, n in index.drops.items():
         t.add_row(reason, str(n))
     con.print(t)
-    t = Table(title=f"statistics ({index.get('stats_split', 'train')} split)")
+    t = Table(title=f"statistics ({index.stats_split} split)")
     for col in ("array", "mean", "std"):
         t.add_column(col)
-    for name, st in index["stats"].items():
-        t.add_row(name, _fmt(st["mean"]), _fmt(st["std"]))
+    for name, st in index.stats.items():
+        t.add_row(name, _fmt(st.mean), _fmt(st.std))
     con.print(t)
     t = Table(title="sources")
     for col in ("bag", "split", "samples", "sha256"):
         t.add_column(col)
-    for s in index["sources"]:
-        t.add_row(s["path"], s["split"], str(s["samples"]), s["sha256"][:16])
+    for s in index.sources:
+        t.add_row(s.path, s.split, str(s.samples), s.sha256[:16])
     con.print(t)
-    for s in index["skipped"]:
-        con.print(f"[yellow]skipped[/] {s['path']}: {s['reason']}")
+    for skipped in index.skipped:
+        con.print(f"[yellow]skipped[/] {skipped.path}: {skipped.reason}")

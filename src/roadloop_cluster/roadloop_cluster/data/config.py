@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from roadloop_core.config import config_dir, dataclass_from_dict, dataclass_to_dict, load_yaml
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.errors import ConfigError
-from roadloop_core.features import ObservationSpec
 
 __all__ = ["BuildConfig", "DatasetConfig", "load_dataset_config"]
 

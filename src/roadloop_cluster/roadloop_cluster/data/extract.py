@@ -19,17 +19,17 @@ import numpy as np
 
 from roadloop_cluster.data.config import DatasetConfig
 from roadloop_cluster.data.discover import bag_sha256
-from roadloop_cluster.data.lazy import ImageView, LazyMessage, parse_image
-from roadloop_cluster.data.samples import Sample, SampleBuilder, array_names
+from roadloop_cluster.data.errors import DataError
+from roadloop_cluster.data.lazy import LazyMessage
+from roadloop_cluster.data.samples import Sample, SampleBuilder
 from roadloop_cluster.data.stats import RunningStats
 from roadloop_core.bag import open_bag
+from roadloop_core.contract.tensors import SOURCE_ARRAY, STAMP_ARRAY, DatasetArray, dataset_arrays, stats_arrays
 from roadloop_core.errors import RoadloopError
 from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
 
-__all__ = ["STAT_ARRAYS", "BagJob", "BagResult", "extract_bag", "read_spool"]
-
-STAT_ARRAYS = ("ego_state", "route_target", "waypoints", "command")
+__all__ = ["BagJob", "BagResult", "extract_bag", "read_spool"]
 # types whose first field is a std_msgs/Header (so the stamp can be read without decoding)
 _HEADER_FIRST = frozenset(
     {
@@ -62,14 +62,27 @@ class BagResult:
     shapes: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
 
 
+def _stack(samples: list[Sample], array: DatasetArray) -> np.ndarray:
+    """One array of a block of samples, as the tensor table names and types it."""
+    if array is STAMP_ARRAY:
+        out = np.array([s.features.stamp_ns for s in samples], dtype=np.int64)
+    elif array.kind == "feature":
+        out = np.stack([s.features[array.name] for s in samples])
+    else:
+        out = np.stack([s.labels[array.name] for s in samples])
+    if out.dtype != np.dtype(array.dtype):
+        raise DataError(f"array '{array.name}' came out as {out.dtype}; the tensor table says {array.dtype}")
+    return out
+
+
 class _Spool:
-    def __init__(self, folder: Path, names: tuple[str, ...]) -> None:
+    def __init__(self, folder: Path, arrays: tuple[DatasetArray, ...]) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.names = names
-        self.files: dict[str, BinaryIO] = {n: open(folder / f"{n}.bin", "wb") for n in names}  # noqa: SIM115
+        self.arrays = arrays
+        self.files: dict[str, BinaryIO] = {a.name: open(folder / f"{a.name}.bin", "wb") for a in arrays}  # noqa: SIM115
         self.buf: list[Sample] = []
         self.count = 0
-        self.stats = {n: RunningStats() for n in STAT_ARRAYS}
+        self.stats = {a.name: RunningStats() for a in stats_arrays()}
         self.shapes: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def add(self, sample: Sample) -> None:
@@ -81,20 +94,12 @@ class _Spool:
         if not self.buf:
             return
         b = self.buf
-        arrays: dict[str, np.ndarray] = {
-            "ego_state": np.stack([s.features.ego_state for s in b]),
-            "route_target": np.stack([s.features.route_target for s in b]),
-            "waypoints": np.stack([s.waypoints for s in b]),
-            "command": np.stack([s.command for s in b]),
-            "stamp_ns": np.array([s.features.stamp_ns for s in b], dtype=np.int64),
-        }
-        if "image" in self.names:
-            arrays["image"] = np.stack([s.features.image for s in b])  # type: ignore[misc]
+        arrays = {a.name: _stack(b, a) for a in self.arrays}
         for name, arr in arrays.items():
             self.shapes[name] = (arr.shape[1:], arr.dtype.str)
             self.files[name].write(np.ascontiguousarray(arr).tobytes())
-        for name in STAT_ARRAYS:
-            self.stats[name].update(arrays[name])
+        for name, st in self.stats.items():
+            st.update(arrays[name])
         self.count += len(b)
         self.buf = []
 
@@ -133,17 +138,16 @@ def extract_bag(job: BagJob) -> BagResult:
                     return result
                 role_of[topic.name] = role
             builder = SampleBuilder(spec, build.command, build.command_slop_s)
-            names = tuple(n for n in array_names(spec) if n != "source")
-            spool = _Spool(job.spool, names)
+            # every array of the dataset but `source`, which the assembly numbers
+            spool = _Spool(job.spool, tuple(a for a in dataset_arrays(spec) if a is not SOURCE_ARRAY))
             # registry types are the distro's (+ ackermann): decode them with the process-wide store, whose
             # compiled deserialisers outlive this bag, and only when a frame reads them (most IMU and
-            # odometry messages never are); anything else goes through the bag's own typestore
+            # odometry messages never are, nor the camera frames sub-sampling drops; an image that is
+            # read is a view of the bag's bytes, decoded to pixels by roadloop_core.codec as on the
+            # vehicle); anything else goes through the bag's own typestore
             shared = typestore_for(reg.typestore)
             for raw in bag.messages(topics=sorted(role_of)):
-                image = parse_image(raw.data) if raw.typename == "sensor_msgs/msg/Image" else None
-                if image is not None:
-                    samples = builder.step(role_of[raw.topic], image, image_stamp_ns(image))
-                elif raw.typename in shared.fielddefs and raw.typename in _HEADER_FIRST:
+                if raw.typename in shared.fielddefs and raw.typename in _HEADER_FIRST:
                     lazy = LazyMessage(shared, raw.typename, raw.data)
                     samples = builder.step(role_of[raw.topic], lazy, lazy.stamp_ns)
                 else:
@@ -175,10 +179,6 @@ def extract_bag(job: BagJob) -> BagResult:
         result.count = 0
         shutil.rmtree(job.spool, ignore_errors=True)
     return result
-
-
-def image_stamp_ns(image: ImageView) -> int:
-    return int(image.header.stamp.sec) * 1_000_000_000 + int(image.header.stamp.nanosec)
 
 
 def _drop_note(drops: Counter[str]) -> str:

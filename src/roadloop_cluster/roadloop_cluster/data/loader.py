@@ -37,8 +37,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from roadloop_cluster.data.errors import DataError
-from roadloop_cluster.data.index import read_index
 from roadloop_cluster.data.shards import open_npz_mmap
+from roadloop_core.contract.dataset_index import INDEX_FILE, read_dataset_index
 
 __all__ = ["ResumableLoader", "ShardDataset", "make_loader"]
 
@@ -66,9 +66,9 @@ class ShardDataset(IterableDataset[dict[str, torch.Tensor]]):
     ) -> None:
         super().__init__()
         self.root = Path(root)
-        self.index = read_index(self.root)
-        if split not in self.index["splits"]:
-            raise DataError(f"{self.root / 'index.json'}: no split '{split}' (has {', '.join(self.index['splits'])})")
+        self.index = read_dataset_index(self.root)
+        if split not in self.index.splits:
+            raise DataError(f"{self.root / INDEX_FILE}: no split '{split}' (has {', '.join(self.index.splits)})")
         self.split = split
         self.seed = seed
         self.shuffle_buffer = max(1, shuffle_buffer)
@@ -77,9 +77,9 @@ class ShardDataset(IterableDataset[dict[str, torch.Tensor]]):
         self.world_size = d_world if world_size is None else world_size
         if not 0 <= self.rank < self.world_size:
             raise DataError(f"rank {self.rank} is outside world_size {self.world_size}")
-        shards = self.index["splits"][split]["shards"]
-        self.files = [self.root / sh["file"] for sh in shards]
-        self.counts = np.array([int(sh["count"]) for sh in shards], dtype=np.int64)
+        shards = self.index.splits[split].shards
+        self.files = [self.root / sh.file for sh in shards]
+        self.counts = np.array([sh.count for sh in shards], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])  # canonical id of each shard's row 0
         self.num_samples = int(self.offsets[-1])
         self.epoch = 0
@@ -110,7 +110,7 @@ class ShardDataset(IterableDataset[dict[str, torch.Tensor]]):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "dataset_id": self.index["dataset_id"],
+            "dataset_id": self.index.dataset_id,
             "split": self.split,
             "seed": self.seed,
             "shuffle_buffer": self.shuffle_buffer,

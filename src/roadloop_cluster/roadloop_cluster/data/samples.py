@@ -16,26 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from roadloop_core.features import Features, FrameSynchronizer, ObservationSpec, Pose2D, compute_features
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.contract.tensors import COMMAND_ARRAY, WAYPOINTS_ARRAY
+from roadloop_core.features import Features, FrameSynchronizer, Pose2D, compute_features
 from roadloop_core.features.geometry import bracket, interpolate_odometry, to_ego_frame
 from roadloop_core.features.msg_fields import OdomRef
 from roadloop_core.stamps import header_stamp_ns
 
-__all__ = ["ARRAY_NAMES", "Sample", "SampleBuilder", "array_names"]
-
-ARRAY_NAMES = ("image", "ego_state", "route_target", "waypoints", "command", "stamp_ns", "source")
-
-
-def array_names(spec: ObservationSpec) -> tuple[str, ...]:
-    """The arrays of a dataset built with `spec` (no `image` in state-only mode), in file order."""
-    return tuple(n for n in ARRAY_NAMES if n != "image" or not spec.state_only)
+__all__ = ["Sample", "SampleBuilder"]
 
 
 @dataclass(frozen=True)
 class Sample:
+    """One frame's features and its labels, both by dataset array name (`roadloop_core.contract.tensors`)."""
+
     features: Features
-    waypoints: np.ndarray  # (K, 2) float32, ego frame
-    command: np.ndarray  # (2,) float32: steering angle rad, speed m/s
+    labels: dict[str, np.ndarray]  # waypoints (K, 2) float32 ego frame; command (2,) float32 steering rad, speed m/s
 
 
 class SampleBuilder:
@@ -118,7 +114,8 @@ class SampleBuilder:
             return None
         drive = best[1].drive
         waypoints = to_ego_frame(pose, future).astype(np.float32)
-        return Sample(feats, waypoints, np.array([drive.steering_angle, drive.speed], dtype=np.float32))
+        command = np.array([drive.steering_angle, drive.speed], dtype=np.float32)
+        return Sample(feats, {WAYPOINTS_ARRAY.name: waypoints, COMMAND_ARRAY.name: command})
 
     def _trim(self, now_ns: int) -> None:
         """Forget odometry and commands no pending or future frame can need (frames still inside the

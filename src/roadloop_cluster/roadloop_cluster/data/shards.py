@@ -14,11 +14,11 @@ import os
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from roadloop_cluster.data.errors import DataError
+from roadloop_core.contract.dataset_index import Shard
 
 __all__ = ["ShardWriter", "file_sha256", "open_npz_mmap", "write_npz", "write_npz_parts"]
 
@@ -110,7 +110,7 @@ class ShardWriter:
         self.split = split
         self.size = shard_size
         self.names = names
-        self.shards: list[dict[str, Any]] = []
+        self.shards: list[Shard] = []
         self._parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
         self._buffered = 0
 
@@ -127,7 +127,7 @@ class ShardWriter:
             if self._buffered == self.size:
                 self._flush()
 
-    def close(self) -> list[dict[str, Any]]:
+    def close(self) -> list[Shard]:
         if self._buffered:
             self._flush()
         return self.shards
@@ -136,6 +136,6 @@ class ShardWriter:
         file = f"{self.split}-{len(self.shards):05d}.npz"
         path = self.dir / file
         write_npz_parts(path, self._parts)
-        self.shards.append({"file": f"shards/{file}", "count": self._buffered, "sha256": file_sha256(path)})
+        self.shards.append(Shard(f"shards/{file}", self._buffered, file_sha256(path)))
         self._parts = {n: [] for n in self.names}
         self._buffered = 0

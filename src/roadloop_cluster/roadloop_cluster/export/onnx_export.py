@@ -1,4 +1,4 @@
-"""RUN -> policy.onnx (opset 17, batch 1, contract tensor names) with a parity check against torch."""
+"""RUN -> policy.onnx (opset 17, batch 1, the tensor table's names) with a parity check against torch."""
 
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from roadloop_cluster.models import DrivingPolicy, ModelConfig, build_policy
+from roadloop_cluster.models import DrivingPolicy, ModelArgs, ModelConfig, build_policy
+from roadloop_cluster.train.config import FROM_DATASET
 from roadloop_cluster.train.data import DatasetInfo, SplitData, read_dataset_info
 from roadloop_cluster.train.errors import ExportError
 from roadloop_core.config import dataclass_from_dict
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.contract.tensors import OUTPUTS, ModelTensor, model_inputs
+from roadloop_core.errors import ConfigError
 
 __all__ = ["OPSET", "LoadedRun", "check_parity", "export_onnx", "load_run", "parity_samples"]
 
@@ -27,12 +31,13 @@ OPSET = 17
 class LoadedRun:
     root: Path
     model: DrivingPolicy
+    observation: ObservationSpec  # of the data it was trained on: its tensors' sizes
     meta: dict[str, Any]
     metrics: dict[str, Any]
 
     @property
-    def cfg(self) -> ModelConfig:
-        return self.model.cfg
+    def inputs(self) -> tuple[ModelTensor, ...]:
+        return model_inputs(self.observation)
 
 
 def load_run(run_dir: Path) -> LoadedRun:
@@ -41,51 +46,46 @@ def load_run(run_dir: Path) -> LoadedRun:
     for name, p in paths.items():
         if not p.is_file():
             raise ExportError(f"{p}: missing ({name} is written when `roadloop train` finishes)")
+    where = paths["run.json"]
     try:
-        meta = json.loads(paths["run.json"].read_text())
+        meta = json.loads(where.read_text())
         metrics = json.loads(paths["metrics.json"].read_text())
-        cfg = dataclass_from_dict(ModelConfig, meta["config"]["model"], f"{paths['run.json']}: config.model")
-        model = build_policy(cfg, float(meta["step_scale"]))
+        # runs trained before the dataset decided them still carry these keys; their observation says them now
+        section = {k: v for k, v in meta["config"]["model"].items() if k not in FROM_DATASET}
+        cfg = dataclass_from_dict(ModelConfig, section, f"{where}: config.model")
+        observation = ObservationSpec.from_dict(meta["observation"], f"{where}: observation", complete=True)
+        model = build_policy(ModelArgs.from_observation(cfg, observation), float(meta["step_scale"]))
         model.load_state_dict(torch.load(paths["model.pt"], map_location="cpu", weights_only=True))
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, RuntimeError, ConfigError) as err:
         raise ExportError(f"{run_dir}: cannot load the run: {err}") from err
-    return LoadedRun(run_dir, model.eval(), meta, metrics)
+    return LoadedRun(run_dir, model.eval(), observation, meta, metrics)
 
 
 class _OnnxPolicy(nn.Module):
-    """Fixes the input order and names of the contract: (image,) ego_state, route_target."""
+    """The policy with positional inputs in the graph's order (the tracer names them from the table)."""
 
-    def __init__(self, policy: DrivingPolicy) -> None:
+    def __init__(self, policy: DrivingPolicy, names: list[str]) -> None:
         super().__init__()
         self.policy = policy
+        self.names = names
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.policy.cfg.uses_image:
-            image, ego, route = inputs
-            return self.policy.forward(ego, route, image)
-        ego, route = inputs
-        return self.policy.forward(ego, route, None)
-
-
-def input_names(cfg: ModelConfig) -> list[str]:
-    return ["image", "ego_state", "route_target"] if cfg.uses_image else ["ego_state", "route_target"]
+        return self.policy.forward(dict(zip(self.names, inputs, strict=True)))
 
 
 def export_onnx(model: DrivingPolicy, path: Path) -> None:
     """TorchScript-based exporter (the dynamo one needs onnxscript, absent here); batch fixed at 1."""
-    cfg = model.cfg
-    h, w = cfg.image_size
-    example: list[torch.Tensor] = [torch.zeros(1, 3, h, w)] if cfg.uses_image else []
-    example += [torch.zeros(1, 4), torch.zeros(1, 2)]
+    names = list(model.args.inputs)  # the tensor table's inputs for the model's data, in graph order
+    example = tuple(torch.zeros(1, *shape) for shape in model.args.inputs.values())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _OnnxPolicy(model).eval(),
-                tuple(example),
+                _OnnxPolicy(model, names).eval(),
+                example,
                 str(path),
-                input_names=input_names(cfg),
-                output_names=["waypoints", "target_speed"],
+                input_names=names,
+                output_names=[t.name for t in OUTPUTS],
                 opset_version=OPSET,
                 dynamo=False,
                 do_constant_folding=True,
@@ -104,16 +104,9 @@ def parity_samples(run: LoadedRun, data: Path | None, count: int) -> list[dict[s
         info: DatasetInfo = read_dataset_info(root)
     except Exception as err:
         raise ExportError(f"parity check needs the validation split: {err} (pass --data DATASET)") from err
-    val = SplitData(info, "val", run.cfg.uses_image)
+    val = SplitData(info, "val", run.inputs)
     idx = np.linspace(0, len(val) - 1, num=min(count, len(val))).round().astype(np.int64)
-    out = []
-    for i in idx:
-        b = val.batch(np.asarray([i], np.int64))
-        sample = {"ego_state": b.ego_state.numpy(), "route_target": b.route_target.numpy()}
-        if b.image is not None:
-            sample["image"] = b.image.numpy()
-        out.append(sample)
-    return out
+    return [{k: v.numpy() for k, v in val.batch(np.asarray([i], np.int64)).inputs.items()} for i in idx]
 
 
 def check_parity(
@@ -129,10 +122,9 @@ def check_parity(
     worst = 0.0
     for i, s in enumerate(samples):
         with torch.no_grad():
-            t = {k: torch.from_numpy(v) for k, v in s.items()}
-            wp, speed = model(t["ego_state"], t["route_target"], t.get("image"))
-        o_wp, o_speed = sess.run(["waypoints", "target_speed"], {k: v for k, v in s.items()})
-        diff = max(float(np.abs(o_wp - wp.numpy()).max()), float(np.abs(o_speed - speed.numpy()).max()))
+            expected = model({k: torch.from_numpy(v) for k, v in s.items()})
+        got = sess.run([t.name for t in OUTPUTS], dict(s))
+        diff = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(got, expected, strict=True))
         if not np.isfinite(diff) or diff > tol:
             raise ExportError(
                 f"{onnx_path}: parity check failed on validation sample {i}: max |onnx - torch| = {diff:.3g} > {tol:g}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from roadloop_cluster.loop.errors import LoopError
+from roadloop_core.contract.dataset_index import read_dataset_index
 
 __all__ = [
     "dataset_summary",
@@ -32,20 +33,18 @@ def read_json(path: Path, what: str) -> Any:
 
 
 def dataset_summary(dataset: Path) -> dict[str, Any]:
-    """Counts from a dataset's `index.json` (the contract's dataset format)."""
-    index = read_json(dataset / "index.json", "the dataset index")
-    splits = index.get("splits", {})
-    sources = index.get("sources", [])
+    """Counts from a dataset's index (read with the dataset index's own reader), as the report's JSON."""
+    index = read_dataset_index(dataset)
+    obs = index.observation
     return {
-        "dataset_id": index.get("dataset_id"),
-        "train": int(splits.get("train", {}).get("count", 0)),
-        "val": int(splits.get("val", {}).get("count", 0)),
-        "bags": len(sources),
-        "skipped": len(index.get("skipped", [])),
-        "drops": sum(int(v) for v in (index.get("drops") or {}).values()),
-        "image": index.get("observation", {}).get("camera") is not None,
-        "label": index.get("label", {}),
-        "observation": index.get("observation", {}),
+        "dataset_id": index.dataset_id,
+        "train": index.splits["train"].count if "train" in index.splits else 0,
+        "val": index.splits["val"].count if "val" in index.splits else 0,
+        "bags": len(index.sources),
+        "skipped": len(index.skipped),
+        "drops": sum(index.drops.values()),
+        "label": {"horizon": obs.label_horizon, "dt": obs.label_dt_s},
+        "observation": obs.to_dict(),
     }
 
 

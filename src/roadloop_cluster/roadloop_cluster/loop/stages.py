@@ -294,7 +294,7 @@ class LoopContext:
     def train(self, stage: str, n: int) -> StageOutcome:
         rd = self.layout.round(n)
         ds = rd / "dataset"
-        cfg_path = self._train_config(rd, ds)
+        cfg_path = self._train_config(rd)
         run = rd / "run"
         t0 = time.perf_counter()
         self.roadloop(
@@ -310,31 +310,20 @@ class LoopContext:
                 numbers[f"{who}_l2_3s"] = ol[who]["l2_3s"]
         return StageOutcome(numbers, {"run": self.rel(run), "train_config": self.rel(cfg_path)})
 
-    def _train_config(self, rd: Path, ds: Path) -> Path:
-        """The base training config with the demo's sizes, and the model's input/label spec set from the dataset."""
+    def _train_config(self, rd: Path) -> Path:
+        """The base training config with the demo's epochs and batch (the model takes its input size,
+        horizon and dt from the dataset itself)."""
         from roadloop_core.config import load_yaml
 
         base = load_yaml(self.config_file(self.cfg.train.config))
-        index = read_json(ds / "index.json", "the dataset index")
-        obs = index.get("observation", {})
-        label = index.get("label", {})
-        model = dict(base.get("model", {}))
-        if obs.get("camera") is None:
-            model["variant"] = "state"
-        if obs.get("image_height") and obs.get("image_width"):
-            model["image_size"] = [int(obs["image_height"]), int(obs["image_width"])]
-        if label.get("horizon"):
-            model["horizon"] = int(label["horizon"])
-        if label.get("dt"):
-            model["dt"] = float(label["dt"])
         run = dict(base.get("run", {}))
         run["epochs"] = self.cfg.train.epochs
         if self.cfg.train.batch_size:
             run["batch_size"] = self.cfg.train.batch_size
-        merged = {**base, "model": model, "run": run}
+        merged = {**base, "run": run}
         path = rd / "train.yaml"
         path.write_text(
-            "# Written by `roadloop loop`: config/train.yaml with the demo's sizes and the dataset's spec.\n"
+            "# Written by `roadloop loop`: config/train.yaml with the demo's epochs and batch size.\n"
             + yaml.safe_dump(merged, sort_keys=False)
         )
         return path

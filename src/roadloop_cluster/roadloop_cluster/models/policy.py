@@ -1,18 +1,21 @@
 """The end-to-end driving policy (TransFuser/TCP spirit): image encoder + state MLP -> GRU -> waypoints.
 
-Tensor names and units are the bundle contract: inputs `image` (B,3,H,W) = uint8/255 (camera
-variant only), `ego_state` (B,4) and `route_target` (B,2) normalised (x - mean) / std; outputs
-`waypoints` (B,K,2) in metres in the ego frame and `target_speed` (B,1) in m/s. The model knows
-nothing of distribution; roadloop_cluster.train.parallelize wraps it.
+Inputs and outputs are the tensor table's (`roadloop_core.contract.tensors`): `forward` takes the
+input tensors by name, normalised as the table says (image only when the data has one), and
+returns the outputs in table order (waypoints (B,K,2) metres in the ego frame, target speed (B,1)
+m/s). The model knows nothing of distribution; roadloop_cluster.train.parallelize wraps it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
-from roadloop_cluster.models.config import ModelConfig
+from roadloop_cluster.models.config import ModelArgs
 from roadloop_cluster.models.encoders import build_encoder
+from roadloop_core.contract.tensors import IMAGE, ROUTE_TARGET
 
 __all__ = ["DrivingPolicy", "EgoStatusMLP", "build_policy"]
 
@@ -25,34 +28,39 @@ class DrivingPolicy(nn.Module):
     (a typical displacement per step, taken from the dataset so the network works near unit scale).
     """
 
-    def __init__(self, cfg: ModelConfig, step_scale: float = 1.0) -> None:
+    def __init__(self, args: ModelArgs, step_scale: float = 1.0) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.encoder = build_encoder(cfg.encoder, cfg.channels) if cfg.uses_image else None
+        self.args = args
+        cfg = args.config
+        self.encoder = build_encoder(cfg.encoder, cfg.channels) if args.uses_image else None
         img_dim = self.encoder.out_dim if self.encoder is not None else 0
+        state_dim = sum(args.inputs[name][0] for name in args.vector_inputs)
         self.state_mlp = nn.Sequential(
-            nn.Linear(6, cfg.state_hidden), nn.ReLU(), nn.Linear(cfg.state_hidden, cfg.state_hidden), nn.ReLU()
+            nn.Linear(state_dim, cfg.state_hidden), nn.ReLU(), nn.Linear(cfg.state_hidden, cfg.state_hidden), nn.ReLU()
         )
         self.fuse = nn.Sequential(nn.Linear(img_dim + cfg.state_hidden, cfg.hidden), nn.ReLU())
-        self.gru = nn.GRUCell(input_size=4, hidden_size=cfg.hidden)
+        self.gru = nn.GRUCell(input_size=2 + args.route_dim, hidden_size=cfg.hidden)
         self.delta = nn.Linear(cfg.hidden, 2)
         self.speed = nn.Sequential(nn.Linear(cfg.hidden, 64), nn.ReLU(), nn.Linear(64, 1))
         self.register_buffer("step_scale", torch.tensor(float(step_scale)))
 
-    def forward(
-        self, ego_state: torch.Tensor, route_target: torch.Tensor, image: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = [self.state_mlp(torch.cat([ego_state, route_target], dim=1))]
+    def forward(self, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(waypoints, target_speed) from the input tensors by name."""
+        missing = [name for name in self.args.inputs if name not in inputs]
+        if missing:
+            raise ValueError(
+                f"model input(s) {', '.join(missing)} missing (the model takes {', '.join(self.args.inputs)})"
+            )
+        route_target = inputs[ROUTE_TARGET.name]
+        feats = [self.state_mlp(torch.cat([inputs[name] for name in self.args.vector_inputs], dim=1))]
         if self.encoder is not None:
-            if image is None:
-                raise ValueError("the camera variant needs an image input")
-            feats.insert(0, self.encoder(image))
+            feats.insert(0, self.encoder(inputs[IMAGE.name]))
         h = self.fuse(torch.cat(feats, dim=1))
         speed = self.speed(h)
         scale = self.get_buffer("step_scale")
-        wp = torch.zeros(ego_state.shape[0], 2, dtype=h.dtype, device=h.device)
+        wp = torch.zeros(route_target.shape[0], 2, dtype=h.dtype, device=h.device)
         out = []
-        for _ in range(self.cfg.horizon):
+        for _ in range(self.args.horizon):
             h = self.gru(torch.cat([wp / scale, route_target], dim=1), h)
             wp = wp + self.delta(h) * scale
             out.append(wp)
@@ -67,10 +75,10 @@ class DrivingPolicy(nn.Module):
 class EgoStatusMLP(nn.Module):
     """The "ego status is all you need" baseline: waypoints from the normalised ego state alone."""
 
-    def __init__(self, horizon: int, step_scale: float = 1.0, hidden: int = 64) -> None:
+    def __init__(self, horizon: int, ego_dim: int, step_scale: float = 1.0, hidden: int = 64) -> None:
         super().__init__()
         self.horizon = horizon
-        self.net = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.net = nn.Sequential(nn.Linear(ego_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
         self.out = nn.Linear(hidden, horizon * 2)
         self.register_buffer("step_scale", torch.tensor(float(step_scale)))
 
@@ -79,5 +87,5 @@ class EgoStatusMLP(nn.Module):
         return torch.cumsum(deltas, dim=1)
 
 
-def build_policy(cfg: ModelConfig, step_scale: float = 1.0) -> DrivingPolicy:
-    return DrivingPolicy(cfg, step_scale)
+def build_policy(args: ModelArgs, step_scale: float = 1.0) -> DrivingPolicy:
+    return DrivingPolicy(args, step_scale)

@@ -9,7 +9,7 @@ from roadloop_cluster.models.config import ModelConfig
 from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
-__all__ = ["OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
+__all__ = ["FROM_DATASET", "OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,22 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
 
 
+# Keys earlier versions had under `model:`; the dataset decides them now (ModelArgs.from_dataset).
+FROM_DATASET = ("variant", "image_size", "horizon", "dt")
+
+
 def load_train_config(path: Path) -> TrainConfig:
     """Read config/train.yaml; any unknown or ill-typed key is a ConfigError naming it."""
     data = load_yaml(path)
     if not data:
         raise ConfigError(f"{path}: empty training config")
+    model = data.get("model")
+    stale = [k for k in FROM_DATASET if isinstance(model, dict) and k in model]
+    if stale:
+        raise ConfigError(
+            f"{path}: model.{stale[0]} is not set in the training config any more: the dataset decides the image "
+            "size, the camera/state-only mode, the horizon and dt (remove "
+            + ", ".join(f"model.{k}" for k in stale)
+            + ")"
+        )
     return dataclass_from_dict(TrainConfig, data, str(path))

@@ -1,4 +1,5 @@
-"""Reading a dataset (contract "Dataset on disk") for training: pre-flight checks and resumable batches.
+"""Reading a dataset for training (index: `roadloop_core.contract.dataset_index`, arrays and tensors:
+`roadloop_core.contract.tensors`): pre-flight checks and resumable batches.
 
 The trainer keeps its own sampler instead of a streaming IterableDataset: the epoch's order is ONE
 global permutation (seeded by seed and epoch, independent of the number of ranks) and step s of an
@@ -10,8 +11,8 @@ Splits are loaded into memory (uint8 images stay uint8), which suits the dataset
 
 from __future__ import annotations
 
-import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,62 +21,55 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from roadloop_cluster.models.config import ModelConfig
 from roadloop_cluster.train.errors import DatasetMismatchError, TrainError
+from roadloop_core.contract.dataset_index import INDEX_FILE, DatasetIndex, read_dataset_index
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.contract.tensors import ARRAYS, EGO_STATE_ARRAY, OUTPUTS, ModelTensor, model_inputs, stats_arrays
 
-__all__ = ["Batch", "BatchStream", "DatasetInfo", "SplitData", "check_compatible", "read_dataset_info"]
+__all__ = ["Batch", "BatchStream", "DatasetInfo", "SplitData", "check_shards", "read_dataset_info"]
 
-FORMAT = "roadloop-dataset/1"
-ARRAYS = ("ego_state", "route_target", "waypoints", "command")
+_SPEED = EGO_STATE_ARRAY.field("speed")
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
     root: Path
-    index: dict[str, Any]
+    index: DatasetIndex
 
     @property
     def dataset_id(self) -> str:
-        return str(self.index.get("dataset_id", ""))
+        return self.index.dataset_id
 
     @property
-    def horizon(self) -> int:
-        return int(self.index["label"]["horizon"])
-
-    @property
-    def dt(self) -> float:
-        return float(self.index["label"]["dt"])
+    def observation(self) -> ObservationSpec:
+        return self.index.observation
 
     def stat(self, name: str) -> tuple[list[float], list[float]]:
         """(mean, std) of an array; a std of ~0 becomes 1 so normalising never divides by zero."""
-        s = self.index["stats"][name]
-        std = [float(x) if float(x) > 1e-6 else 1.0 for x in s["std"]]
-        return [float(x) for x in s["mean"]], std
+        s = self.index.stats[name]
+        std = [float(x) if float(x) > 1e-6 else 1.0 for x in s.std]
+        return [float(x) for x in s.mean], std
+
+    def normalization(self) -> dict[str, tuple[list[float], list[float]]]:
+        """(mean, std) of every array a "stats"-normalised model input reads, by array name."""
+        return {
+            t.array.name: self.stat(t.array.name) for t in model_inputs(self.observation) if t.normalization == "stats"
+        }
 
     def shard_files(self, split: str) -> list[Path]:
-        return [self.root / "shards" / Path(sh["file"]).name for sh in self.index["splits"][split]["shards"]]
+        return [self.root / "shards" / Path(sh.file).name for sh in self.index.split(split).shards]
 
 
 def read_dataset_info(root: Path) -> DatasetInfo:
-    """Read DATASET/index.json; a missing or malformed index is one TrainError naming the file/field."""
-    path = root / "index.json"
-    try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TrainError(f"{path}: no dataset index (a dataset exists only once index.json is written)") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise TrainError(f"{path}: unreadable dataset index: {err}") from err
-    if not isinstance(index, dict) or index.get("format") != FORMAT:
-        raise TrainError(f"{path}: format is {index.get('format')!r}, expected {FORMAT!r}")
-    for key in ("label", "splits", "stats"):
-        if not isinstance(index.get(key), dict):
-            raise TrainError(f"{path}: field '{key}' missing or not a mapping")
+    """The dataset index, plus what training needs of it: both splits with shards, every statistic."""
+    index = read_dataset_index(root)
+    path = root / INDEX_FILE
     for split in ("train", "val"):
-        if not index["splits"].get(split, {}).get("shards"):
+        if split not in index.splits or not index.splits[split].shards:
             raise TrainError(f"{path}: split '{split}' has no shards")
-    for name in ("ego_state", "route_target", "waypoints"):
-        if name not in index["stats"]:
-            raise TrainError(f"{path}: stats.{name} missing")
+    for array in stats_arrays():
+        if array.name not in index.stats:
+            raise TrainError(f"{path}: stats.{array.name} missing")
     return DatasetInfo(root, index)
 
 
@@ -97,75 +91,88 @@ def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_compatible(info: DatasetInfo, cfg: ModelConfig) -> None:
-    """Fail before any process starts when the dataset's feature spec does not fit the model config."""
-    where = info.root / "index.json"
-    if info.horizon != cfg.horizon:
-        raise DatasetMismatchError(f"{where}: label.horizon is {info.horizon}, model.horizon is {cfg.horizon}")
-    if abs(info.dt - cfg.dt) > 1e-9:
-        raise DatasetMismatchError(f"{where}: label.dt is {info.dt}, model.dt is {cfg.dt}")
+def _arrays_read(inputs: Sequence[ModelTensor]) -> list[str]:
+    """Arrays behind `inputs` and the outputs, plus the ego state (the baselines' speed), without repeats."""
+    names = [t.array.name for t in (*inputs, *OUTPUTS)] + [EGO_STATE_ARRAY.name]
+    return list(dict.fromkeys(names))
+
+
+def check_shards(info: DatasetInfo) -> None:
+    """Fail before any process starts when the first train shard's arrays are not what index.json's
+    observation spec says they are (the model is shaped from the index, so they must agree)."""
     first = info.shard_files("train")[0]
     shapes = _npz_shapes(first)
-    want = {"ego_state": (4,), "route_target": (2,), "waypoints": (cfg.horizon, 2), "command": (2,)}
-    for name, tail in want.items():
+    arrays = {a.name: a for a in ARRAYS}
+    for name in _arrays_read(model_inputs(info.observation)):
+        want = arrays[name].resolve(info.observation)
         if name not in shapes:
             raise DatasetMismatchError(f"{first}: array '{name}' missing")
-        if shapes[name][1:] != tail:
-            raise DatasetMismatchError(f"{first}: array '{name}' has shape {shapes[name]}, expected (N, *{tail})")
-    if cfg.uses_image:
-        if "image" not in shapes:
+        if shapes[name][1:] != want:
             raise DatasetMismatchError(
-                f"{first}: state-only dataset (no 'image' array) but model.variant is 'camera'; "
-                "use model.variant: state or a dataset with camera images"
-            )
-        h, w = cfg.image_size
-        if shapes["image"][1:] != (h, w, 3):
-            raise DatasetMismatchError(
-                f"{first}: array 'image' has shape {shapes['image']}, model.image_size expects (N, {h}, {w}, 3)"
+                f"{first}: array '{name}' has shape {shapes[name]}, {info.root / INDEX_FILE} says (N, *{want})"
             )
 
 
 class SplitData:
-    """One split in memory, plus where every sample came from (shard file, row) for error messages."""
+    """One split in memory, plus where every sample came from (shard file, row) for error messages.
 
-    def __init__(self, info: DatasetInfo, split: str, with_image: bool) -> None:
-        parts: dict[str, list[NDArray[Any]]] = {k: [] for k in (*ARRAYS, "image")}
+    `inputs` are the model tensors its batches carry (the model's, or the ego state alone for the
+    baselines); batches always carry every output's target.
+    """
+
+    def __init__(self, info: DatasetInfo, split: str, inputs: Sequence[ModelTensor]) -> None:
+        self.inputs = tuple(inputs)
+        names = _arrays_read(self.inputs)
+        parts: dict[str, list[NDArray[Any]]] = {k: [] for k in names}
         self.files = info.shard_files(split)
         shard_of: list[NDArray[np.int32]] = []
         row: list[NDArray[np.int32]] = []
         for i, path in enumerate(self.files):
             try:
                 with np.load(path) as z:
-                    for name in ARRAYS + (("image",) if with_image else ()):
+                    for name in names:
                         parts[name].append(np.asarray(z[name]))
             except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
                 raise TrainError(f"{path}: cannot read shard: {err}") from err
-            n = len(parts["ego_state"][-1])
+            n = len(parts[names[0]][-1])
             shard_of.append(np.full(n, i, np.int32))
             row.append(np.arange(n, dtype=np.int32))
         self.arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
         self.shard_of = np.concatenate(shard_of)
         self.row = np.concatenate(row)
-        mean, std = info.stat("ego_state")
-        self.ego_mean, self.ego_std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-        mean, std = info.stat("route_target")
-        self.route_mean, self.route_std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.norm: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+        for t in self.inputs:
+            if t.normalization == "stats":
+                mean, std = info.stat(t.array.name)
+                self.norm[t.name] = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def __len__(self) -> int:
         return len(self.shard_of)
 
+    def _input(self, t: ModelTensor, idx: NDArray[np.int64]) -> torch.Tensor:
+        x = self.arrays[t.array.name][idx]
+        if t.normalization == "stats":
+            mean, std = self.norm[t.name]
+            return torch.from_numpy((x - mean) / std)
+        out = torch.from_numpy(x)
+        if t.channels_first:
+            out = out.permute(0, 3, 1, 2)
+        out = out.float()
+        if t.normalization == "scale":
+            assert t.scale is not None
+            out = out.div_(1.0 / t.scale)  # x / 255 exactly, as the vehicle's x * (1/255) within rounding
+        return out
+
+    def _target(self, t: ModelTensor, idx: NDArray[np.int64]) -> torch.Tensor:
+        y = self.arrays[t.array.name]
+        col = t.column_index
+        return torch.from_numpy(y[idx] if col is None else y[idx, col : col + 1].copy())
+
     def batch(self, idx: NDArray[np.int64]) -> Batch:
-        a = self.arrays
-        image = None
-        if "image" in a:
-            image = torch.from_numpy(a["image"][idx]).permute(0, 3, 1, 2).float().div_(255.0)
         return Batch(
-            image=image,
-            ego_state=torch.from_numpy((a["ego_state"][idx] - self.ego_mean) / self.ego_std),
-            route_target=torch.from_numpy((a["route_target"][idx] - self.route_mean) / self.route_std),
-            raw_speed=torch.from_numpy(a["ego_state"][idx, 0].copy()),
-            waypoints=torch.from_numpy(a["waypoints"][idx]),
-            target_speed=torch.from_numpy(a["command"][idx, 1:2].copy()),
+            inputs={t.name: self._input(t, idx) for t in self.inputs},
+            targets={t.name: self._target(t, idx) for t in OUTPUTS},
+            raw_speed=torch.from_numpy(self.arrays[EGO_STATE_ARRAY.name][idx, _SPEED].copy()),
             index=idx,
         )
 
@@ -179,26 +186,21 @@ class SplitData:
 
 @dataclass
 class Batch:
-    image: torch.Tensor | None
-    ego_state: torch.Tensor
-    route_target: torch.Tensor
-    raw_speed: torch.Tensor
-    waypoints: torch.Tensor
-    target_speed: torch.Tensor
+    """Model inputs and output targets by tensor name (`roadloop_core.contract.tensors`)."""
+
+    inputs: dict[str, torch.Tensor]
+    targets: dict[str, torch.Tensor]
+    raw_speed: torch.Tensor  # ego speed in m/s, not normalised (the constant-velocity baseline)
     index: NDArray[np.int64]
 
     def to(self, device: torch.device) -> Batch:
         def mv(t: torch.Tensor) -> torch.Tensor:
             return t.to(device, non_blocking=True)
 
-        img = None if self.image is None else mv(self.image)
         return Batch(
-            img,
-            mv(self.ego_state),
-            mv(self.route_target),
+            {k: mv(v) for k, v in self.inputs.items()},
+            {k: mv(v) for k, v in self.targets.items()},
             mv(self.raw_speed),
-            mv(self.waypoints),
-            mv(self.target_speed),
             self.index,
         )
 

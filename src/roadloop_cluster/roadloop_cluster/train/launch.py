@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from roadloop_cluster.models import ModelArgs
 from roadloop_cluster.train import steps
 from roadloop_cluster.train.config import load_train_config
-from roadloop_cluster.train.data import SplitData, check_compatible, read_dataset_info
+from roadloop_cluster.train.data import SplitData, check_shards, read_dataset_info
 from roadloop_cluster.train.errors import NonFiniteLossError, TrainError
+from roadloop_core.contract.tensors import EGO_STATE
 
 __all__ = ["launch", "torchrun_args"]
 
@@ -49,10 +51,11 @@ def launch(
     rdzv_endpoint: str | None = None,
     rdzv_id: str = "roadloop",
 ) -> dict[str, Any]:
-    """Check config against dataset (before any process starts), run the ranks, return metrics.json."""
+    """Check config and dataset (before any process starts), run the ranks, return metrics.json."""
     cfg = load_train_config(config)
     info = read_dataset_info(data)
-    check_compatible(info, cfg.model)
+    check_shards(info)
+    model_args = ModelArgs.from_dataset(cfg.model, info.index)
     if nproc < 1:
         raise TrainError(f"--nproc must be >= 1, got {nproc}")
     if nnodes is None and cfg.run.batch_size % nproc:
@@ -66,7 +69,7 @@ def launch(
     for stale in out.glob("failure-rank*.json"):
         stale.unlink()
     # Baselines (constant velocity, ego-status MLP) here, once, so no rank ever waits on rank 0 for them.
-    steps.baselines(out, SplitData(info, "train", False), SplitData(info, "val", False), cfg)
+    steps.baselines(out, SplitData(info, "train", (EGO_STATE,)), SplitData(info, "val", (EGO_STATE,)), cfg, model_args)
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from roadloop_cluster.models.policy import EgoStatusMLP
 from roadloop_cluster.train.data import SplitData
+from roadloop_core.contract.tensors import EGO_STATE, EGO_STATE_ARRAY, WAYPOINTS, WAYPOINTS_ARRAY
 
 __all__ = [
     "ErrorSums",
@@ -66,15 +67,15 @@ def step_scale(waypoints: NDArray[np.float32]) -> float:
 def train_ego_baseline(train: SplitData, horizon: int, steps: int, seed: int) -> EgoStatusMLP:
     """Fit the ego-status-only MLP full-batch with Adam (deterministic for a given seed)."""
     torch.manual_seed(seed)
-    wp = train.arrays["waypoints"]
-    model = EgoStatusMLP(horizon, step_scale(wp))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     a = train.arrays
-    finite = np.isfinite(a["ego_state"]).all(axis=1) & np.isfinite(a["waypoints"]).all(axis=(1, 2))
+    ego_state, wp = a[EGO_STATE_ARRAY.name], a[WAYPOINTS_ARRAY.name]
+    model = EgoStatusMLP(horizon, ego_state.shape[1], step_scale(wp))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    finite = np.isfinite(ego_state).all(axis=1) & np.isfinite(wp).all(axis=(1, 2))
     b = train.batch(np.flatnonzero(finite).astype(np.int64))
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
-        loss = (model(b.ego_state) - b.waypoints).abs().mean()
+        loss = (model(b.inputs[EGO_STATE.name]) - b.targets[WAYPOINTS.name]).abs().mean()
         loss.backward()
         opt.step()
     return model.eval()
@@ -85,6 +86,6 @@ def evaluate_baselines(val: SplitData, ego: EgoStatusMLP, horizon: int, dt: floa
     with torch.no_grad():
         for lo in range(0, len(val), 1024):
             b = val.batch(np.arange(lo, min(lo + 1024, len(val)), dtype=np.int64))
-            cv.add(constant_velocity(b.raw_speed, horizon, dt), b.waypoints)
-            em.add(ego(b.ego_state), b.waypoints)
+            cv.add(constant_velocity(b.raw_speed, horizon, dt), b.targets[WAYPOINTS.name])
+            em.add(ego(b.inputs[EGO_STATE.name]), b.targets[WAYPOINTS.name])
     return {"constant_velocity": metrics_from_sums(cv.sums, dt), "ego_mlp": metrics_from_sums(em.sums, dt)}

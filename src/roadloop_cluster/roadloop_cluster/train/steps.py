@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from roadloop_cluster.models.config import ModelArgs
 from roadloop_cluster.models.policy import DrivingPolicy
 from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
 from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, SplitData
 from roadloop_cluster.train.metrics import ErrorSums, evaluate_baselines, metrics_from_sums, train_ego_baseline
 from roadloop_cluster.train.parallelize import Dist, all_reduce_sum, autocast
+from roadloop_core.contract.tensors import TARGET_SPEED, WAYPOINTS
 from roadloop_core.fsio import atomic_write_bytes
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "build_optimizer",
     "checkpoint",
     "forward_loss",
-    "maybe_inject_fault",
     "pack",
     "report_nonfinite",
     "resume",
@@ -67,9 +66,10 @@ def build_optimizer(
 def forward_loss(model: nn.Module, b: Batch, d: Dist, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample loss (L1 on waypoints in metres + weighted L1 on target speed) and predicted waypoints."""
     with autocast(d, cfg.run.amp):
-        wp, speed = model(b.ego_state, b.route_target, b.image)
-    per_sample = (wp.float() - b.waypoints).abs().mean(dim=(1, 2))
-    per_sample = per_sample + cfg.optim.speed_loss_weight * (speed.float() - b.target_speed).abs()[:, 0]
+        wp, speed = model(b.inputs)
+    per_sample = (wp.float() - b.targets[WAYPOINTS.name]).abs().mean(dim=(1, 2))
+    speed_error = (speed.float() - b.targets[TARGET_SPEED.name]).abs()[:, 0]
+    per_sample = per_sample + cfg.optim.speed_loss_weight * speed_error
     return per_sample, wp
 
 
@@ -81,40 +81,29 @@ def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batc
     atomic_write_bytes(run_dir / f"failure-rank{d.rank}.json", json.dumps({"step": step + 1, "message": msg}).encode())
 
 
-def maybe_inject_fault(step: int, d: Dist) -> None:
-    """ROADLOOP_FAULT_KILL=RANK:STEP SIGKILLs that rank after that step, in the first attempt only.
-
-    It is how the resume test (and a person checking elastic restarts) kills a rank mid-epoch.
-    """
-    spec = os.environ.get("ROADLOOP_FAULT_KILL")
-    if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
-        return
-    rank, at = (int(x) for x in spec.split(":"))
-    if rank == d.rank and step == at:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 @torch.no_grad()
 def validate(model: DrivingPolicy, val: SplitData, d: Dist, cfg: TrainConfig) -> dict[str, float]:
     """Open-loop metrics on the val split, each rank taking every world_size-th sample, summed over ranks."""
     model.eval()
-    sums = ErrorSums(cfg.model.horizon)
+    sums = ErrorSums(model.args.horizon)
     mine = np.arange(d.rank, len(val), d.world_size, dtype=np.int64)
     for lo in range(0, len(mine), 256):
         b = val.batch(mine[lo : lo + 256]).to(d.device)
         _, wp = forward_loss(model, b, d, cfg)
-        sums.add(wp, b.waypoints)
+        sums.add(wp, b.targets[WAYPOINTS.name])
     model.train()
-    return metrics_from_sums(all_reduce_sum(sums.sums, d), cfg.model.dt)
+    return metrics_from_sums(all_reduce_sum(sums.sums, d), model.args.dt)
 
 
-def baselines(run_dir: Path, train: SplitData, val: SplitData, cfg: TrainConfig) -> dict[str, dict[str, float]]:
+def baselines(
+    run_dir: Path, train: SplitData, val: SplitData, cfg: TrainConfig, args: ModelArgs
+) -> dict[str, dict[str, float]]:
     """Constant velocity and the ego-status MLP on the val split, computed once per run (rank 0)."""
     path = run_dir / "baselines.json"
     if path.is_file():
         return dict(json.loads(path.read_text()))
-    ego = train_ego_baseline(train, cfg.model.horizon, cfg.run.baseline_steps, cfg.run.seed)
-    out = evaluate_baselines(val, ego, cfg.model.horizon, cfg.model.dt)
+    ego = train_ego_baseline(train, args.horizon, cfg.run.baseline_steps, cfg.run.seed)
+    out = evaluate_baselines(val, ego, args.horizon, args.dt)
     atomic_write_bytes(path, json.dumps(out, indent=2).encode())
     return out
 
@@ -238,11 +227,8 @@ def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info
     run = {
         "config": cfg,
         "dataset": {"root": str(info.root.resolve()), "dataset_id": info.dataset_id},
-        "observation": info.index.get("observation", {}),
-        "label": info.index["label"],
-        "normalization": {
-            k: dict(zip(("mean", "std"), info.stat(k), strict=True)) for k in ("ego_state", "route_target")
-        },
+        "observation": info.observation.to_dict(),  # with the config, what the model is built from
+        "normalization": {k: {"mean": m, "std": s} for k, (m, s) in info.normalization().items()},
         "step_scale": model.scale,
     }
     atomic_write_bytes(run_dir / "run.json", json.dumps(run, indent=2).encode())

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import torch
 
-from roadloop_cluster.models import build_policy
+from roadloop_cluster.models import ModelArgs, build_policy
 from roadloop_cluster.train import steps
 from roadloop_cluster.train.config import load_train_config
 from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
 from roadloop_cluster.train.metrics import step_scale
 from roadloop_cluster.train.parallelize import all_reduce_sum, grad_scaler, init_distributed, parallelize, shutdown
 from roadloop_core.config import dataclass_to_dict
+from roadloop_core.contract.tensors import WAYPOINTS_ARRAY, model_inputs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,8 +35,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(cfg.run.seed)  # same initial weights on every rank (DDP also broadcasts them)
 
     info = read_dataset_info(args.data)
-    train, val = SplitData(info, "train", cfg.model.uses_image), SplitData(info, "val", cfg.model.uses_image)
-    model = build_policy(cfg.model, step_scale(train.arrays["waypoints"])).to(d.device)
+    margs = ModelArgs.from_dataset(cfg.model, info.index)  # image size, inputs, horizon, dt: the dataset's
+    inputs = model_inputs(info.observation)
+    train, val = SplitData(info, "train", inputs), SplitData(info, "val", inputs)
+    model = build_policy(margs, step_scale(train.arrays[WAYPOINTS_ARRAY.name])).to(d.device)
     ddp = parallelize(model, d, cfg.run)
     stream = BatchStream(train, cfg.run.batch_size, d.rank, d.world_size, cfg.run.seed)
     total = stream.steps_per_epoch * cfg.run.epochs
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     scaler = grad_scaler(d, cfg.run.amp)
 
     prog = steps.resume(out, model, optim, sched, stream)
-    base = steps.baselines(out, train, val, cfg) if d.is_main else {}  # the launcher usually made them already
+    base = steps.baselines(out, train, val, cfg, margs) if d.is_main else {}  # the launcher usually made them already
     log = steps.Logger(out, d, total, prog.step)
     while stream.epoch < cfg.run.epochs:
         t_epoch = time.perf_counter()
@@ -68,7 +71,6 @@ def main(argv: list[str] | None = None) -> None:
             prog.step, prog.samples = prog.step + 1, prog.samples + cfg.run.batch_size
             prog.train_s, prog.cpu_s = prog.train_s + time.perf_counter() - t, prog.cpu_s + time.process_time() - c
             log.step(prog.step, stats, float(sched.get_last_lr()[0]), d, cfg.run.batch_size, cfg.run.log_every)
-            steps.maybe_inject_fault(prog.step, d)
             if prog.step % cfg.run.checkpoint_every == 0 and i + 1 < len(batches):
                 steps.checkpoint(out, prog, model, optim, sched, stream, cfg.run.keep_checkpoints)
         metrics = steps.validate(model, val, d, cfg)

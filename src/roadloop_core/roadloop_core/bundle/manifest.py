@@ -1,4 +1,8 @@
-"""manifest.json: what a bundle holds and how the vehicle must feed it."""
+"""manifest.json: what a bundle holds and how the vehicle must feed it.
+
+The tensor entries and their rules are the tensor table's (`roadloop_core.contract.tensors`:
+`TensorSpec`, `check_model_io`); the observation spec is the typed `ObservationSpec`.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +10,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from roadloop_core.errors import BundleError
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.contract.tensors import TensorSpec
+from roadloop_core.errors import BundleError, ConfigError
 
 __all__ = ["BUNDLE_FORMAT", "Manifest", "TensorSpec", "check_observation_compatible"]
 
 BUNDLE_FORMAT = "roadloop-bundle/1"
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One ONNX input or output; `normalization` is {"mean": [...], "std": [...]} or {"scale": s}."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-    normalization: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-        if self.normalization is not None:
-            out["normalization"] = self.normalization
-        return out
-
-    @classmethod
-    def from_json(cls, raw: Any, where: str) -> TensorSpec:
-        if not isinstance(raw, dict):
-            raise BundleError(f"{where}: expected an object")
-        try:
-            return cls(
-                name=str(raw["name"]),
-                shape=tuple(int(d) for d in raw["shape"]),
-                dtype=str(raw.get("dtype", "float32")),
-                normalization=raw.get("normalization"),
-            )
-        except (KeyError, TypeError, ValueError) as err:
-            raise BundleError(f"{where}: invalid tensor spec ({err})") from None
 
 
 @dataclass(frozen=True)
@@ -49,7 +25,7 @@ class Manifest:
     version: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    observation: dict[str, Any]
+    observation: ObservationSpec
     dataset_id: str = ""
     training_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -71,7 +47,7 @@ class Manifest:
             "created": self.created,
             "inputs": [t.to_json() for t in self.inputs],
             "outputs": [t.to_json() for t in self.outputs],
-            "observation": self.observation,
+            "observation": self.observation.to_dict(),
             "dataset_id": self.dataset_id,
             "training_config": self.training_config,
             "metrics": self.metrics,
@@ -96,13 +72,17 @@ class Manifest:
             files = raw["files"]
             if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
                 raise BundleError(f"{where}: files must map file names to sha256 strings")
+            try:
+                observation = ObservationSpec.from_dict(raw["observation"], f"{where}: observation", complete=True)
+            except ConfigError as err:
+                raise BundleError(str(err)) from None
             return cls(
                 name=str(raw["name"]),
                 version=version,
                 created=str(raw.get("created", "")),
                 inputs=tuple(TensorSpec.from_json(t, f"{where}: inputs[{i}]") for i, t in enumerate(raw["inputs"])),
                 outputs=tuple(TensorSpec.from_json(t, f"{where}: outputs[{i}]") for i, t in enumerate(raw["outputs"])),
-                observation=dict(raw["observation"]),
+                observation=observation,
                 dataset_id=str(raw.get("dataset_id", "")),
                 training_config=dict(raw.get("training_config", {})),
                 metrics=dict(raw.get("metrics", {})),
@@ -114,13 +94,11 @@ class Manifest:
             raise BundleError(f"{where}: {err}") from None
 
 
-def check_observation_compatible(manifest: Manifest, vehicle_observation: dict[str, Any]) -> None:
-    """Refuse a bundle whose observation spec differs from the vehicle's in any field both define."""
-    bundle_obs = manifest.observation
+def check_observation_compatible(manifest: Manifest, vehicle_observation: ObservationSpec) -> None:
+    """Refuse a bundle whose observation spec differs from the vehicle's in any field."""
     differing = [
-        f"{key}: bundle {bundle_obs.get(key)!r} != vehicle {vehicle_observation.get(key)!r}"
-        for key in sorted(set(bundle_obs) | set(vehicle_observation))
-        if bundle_obs.get(key) != vehicle_observation.get(key)
+        f"{key}: bundle {ours!r} != vehicle {theirs!r}"
+        for key, ours, theirs in sorted(manifest.observation.differences(vehicle_observation))
     ]
     if differing:
         raise BundleError(

@@ -6,6 +6,21 @@ import the same definition, so a change to a contract is a change in one place t
 sees at once, instead of prose that each side writes out again.
 """
 
+from roadloop_core.contract.dataset_index import DatasetIndex, read_dataset_index, write_dataset_index
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.contract.tensors import ARRAYS, INPUTS, OUTPUTS, DatasetArray, ModelTensor, TensorSpec
 from roadloop_core.contract.wire import TarStream
 
-__all__ = ["TarStream"]
+__all__: list[str] = [
+    "ARRAYS",
+    "INPUTS",
+    "OUTPUTS",
+    "DatasetArray",
+    "DatasetIndex",
+    "ModelTensor",
+    "ObservationSpec",
+    "TarStream",
+    "TensorSpec",
+    "read_dataset_index",
+    "write_dataset_index",
+]

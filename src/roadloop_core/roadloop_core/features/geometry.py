@@ -15,7 +15,7 @@ __all__ = [
     "Route",
     "bracket",
     "interpolate_odometry",
-    "route_target",
+    "lookahead_point",
     "to_ego_frame",
     "wrap_angle",
     "yaw_of",
@@ -99,7 +99,7 @@ class Route:
         return len(self.points)
 
 
-def route_target(route: Route | np.ndarray, pose: Pose2D, lookahead_m: float) -> np.ndarray:
+def lookahead_point(route: Route | np.ndarray, pose: Pose2D, lookahead_m: float) -> np.ndarray:
     """The map-frame point `lookahead_m` along the route from the route point closest to the ego.
 
     The closest point is the projection onto the nearest polyline segment; past the

@@ -1,4 +1,4 @@
-"""Camera images as numpy arrays, and the one deterministic resize used for model input.
+"""The one deterministic resize of camera images to the model input (decoding: `roadloop_core.codec`).
 
 The resize is a box filter in integer arithmetic (each output pixel is the rounded
 mean of the source pixels it covers; nearest pixel when upscaling), so the vehicle
@@ -12,31 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from roadloop_core.features.errors import FeatureError
-
-__all__ = ["image_msg_to_rgb", "resize_box"]
-
-_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3}
-
-
-def image_msg_to_rgb(msg: Any) -> np.ndarray:
-    """A sensor_msgs/Image (rosbags or rclpy object) as an (H, W, 3) uint8 RGB view or copy."""
-    enc = str(msg.encoding)
-    ch = _CHANNELS.get(enc)
-    if ch is None:
-        raise FeatureError(f"image encoding '{enc}' unsupported; expected one of {', '.join(_CHANNELS)}")
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    buf = np.frombuffer(msg.data, dtype=np.uint8)
-    if step < w * ch or buf.size < step * h:
-        raise FeatureError(f"image {w}x{h} {enc}: {buf.size} data bytes with step {step} is too short")
-    rows = buf[: step * h].reshape(h, step)[:, : w * ch].reshape(h, w, ch)
-    if enc in ("bgr8", "bgra8"):
-        return rows[:, :, 2::-1]
-    if ch == 4:
-        return rows[:, :, :3]
-    if ch == 1:
-        return np.repeat(rows, 3, axis=2)
-    return rows
+__all__ = ["resize_box"]
 
 
 @lru_cache(maxsize=16)

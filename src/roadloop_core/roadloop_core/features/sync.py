@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.features.geometry import Pose2D, Route, bracket, interpolate_odometry
 from roadloop_core.features.msg_fields import ImuSample, OdomRef, imu_sample, route_points
-from roadloop_core.features.spec import ObservationSpec
 from roadloop_core.stamps import header_stamp_ns
 
 __all__ = ["DROP_REASONS", "Frame", "FrameSynchronizer"]

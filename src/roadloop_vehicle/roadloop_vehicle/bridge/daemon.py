@@ -257,7 +257,7 @@ class Bridge:
                 raise BridgeError("bridge.yaml: public_key is required to pull models (or set pull_models: false)")
             if self.vehicle is None:
                 raise BridgeError("pulling models needs the drive node's parameters (bridge.yaml: vehicle_params)")
-            from roadloop_core.features import ObservationSpec
+            from roadloop_core.contract.observation import ObservationSpec
 
             key_path = Path(os.path.expanduser(self.cfg.public_key))
             params = self.vehicle
@@ -270,7 +270,7 @@ class Bridge:
                 self.state,
                 load_public_key(key_path),
                 key_path,
-                observation.to_dict(),
+                observation,
                 params,
                 golden,
             )

@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from roadloop_core.bundle import MANIFEST_FILE, Manifest, check_observation_compatible, verify_bundle
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.contract.wire import SHA256_RE, check_name
 from roadloop_core.errors import RoadloopError
 from roadloop_core.fsio import atomic_write_json, fsync_dir, replace_symlink
@@ -68,7 +69,7 @@ class ModelPuller:
         state_dir: Path,
         public_key: Ed25519PublicKey,
         public_key_path: Path,
-        observation: dict[str, Any],
+        observation: ObservationSpec,
         vehicle_params: VehicleParams,
         golden_bag: Path | None = None,
     ) -> None:

@@ -14,23 +14,22 @@ a row; the failed version is remembered and not loaded again.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from roadloop_core.bundle import Manifest, check_observation_compatible, load_public_key, verify_bundle
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.errors import RoadloopError
 from roadloop_core.param_schema import Param, check_fields
 from roadloop_vehicle.errors import ModelError
 from roadloop_vehicle.runtime.base import RuntimeConfig
 from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
-from roadloop_vehicle.runtime.spec import IMAGE, ModelOutputs, PolicySpec
+from roadloop_vehicle.runtime.spec import ModelOutputs, PolicySpec
 
 __all__ = ["LoadedModel", "ModelEvent", "ModelManager", "ModelManagerConfig"]
 
@@ -73,14 +72,14 @@ class ModelManager:
         self,
         config: ModelManagerConfig,
         runtime_config: RuntimeConfig,
-        observation: Mapping[str, Any],
+        observation: ObservationSpec,
         public_key: Ed25519PublicKey | Path,
         *,
         enforce_latency: bool = True,
     ) -> None:
         self.config = config
         self.runtime_config = runtime_config
-        self.observation = dict(observation)
+        self.observation = observation
         self.public_key = load_public_key(public_key) if isinstance(public_key, Path) else public_key
         # Replay turns this off: a rollback that depends on wall-clock time would make it non-deterministic.
         self.enforce_latency = enforce_latency
@@ -98,15 +97,8 @@ class ModelManager:
         """Verify and load a bundle; ModelError/BundleError names the reason it is refused."""
         manifest = verify_bundle(bundle_dir, self.public_key)
         check_observation_compatible(manifest, self.observation)
-        spec = PolicySpec.from_manifest(json.loads(manifest.to_json_bytes()), f"{bundle_dir}/manifest.json")
-        if IMAGE in spec.inputs:
-            want = (self.observation.get("image_height"), self.observation.get("image_width"))
-            if spec.inputs[IMAGE].shape[2:] != want:
-                raise ModelError(
-                    f"{bundle_dir}: model image input {spec.inputs[IMAGE].shape[2:]} != observation {want}"
-                )
-        elif self.observation.get("camera") is not None:
-            raise ModelError(f"{bundle_dir}: state-only model but the observation spec has a camera")
+        # the model's tensors against the (now known to be the vehicle's) observation spec: image size, horizon
+        spec = PolicySpec.from_manifest(manifest, f"{bundle_dir}/manifest.json")
         runtime = PolicyRuntime(bundle_dir / "policy.onnx", spec, self.runtime_config)
         warm = runtime.warmup(1)
         if warm is not None and not warm.finite:

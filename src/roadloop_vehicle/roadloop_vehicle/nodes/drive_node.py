@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from roadloop_core.config import config_dir
-from roadloop_core.features import ObservationSpec
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.diagnostics import model_status
 from roadloop_vehicle.drive import DriveCore
@@ -48,9 +48,7 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
     registry = load_registry(resolve_path(params.topics_config, base))
     io.use_registry(registry)
     observation = ObservationSpec.from_config(resolve_path(params.observation_config, base))
-    manager = ModelManager(
-        params.model_manager, params.runtime, observation.to_dict(), resolve_path(params.public_key, base)
-    )
+    manager = ModelManager(params.model_manager, params.runtime, observation, resolve_path(params.public_key, base))
     core = DriveCore(params, registry, observation, manager)
     publish_traj = io.publisher("trajectory")
     publish_cmd = io.publisher("command_raw")

@@ -12,8 +12,9 @@ from typing import Any
 
 from rosbags.typesys.store import Typestore
 
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.errors import RoadloopError
-from roadloop_core.features import Features, FrameSynchronizer, ObservationSpec, compute_features
+from roadloop_core.features import Features, FrameSynchronizer, compute_features
 from roadloop_core.registry import TopicRegistry
 from roadloop_vehicle.errors import ObservationError
 
@@ -39,9 +40,9 @@ class ObservationAssembler:
 
     def decode(self, role: str, data: bytes | memoryview) -> Any:
         try:
-            return self.typestore.deserialize_cdr(
-                bytes(data) if isinstance(data, memoryview) else data, self.typenames[role]
-            )
+            # A memoryview: rosbags then slices off the CDR header without copying, so an image's pixels
+            # stay a view of the received bytes all the way to `image_to_numpy` (the resize copies).
+            return self.typestore.deserialize_cdr(memoryview(data), self.typenames[role])
         except Exception as err:  # rosbags raises plain struct/Index errors on truncated CDR
             raise ObservationError(f"{self.topics[role]}: cannot decode {self.typenames[role]}: {err!r}") from err
 

@@ -9,18 +9,10 @@ from typing import Annotated, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.contract.tensors import TARGET_SPEED, WAYPOINTS
 from roadloop_core.param_schema import Param, check_fields
 from roadloop_vehicle.errors import ModelError
-from roadloop_vehicle.runtime.spec import (
-    EGO,
-    IMAGE,
-    ROUTE,
-    TARGET_SPEED,
-    WAYPOINTS,
-    ModelInputs,
-    ModelOutputs,
-    PolicySpec,
-)
+from roadloop_vehicle.runtime.spec import InputSpec, ModelInputs, ModelOutputs, PolicySpec
 
 __all__ = ["Backend", "IOBuffers", "RuntimeConfig"]
 
@@ -53,6 +45,42 @@ class RuntimeConfig:
         check_fields(self)
 
 
+class _Input:
+    """How one input buffer is filled from a feature array (precomputed once per model)."""
+
+    def __init__(self, spec: InputSpec, buffer: npt.NDArray[np.float32]) -> None:
+        t = spec.tensor
+        self.name, self.feature, self.channels_first, self.kind = (
+            t.name,
+            t.array.name,
+            t.channels_first,
+            t.normalization,
+        )
+        self.dst = buffer[0]
+        self.mean = spec.mean if spec.mean is not None else np.zeros(self.dst.shape, np.float32)
+        self.inv_std = 1.0 / spec.std if spec.std is not None else np.ones(self.dst.shape, np.float32)
+        self.scale = np.float32(spec.scale if spec.scale is not None else 1.0)
+
+    def fill(self, x: ModelInputs) -> None:
+        value = x.get(self.feature)
+        if value is None:
+            raise ModelError(
+                f"model input '{self.name}' needs feature '{self.feature}', which the observation does not provide"
+            )
+        src = value.transpose(2, 0, 1) if self.channels_first else value
+        if src.shape != self.dst.shape:
+            raise ModelError(
+                f"feature '{self.feature}' is {value.shape}, model input '{self.name}' wants {self.dst.shape}"
+            )
+        if self.kind == "scale":
+            np.multiply(src, self.scale, out=self.dst, casting="unsafe")
+        elif self.kind == "stats":
+            np.subtract(src, self.mean, out=self.dst)
+            np.multiply(self.dst, self.inv_std, out=self.dst)
+        else:
+            np.copyto(self.dst, src, casting="unsafe")
+
+
 class IOBuffers:
     """Input and output arrays allocated once per model and reused every frame."""
 
@@ -64,34 +92,17 @@ class IOBuffers:
         self.outputs: dict[str, npt.NDArray[np.float32]] = {
             name: np.zeros(shape, np.float32) for name, shape in spec.output_shapes.items()
         }
-        ego, route = spec.inputs[EGO], spec.inputs[ROUTE]
-        self._ego_mean = ego.mean if ego.mean is not None else np.zeros(4, np.float32)
-        self._ego_inv_std = 1.0 / ego.std if ego.std is not None else np.ones(4, np.float32)
-        self._route_mean = route.mean if route.mean is not None else np.zeros(2, np.float32)
-        self._route_inv_std = 1.0 / route.std if route.std is not None else np.ones(2, np.float32)
-        image = spec.inputs.get(IMAGE)
-        self._image_scale = np.float32(image.scale if image is not None and image.scale is not None else 1.0 / 255.0)
+        self._fill = [_Input(s, self.inputs[name]) for name, s in spec.inputs.items()]
 
     def fill(self, x: ModelInputs) -> None:
         """Normalise features into the input buffers in place (no allocation per frame)."""
-        if IMAGE in self.inputs:
-            if x.image is None:
-                raise ModelError("model needs an image but the observation has none (state-only observation spec?)")
-            dst = self.inputs[IMAGE][0]
-            if x.image.shape != (dst.shape[1], dst.shape[2], 3):
-                raise ModelError(f"image is {x.image.shape[:2]}, model input 'image' wants {dst.shape[1:]}")
-            np.multiply(x.image.transpose(2, 0, 1), self._image_scale, out=dst, casting="unsafe")
-        ego = self.inputs[EGO][0]
-        np.subtract(x.ego_state, self._ego_mean, out=ego)
-        np.multiply(ego, self._ego_inv_std, out=ego)
-        route = self.inputs[ROUTE][0]
-        np.subtract(x.route_target, self._route_mean, out=route)
-        np.multiply(route, self._route_inv_std, out=route)
+        for tensor in self._fill:
+            tensor.fill(x)
 
     def result(self, inference_ms: float) -> ModelOutputs:
         return ModelOutputs(
-            waypoints=self.outputs[WAYPOINTS][0].copy(),
-            target_speed=float(self.outputs[TARGET_SPEED][0, 0]),
+            waypoints=self.outputs[WAYPOINTS.name][0].copy(),
+            target_speed=float(self.outputs[TARGET_SPEED.name][0, 0]),
             inference_ms=inference_ms,
         )
 

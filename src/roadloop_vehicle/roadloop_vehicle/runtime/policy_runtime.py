@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from roadloop_core.contract.tensors import ROUTE_TARGET_ARRAY
 from roadloop_vehicle.runtime.base import Backend, IOBuffers, RuntimeConfig, timed_run
-from roadloop_vehicle.runtime.spec import IMAGE, ModelInputs, ModelOutputs, PolicySpec
+from roadloop_vehicle.runtime.spec import ModelInputs, ModelOutputs, PolicySpec
 
 __all__ = ["PolicyRuntime"]
 
@@ -31,12 +32,17 @@ class PolicyRuntime:
         self.warmup(config.warmup_runs)
 
     def warmup(self, runs: int) -> ModelOutputs | None:
-        """Run on a neutral input so the first real frame does not pay allocation/JIT costs."""
-        image = None
-        if IMAGE in self.spec.inputs:
-            _, _, h, w = self.spec.inputs[IMAGE].shape
-            image = np.full((h, w, 3), 128, np.uint8)
-        x = ModelInputs(image=image, ego_state=np.zeros(4, np.float32), route_target=np.array([10.0, 0.0], np.float32))
+        """Run on a neutral input so the first real frame does not pay allocation/JIT costs: mid-grey
+        images, zero vectors, and a route target 10 m straight ahead."""
+        x: dict[str, np.ndarray] = {}
+        for s in self.spec.inputs.values():
+            t = s.tensor
+            shape = s.shape[1:]
+            if t.channels_first:
+                shape = (*shape[1:], shape[0])
+            x[t.array.name] = np.full(shape, 128 if t.array.dtype == "uint8" else 0, np.dtype(t.array.dtype))
+        if ROUTE_TARGET_ARRAY.name in x:
+            x[ROUTE_TARGET_ARRAY.name][ROUTE_TARGET_ARRAY.field("x")] = 10.0
         out = None
         for _ in range(runs):
             out = self.step(x)

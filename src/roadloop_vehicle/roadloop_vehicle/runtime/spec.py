@@ -1,29 +1,41 @@
-"""What the runtime needs from a bundle manifest: tensor names, shapes, normalisation."""
+"""What the runtime needs from a bundle manifest: its tensors, checked against the tensor table.
+
+The rules (names, batch-1 shapes with the image size and horizon of the manifest's observation
+spec, normalisation) are `roadloop_core.contract.tensors.check_model_io`; this module only turns
+the checked manifest entries into normalisation arrays.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.bundle import Manifest
+from roadloop_core.contract.tensors import INPUTS, WAYPOINTS, ModelTensor, check_model_io
+from roadloop_core.errors import BundleError
 from roadloop_vehicle.errors import ModelError
 
 __all__ = ["InputSpec", "ModelInputs", "ModelOutputs", "PolicySpec"]
 
-IMAGE, EGO, ROUTE = "image", "ego_state", "route_target"
-WAYPOINTS, TARGET_SPEED = "waypoints", "target_speed"
+# Features as the observation assembler hands them over, by dataset array name (not normalised).
+ModelInputs: TypeAlias = Mapping[str, npt.NDArray[Any]]
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    name: str
+    tensor: ModelTensor
     shape: tuple[int, ...]
     mean: npt.NDArray[np.float32] | None = None
     std: npt.NDArray[np.float32] | None = None
     scale: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.tensor.name
 
 
 @dataclass(frozen=True)
@@ -33,58 +45,24 @@ class PolicySpec:
 
     @property
     def horizon(self) -> int:
-        return self.output_shapes[WAYPOINTS][1]
-
-    @property
-    def uses_image(self) -> bool:
-        return IMAGE in self.inputs
+        return self.output_shapes[WAYPOINTS.name][1]
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], where: str = "manifest.json") -> PolicySpec:
-        """Parse and check the contract's tensor names/shapes (batch 1)."""
+    def from_manifest(cls, manifest: Manifest, where: str = "manifest.json") -> PolicySpec:
+        """The manifest's tensors, refused (ModelError naming the fault) unless they follow the contract."""
         try:
-            inputs: dict[str, InputSpec] = {}
-            for raw in manifest["inputs"]:
-                shape = tuple(int(d) for d in raw["shape"])
-                norm = raw.get("normalization") or {}
-                mean = np.asarray(norm["mean"], np.float32) if "mean" in norm else None
-                std = np.asarray(norm["std"], np.float32) if "std" in norm else None
-                scale = float(norm["scale"]) if "scale" in norm else None
-                if std is not None and np.any(std == 0):
-                    raise ModelError(f"{where}: inputs.{raw['name']}.normalization.std has a zero")
-                inputs[str(raw["name"])] = InputSpec(str(raw["name"]), shape, mean, std, scale)
-            outputs = {str(o["name"]): tuple(int(d) for d in o["shape"]) for o in manifest["outputs"]}
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(f"{where}: malformed inputs/outputs: {err!r}") from None
-        _expect(where, inputs, EGO, (1, 4))
-        _expect(where, inputs, ROUTE, (1, 2))
-        if IMAGE in inputs and (len(inputs[IMAGE].shape) != 4 or inputs[IMAGE].shape[:2] != (1, 3)):
-            raise ModelError(f"{where}: input 'image' must have shape (1,3,H,W), got {inputs[IMAGE].shape}")
-        unknown = sorted(set(inputs) - {IMAGE, EGO, ROUTE})
-        if unknown:
-            raise ModelError(f"{where}: unknown model input(s) {', '.join(unknown)}")
-        wp = outputs.get(WAYPOINTS)
-        if wp is None or len(wp) != 3 or wp[0] != 1 or wp[2] != 2:
-            raise ModelError(f"{where}: output 'waypoints' must have shape (1,K,2), got {wp}")
-        if outputs.get(TARGET_SPEED) != (1, 1):
-            raise ModelError(f"{where}: output 'target_speed' must have shape (1,1), got {outputs.get(TARGET_SPEED)}")
-        return cls(inputs, outputs)
-
-
-def _expect(where: str, inputs: Mapping[str, InputSpec], name: str, shape: Sequence[int]) -> None:
-    if name not in inputs:
-        raise ModelError(f"{where}: missing model input '{name}'")
-    if inputs[name].shape != tuple(shape):
-        raise ModelError(f"{where}: input '{name}' must have shape {tuple(shape)}, got {inputs[name].shape}")
-
-
-@dataclass
-class ModelInputs:
-    """Features as the observation assembler hands them over (not yet normalised)."""
-
-    image: npt.NDArray[np.uint8] | None  # (H, W, 3)
-    ego_state: npt.NDArray[np.float32]  # (4,)
-    route_target: npt.NDArray[np.float32]  # (2,)
+            check_model_io(manifest.inputs, manifest.outputs, manifest.observation, where)
+        except BundleError as err:
+            raise ModelError(str(err)) from None
+        by_name = {t.name: t for t in INPUTS}
+        inputs: dict[str, InputSpec] = {}
+        for given in manifest.inputs:
+            norm = given.normalization or {}
+            mean = np.asarray(norm["mean"], np.float32) if "mean" in norm else None
+            std = np.asarray(norm["std"], np.float32) if "std" in norm else None
+            scale = float(norm["scale"]) if "scale" in norm else None
+            inputs[given.name] = InputSpec(by_name[given.name], given.shape, mean, std, scale)
+        return cls(inputs, {o.name: o.shape for o in manifest.outputs})
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """ObservationSpec: what a policy observes and how it is sampled (config/dataset.yaml `observation:`).
 
-The same spec travels in the model bundle's manifest, so the vehicle assembles
-observations exactly as the dataset builder did for training.
+One typed object from end to end: the dataset builder samples with it, the dataset index and the
+model bundle's manifest carry it, the trainer derives the model's image size, horizon and dt
+from it, and the vehicle assembles observations with it and refuses a bundle whose spec differs
+from its own. Only the JSON files hold it as a mapping (`to_dict` / `from_dict`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,20 +68,32 @@ class ObservationSpec:
     def slop_ns(self) -> int:
         return round(self.sync_slop_s * 1e9)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int] | None:
-        """(H, W, 3) of the model-input image, or None in state-only mode."""
-        return None if self.camera is None else (self.image_height, self.image_width, 3)
-
     def roles(self) -> list[str]:
         """Registry roles the synchronizer consumes, in a fixed order."""
         return [r for r in (self.camera, self.imu, self.odometry, self.route) if r is not None]
 
+    def differences(self, other: ObservationSpec) -> list[tuple[str, Any, Any]]:
+        """(field, this value, other's value) for every field in which `other` differs, in field order."""
+        return [
+            (f.name, getattr(self, f.name), getattr(other, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        ]
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON/YAML form, every field in declaration order (what index.json and manifest.json hold)."""
         return dataclass_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "observation") -> ObservationSpec:
+    def from_dict(cls, data: dict[str, Any], where: str = "observation", *, complete: bool = False) -> ObservationSpec:
+        """Parse the mapping form; `complete` refuses a mapping that leaves any field to its default
+        (a written spec, in a dataset index or a manifest, must say what it was built with)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        if complete:
+            missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+            if missing:
+                raise ConfigError(f"{where}: missing field(s) {', '.join(missing)}")
         return dataclass_from_dict(cls, data, where)
 
     @classmethod

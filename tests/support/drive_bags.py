@@ -1,10 +1,10 @@
 """Synthetic drive bags: a car on a smooth curved road, recorded on the registry's topics.
 
-For tests and benchmarks of the data pipeline without a simulator: camera (a
+For tests and benchmarks of the data pipeline and the trainer without a simulator: camera (a
 pose-dependent pattern), IMU and odometry at their rates, the route (the road ahead,
 latched, republished at 1 Hz) and the driver's Ackermann command, written as an
-mcap rosbag2 bag with `roadloop_core.bag.BagWriter`. The motion is exact, so tests
-can check features and labels against ground truth.
+mcap rosbag2 bag with `roadloop_core.bag.BagWriter`, so they go through the real dataset
+builder. The motion is exact, so tests can check features and labels against ground truth.
 """
 
 from __future__ import annotations
