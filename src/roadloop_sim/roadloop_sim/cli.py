@@ -96,6 +96,12 @@ def record(
     carla_host: CarlaHostOpt = None,
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
+    distro: str | None = typer.Option(
+        None,
+        "--distro",
+        help="ROS distro whose rosbag2 must read the bags: humble (metadata version 5) or jazzy (version 9); "
+        "default: config/topics.yaml's typestore.",
+    ),
 ) -> None:
     """Record episodes as rosbag2 mcap bags with every registry topic (same seed -> same messages)."""
     from roadloop_sim.record import record_episodes
@@ -111,6 +117,7 @@ def record(
             takeover_lead_s=takeover_lead_s,
             scenario_set=scenario_set,
             simulator=sim,
+            distro=distro,
         )
     for ep in done:
         m = ep.metrics

@@ -42,11 +42,11 @@ class Sqlite3Storage(ScannedStorage):
 
     storage_id = "sqlite3"
     chunk_compression = ""
-    damage = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.custom_data: dict[str, str] = {}
+        self.problems: list[str] = []
         _check_file_size(path)
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
@@ -83,6 +83,12 @@ class Sqlite3Storage(ScannedStorage):
         spans = [(int(lo), int(hi)) for tid, _, lo, hi in stats if int(tid) in known]
         for tid, n, _, _ in stats:
             counts[int(tid)] = int(n)
+        orphans = {int(tid): int(n) for tid, n, _, _ in stats if int(tid) not in known}
+        if orphans:
+            self.problems.append(
+                f"{self.path}: {sum(orphans.values())} message(s) refer to topic id(s) {sorted(orphans)} that the "
+                "topics table does not hold; they cannot be read"
+            )
         if spans:
             first, last = min(s[0] for s in spans), max(s[1] for s in spans)
         defs: dict[str, tuple[str, str]] = {}
@@ -129,6 +135,13 @@ class Sqlite3Storage(ScannedStorage):
                 yield row
         except sqlite3.Error as err:
             raise BagDamagedError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
+
+    def verify_file(self) -> str:
+        try:
+            rows = [str(r[0]) for r in self._db.execute("PRAGMA quick_check")]
+        except sqlite3.Error as err:
+            return f"{self.path}: sqlite3 integrity check failed: {err}"
+        return "" if rows == ["ok"] else f"{self.path}: sqlite3 integrity check: {'; '.join(rows[:3])}"
 
     def close(self) -> None:
         self._db.close()
