@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,21 @@ def test_config_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_every_shipped_params_file_parses() -> None:
     for path in sorted(config_dir().glob("*.yaml")):
         assert isinstance(load_yaml(path), dict)
+
+
+@pytest.mark.parametrize("kind", ["binary", "folder", "fifo", "device", "latin-1"])
+def test_load_yaml_turns_every_unreadable_path_into_one_config_error(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "cfg.yaml"
+    if kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # a blocking open would wait here for a writer forever
+    elif kind == "device":
+        path = Path("/dev/null")
+    else:
+        path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_yaml(path)
+    assert str(err.value).startswith(f"{path}:") and "\n" not in str(err.value)

@@ -152,13 +152,13 @@ def flip_bit(path: Path, byte: int, bit: int = 0) -> None:
     path.write_bytes(bytes(data))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def imu_bag() -> Any:
     """`imu_bag(path, n=1900, chunk_bytes=4096, compression="zstd", ...)` -> what was written, in order."""
     return write_imu_bag
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def bag_tools() -> Any:
     """Helpers for tests that damage bags: layout (mcap records), read_all, copy_bag, flip_bit."""
     return SimpleNamespace(layout=mcap_layout, read_all=read_all, copy_bag=copy_bag, flip_bit=flip_bit)

@@ -312,6 +312,7 @@ class BagReader:
         return self._undecodable.get(typename)
 
     def _problem(self, line: str) -> None:
+        line = " ".join(line.split())  # one line each, whatever a backend's message held
         if line not in self.problems:
             self.problems.append(line)
 
@@ -340,20 +341,22 @@ class BagReader:
         decompress = None
         if self.metadata is not None and self.metadata.compression_mode == "message":
             decompress = zstandard.ZstdDecompressor()
-        read: dict[int, int] = {}
+        read = dict.fromkeys(ids, 0)  # what this pass yields per topic id: checked against the file's index
+        self._pass_counts[index] = read
         undeclared = 0
         for tid, ts, data in storage.messages(None if wanted is None else sel):
-            key = ids.get(tid)
-            if key is None:
+            try:
+                name, typ = ids[tid]
+            except KeyError:
                 undeclared += 1
                 continue
-            read[tid] = read.get(tid, 0) + 1
+            read[tid] += 1
             if decompress is not None:
                 try:
                     data = decompress.decompress(data)
                 except zstandard.ZstdError as err:
-                    raise BagDamagedError(f"{storage.path}: {key[0]} @ {ts}: cannot decompress message: {err}") from err
-            yield RawMessage(key[0], key[1], ts, data)
+                    raise BagDamagedError(f"{storage.path}: {name} @ {ts}: cannot decompress message: {err}") from err
+            yield RawMessage(name, typ, ts, data)
         self._verify_pass(storage, sel, read, undeclared)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:
@@ -365,15 +368,17 @@ class BagReader:
         the totals with metadata.yaml (a mismatch is added to `problems`).
         """
         wanted = set(topics) if topics is not None else None
+        self._pass_counts: dict[int, dict[int, int]] = {}
         streams = [self._iter_storage(i, wanted) for i in range(len(self._storages))]
-        read: dict[str, int] = {}
-        merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda m: m.timestamp_ns)
-        for raw in merged:
-            read[raw.topic] = read.get(raw.topic, 0) + 1
-            yield raw
+        yield from streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda m: m.timestamp_ns)
         meta = self.metadata
         if meta is None or wanted is not None:
             return
+        read: dict[str, int] = {}
+        for index, counts in self._pass_counts.items():
+            for tid, n in counts.items():
+                name = self._topic_of[index][tid][0]
+                read[name] = read.get(name, 0) + n
         for t in meta.topics:
             if t.name in self._flagged or sum(1 for x in meta.topics if x.name == t.name) > 1:
                 continue

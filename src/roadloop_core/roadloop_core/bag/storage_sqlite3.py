@@ -57,6 +57,9 @@ class Sqlite3Storage(ScannedStorage):
         except sqlite3.Error as err:
             self._db.close()
             raise BagDamagedError(f"{path}: damaged or not a rosbag2 sqlite3 file: {err}") from err
+        except (TypeError, ValueError) as err:  # a NULL or a string where the schema has an integer
+            self._db.close()
+            raise BagDamagedError(f"{path}: damaged rosbag2 sqlite3 file: a malformed value ({err})") from err
         except BagError:
             self._db.close()
             raise
@@ -132,6 +135,8 @@ class Sqlite3Storage(ScannedStorage):
             # Not `yield from`: that would call cursor.close() when the generator is dropped, which
             # raises once the database is closed.
             for row in self._db.execute(query, args):  # noqa: UP028
+                if type(row[0]) is not int or type(row[1]) is not int or not isinstance(row[2], bytes):
+                    raise BagDamagedError(f"{self.path}: damaged sqlite3 file: a message row holds {row[:2]!r}")
                 yield row
         except sqlite3.Error as err:
             raise BagDamagedError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
@@ -141,7 +146,10 @@ class Sqlite3Storage(ScannedStorage):
             rows = [str(r[0]) for r in self._db.execute("PRAGMA quick_check")]
         except sqlite3.Error as err:
             return f"{self.path}: sqlite3 integrity check failed: {err}"
-        return "" if rows == ["ok"] else f"{self.path}: sqlite3 integrity check: {'; '.join(rows[:3])}"
+        if rows == ["ok"]:
+            return ""
+        found = "; ".join(" ".join(r.split()) for r in rows[:3])  # sqlite's report spans lines: one line here
+        return f"{self.path}: sqlite3 integrity check: {found}"
 
     def close(self) -> None:
         self._db.close()
