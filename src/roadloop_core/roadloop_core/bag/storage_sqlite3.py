@@ -134,7 +134,7 @@ class Sqlite3Storage(ScannedStorage):
         try:
             # Not `yield from`: that would call cursor.close() when the generator is dropped, which
             # raises once the database is closed.
-            for row in self._db.execute(query, args):  # noqa: UP028
+            for row in self._db.execute(query, args):
                 if type(row[0]) is not int or type(row[1]) is not int or not isinstance(row[2], bytes):
                     raise BagDamagedError(f"{self.path}: damaged sqlite3 file: a message row holds {row[:2]!r}")
                 yield row
