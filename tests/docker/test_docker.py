@@ -134,7 +134,7 @@ IMAGE_CODE = {
     ),
     "trainer": (["roadloop_core", "roadloop_vehicle", "roadloop_sim", "roadloop_cluster"], "requirements-trainer.txt"),
 }
-ROS = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros"}
+ROS = {"rclpy", "rcl_interfaces", "launch", "launch_ros"}
 FROM_BASE = {
     "vehicle": ROS | {"tensorrt", "cuda"},  # TensorRT only where installed: its imports are guarded
     "vehicle-jetson": ROS | {"tensorrt", "cuda"},

@@ -1,6 +1,3 @@
-# rclpy's sources are only partly annotated (get_logger, QoSProfile(**kwargs), ...): calling them is allowed here,
-# the one module that touches rclpy; everything else stays fully strict.
-# mypy: disallow-untyped-calls=False
 """RosNode: the single thin layer between roadloop's pure cores and rclpy.
 
 Everything a node needs from ROS goes through here, so it is the one place checked
@@ -19,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor  # type: ignore[import-not-found]  # ships with rclpy
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
@@ -27,6 +24,7 @@ from rclpy.utilities import try_shutdown
 
 from roadloop_core.registry import QosSpec, TopicRegistry
 from roadloop_core.typesys import typestore_for
+from roadloop_vehicle.ros.interfaces import message_class
 from roadloop_vehicle.ros.params import flatten, validated
 
 __all__ = ["RosNode", "qos_profile", "run_node"]
@@ -41,12 +39,6 @@ def qos_profile(spec: QosSpec) -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE if spec.reliable else ReliabilityPolicy.BEST_EFFORT,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if spec.transient_local else DurabilityPolicy.VOLATILE,
     )
-
-
-def _message_class(typename: str) -> Any:
-    from rosidl_runtime_py.utilities import get_message
-
-    return get_message(typename)
 
 
 class RosNode:
@@ -86,14 +78,14 @@ class RosNode:
             callback(data, self.now_ns())
 
         sub = self.node.create_subscription(
-            _message_class(spec.type), spec.name, on_message, qos_profile(spec.qos), raw=True
+            message_class(spec.type, spec.name), spec.name, on_message, qos_profile(spec.qos), raw=True
         )
         self._keep.append(sub)
 
     def publisher(self, role: str) -> Callable[[Any], None]:
         """A function publishing a rosbags message object for `role` as serialized bytes."""
         spec = self._reg()[role]
-        pub = self.node.create_publisher(_message_class(spec.type), spec.name, qos_profile(spec.qos))
+        pub = self.node.create_publisher(message_class(spec.type, spec.name), spec.name, qos_profile(spec.qos))
         store, typename = self.typestore, spec.type
 
         def publish(msg: Any) -> None:
