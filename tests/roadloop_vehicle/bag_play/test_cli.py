@@ -61,3 +61,16 @@ def test_bad_options_are_one_line_exit_2(conformance_dir: Path, args: list[str],
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("roadloop: error: ") and needle in lines[0], res.stderr
+
+
+def test_without_ros_libraries_is_one_line_exit_2(conformance_dir: Path) -> None:
+    """rclpy's C extension cannot load its libraries (the venv's LD_LIBRARY_PATH bootstrap skipped)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "ROADLOOP_DEBUG")}
+    env["_ROS_WHEELS_BOOTSTRAP_COMPLETE"] = "1"  # tells ros-wheels-bootstrapper the library path is already set
+    bag = str(conformance_dir / "mcap" / "talker")
+    res = subprocess.run([ROADLOOP, "bag", "play", bag], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("roadloop: error: playing a bag needs ROS 2 (rclpy), which cannot be imported here: ")
+    assert "cannot open shared object file" in lines[0]
