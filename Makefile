@@ -4,10 +4,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.roadloop-stamp
+ROS_STAMP := $(VENV)/.roadloop-ros-interfaces-stamp
 PACKAGES := src/roadloop_core src/roadloop_hub src/roadloop_vehicle src/roadloop_sim src/roadloop_cluster
-# mypy ignores site-packages without py.typed: rclpy-intellisense's copy of rclpy's sources goes on MYPYPATH
-# (linked into a throw-away folder: mypy refuses site-packages itself on MYPYPATH)
-RCLPY_SRC = $(shell $(BIN)/python -c "import importlib.util,os;s=importlib.util.find_spec('rclpy');print(os.path.dirname(s.origin) if s else '')" 2>/dev/null)
 export SDL_VIDEODRIVER := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
@@ -20,26 +18,36 @@ help:
 	@echo "make soak   - the long fault-injection sweeps (bags: flips/truncations, recorder SIGKILLs)"
 	@echo "make setup  - only create/update .venv with the pinned dependencies"
 
-# Idempotent: re-runs only when the pins or a package's setup.py change.
+# Idempotent: re-runs only when the pins or a package's setup.py change. ROS 2 Jazzy (rclpy, Fast DDS, the message
+# packages, the rosidl generators) comes from PyPI wheels in requirements.txt. rclpy-intellisense, pinned before
+# them, wrote an older rclpy's sources into the same site-packages/rclpy/: uninstalling it deletes files the real
+# rclpy shares, so the real one is reinstalled right after.
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 $(STAMP): requirements.txt $(addsuffix /setup.py,$(PACKAGES))
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(addprefix -e ,$(PACKAGES))
+	if $(PIP) show -q rclpy-intellisense 2>/dev/null; then $(PIP) uninstall -q -y rclpy-intellisense && \
+	  $(PIP) install -q --no-deps --force-reinstall $$(grep -E '^ros-rclpy==' requirements.txt); fi
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps $(addprefix -e ,$(PACKAGES))
 	touch $(STAMP)
 
-setup: $(STAMP)
+# ackermann_msgs (no PyPI wheel) generated from its .msg text with the rosidl generators and built into the venv;
+# the script keeps its own input hash, so a rerun with nothing changed is a no-op.
+$(ROS_STAMP): requirements.txt ros/build_interfaces.py $(wildcard ros/*/package.xml ros/*/CMakeLists.txt) \
+		src/roadloop_core/roadloop_core/typesys.py | $(STAMP)
+	$(BIN)/python ros/build_interfaces.py --prefix $(VENV)
+	touch $(ROS_STAMP)
+
+setup: $(STAMP) $(ROS_STAMP)
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks launch
-	$(BIN)/ruff format --check src tests benchmarks launch
+	$(BIN)/ruff check src tests benchmarks launch ros
+	$(BIN)/ruff format --check src tests benchmarks launch ros
 
-# The node layer (roadloop_vehicle.ros) is checked against rclpy's real API; --follow-imports=silent keeps
-# rclpy's own partly-annotated sources from being reported (only the packages named here are).
+# The node layer (roadloop_vehicle.ros) is checked against the installed rclpy, which ships its sources and py.typed.
 typecheck: setup
-	d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
-	if [ -n "$(RCLPY_SRC)" ]; then ln -s "$(RCLPY_SRC)" $$d/rclpy; else echo "rclpy sources missing: pip install rclpy-intellisense" >&2; exit 1; fi && \
-	MYPYPATH=$$d $(BIN)/mypy --strict --follow-imports=silent src/roadloop_core/roadloop_core src/roadloop_hub/roadloop_hub \
-	    src/roadloop_vehicle/roadloop_vehicle src/roadloop_sim/roadloop_sim src/roadloop_cluster/roadloop_cluster
+	$(BIN)/mypy --strict src/roadloop_core/roadloop_core src/roadloop_hub/roadloop_hub \
+	    src/roadloop_vehicle/roadloop_vehicle src/roadloop_sim/roadloop_sim src/roadloop_cluster/roadloop_cluster ros
 
 pytest: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests

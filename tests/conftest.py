@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +80,20 @@ def pg_url() -> Iterator[str]:
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _load_rosgraph() -> object:
+    """tests/rosgraph.py (DDS isolation, listener): a plain module, since tests import in importlib mode."""
+    name = "roadloop_tests_rosgraph"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("rosgraph.py"))
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_rosgraph = _load_rosgraph()
+ros_graph = _rosgraph.ros_graph  # type: ignore[attr-defined]
+ros_context = _rosgraph.ros_context  # type: ignore[attr-defined]
+ros_listener = _rosgraph.ros_listener  # type: ignore[attr-defined]

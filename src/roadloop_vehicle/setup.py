@@ -36,5 +36,8 @@ setup(
             "bridge = roadloop_vehicle.bridge.cli:app",
             "engine = roadloop_vehicle.runtime.engine_cli:app",
         ],
+        "roadloop.bag_verbs": [
+            "play = roadloop_vehicle.bag_play.cli:play",
+        ],
     },
 )

@@ -130,7 +130,7 @@ IMAGE_CODE = {
         "requirements-trainer.txt",
     ),
 }
-ROS = {"rclpy", "rcl_interfaces", "rosidl_runtime_py", "launch", "launch_ros"}
+ROS = {"rclpy", "rcl_interfaces", "launch", "launch_ros"}
 FROM_BASE = {
     "vehicle": ROS | {"tensorrt", "cuda"},  # TensorRT only where installed: its imports are guarded
     "vehicle-jetson": ROS | {"tensorrt", "cuda"},

@@ -24,7 +24,7 @@ def _missing_ros() -> str | None:
         try:
             importlib.import_module(mod)
         except ImportError as err:
-            return f"ROS 2 module {mod} cannot be imported ({err}); rclpy-intellisense ships rclpy's sources only"
+            return f"ROS 2 module {mod} cannot be imported ({err})"
     if shutil.which("drive_node") is None and shutil.which("ros2") is not None:
         # `ros2 run roadloop_vehicle drive_node` needs the colcon install sourced
         import subprocess

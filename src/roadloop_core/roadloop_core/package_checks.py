@@ -16,7 +16,7 @@ __all__ = ["check_cli_verbs_load", "check_package_xml", "check_public_api_names"
 
 # adapters for these runtimes are imported only where the runtime exists (vehicle, GPU, CARLA host)
 OPTIONAL_RUNTIMES = frozenset(
-    {"rclpy", "rcl_interfaces", "tensorrt", "carla", "pycuda", "cuda", "launch", "launch_ros", "rosidl_runtime_py"}
+    {"rclpy", "rcl_interfaces", "rosgraph_msgs", "tensorrt", "carla", "pycuda", "cuda", "launch", "launch_ros"}
 )
 
 
@@ -48,5 +48,5 @@ def check_public_api_names(package: str) -> None:
 
 def check_cli_verbs_load(package: str) -> None:
     for ep in distribution(package).entry_points:
-        if ep.group == "roadloop.verbs":
+        if ep.group in ("roadloop.verbs", "roadloop.bag_verbs"):
             assert ep.load() is not None, ep

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from roadloop_core.errors import RoadloopError
 
-__all__ = ["BackendUnavailableError", "ModelError", "ObservationError", "ReplayError", "VehicleError"]
+__all__ = [
+    "BackendUnavailableError",
+    "InterfaceError",
+    "ModelError",
+    "ObservationError",
+    "PlayError",
+    "ReplayError",
+    "VehicleError",
+]
 
 
 class VehicleError(RoadloopError):
@@ -25,3 +33,11 @@ class ObservationError(VehicleError):
 
 class ReplayError(VehicleError):
     """A bag cannot be replayed (missing camera topic, unreadable bag, bad output path)."""
+
+
+class InterfaceError(VehicleError):
+    """A topic's message type has no installed ROS 2 interface package (its Python message class)."""
+
+
+class PlayError(VehicleError):
+    """A bag cannot be played onto the ROS 2 graph (no ROS here, unplayable topic, bad options)."""

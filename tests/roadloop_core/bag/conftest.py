@@ -14,6 +14,7 @@ import pytest
 from rosbags.typesys.store import Typestore
 
 from roadloop_core.bag import BagWriter, open_bag
+from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 
 NUMPY = {
@@ -101,7 +102,7 @@ def write_imu_bag(
     max_bytes: int | None = None,
 ) -> Written:
     """A bag of `n` messages on /imu (Imu) and every 10th on /status (String), small chunks; what was written."""
-    registry = load_registry()
+    registry = load_registry(config_dir() / "topics.yaml")
     written: Written = []
     with BagWriter(
         path, chunk_bytes=chunk_bytes, compression=compression, distro=distro, custom_data=custom, max_bytes=max_bytes

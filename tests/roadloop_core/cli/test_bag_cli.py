@@ -123,7 +123,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert "Traceback" in res.stderr and "BagError" in res.stderr
 
 
-@pytest.mark.parametrize("verb", [[], ["info"], ["check"], ["reindex"], ["plot"]])
+@pytest.mark.parametrize("verb", [[], ["info"], ["check"], ["reindex"], ["plot"], ["play"]])
 def test_help_on_every_verb(verb: list[str]) -> None:
     res = run("bag", *verb, "--help")
     assert res.returncode == 0

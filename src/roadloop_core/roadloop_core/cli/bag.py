@@ -1,4 +1,8 @@
-"""`roadloop bag info|check|reindex|plot`: look into, verify, repair and plot rosbag2 bags (sqlite3, mcap)."""
+"""`roadloop bag info|check|reindex|plot`: look into, verify, repair and plot rosbag2 bags (sqlite3, mcap).
+
+Other packages add verbs through the `roadloop.bag_verbs` entry-point group (roadloop_vehicle:
+`roadloop bag play`, which needs rclpy), so this module never imports a package above roadloop_core.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from roadloop_core.bag import BagInfo, open_bag
 from roadloop_core.bag.metadata import load_untrusted_yaml
 from roadloop_core.bag.reindex import reindex_bag
+from roadloop_core.cli.main import add_entry_point_verbs
 from roadloop_core.errors import BagError, RoadloopError
 
-__all__ = ["app", "config_distro", "qos_summary"]
+__all__ = ["BAG_VERB_GROUP", "app", "config_distro", "qos_summary"]
+
+BAG_VERB_GROUP = "roadloop.bag_verbs"
 
 app = typer.Typer(
-    help="Inspect, verify and repair rosbag2 bags (sqlite3 and mcap, Humble..Kilted).",
+    help="Inspect, verify, repair and play rosbag2 bags (sqlite3 and mcap, Humble..Kilted).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -326,3 +333,6 @@ def plot_cmd(
     plt.close(fig)
     tmp.replace(out)
     print(f"wrote {out}")
+
+
+add_entry_point_verbs(app, BAG_VERB_GROUP)

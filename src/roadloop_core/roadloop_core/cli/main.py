@@ -19,7 +19,7 @@ import typer
 
 from roadloop_core.errors import RoadloopError
 
-__all__ = ["app", "main", "run_app"]
+__all__ = ["add_entry_point_verbs", "app", "main", "run_app"]
 
 VERB_GROUP = "roadloop.verbs"
 
@@ -54,21 +54,30 @@ def _requested_verb(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-def _register_verbs(only: str | None = None) -> None:
-    """Load the verbs' entry points; with `only`, just that verb (heavy verbs import torch)."""
-    eps = sorted(entry_points(group=VERB_GROUP), key=lambda e: e.name)
+def add_entry_point_verbs(target_app: typer.Typer, group: str, only: str | None = None) -> None:
+    """Add the verbs of entry-point `group` to `target_app`; with `only`, just that verb (heavy verbs import torch).
+
+    Used for the top-level verbs and for verb groups other packages extend (`roadloop bag play`
+    comes from roadloop_vehicle through `roadloop.bag_verbs`, so roadloop_core imports nothing above it).
+    A function verb may name its own command class in `typer_command_cls` (a `typer.core.TyperCommand`).
+    """
+    eps = sorted(entry_points(group=group), key=lambda e: e.name)
     if only is not None and any(ep.name == only for ep in eps):
         eps = [ep for ep in eps if ep.name == only]
     for ep in eps:
         try:
             target: Any = ep.load()
         except ImportError as err:
-            app.command(name=ep.name)(_unavailable(ep.name, f"{type(err).__name__}: {err}"))
+            target_app.command(name=ep.name)(_unavailable(ep.name, f"{type(err).__name__}: {err}"))
             continue
         if isinstance(target, typer.Typer):
-            app.add_typer(target, name=ep.name)
+            target_app.add_typer(target, name=ep.name)
         else:
-            app.command(name=ep.name)(target)
+            target_app.command(name=ep.name, cls=getattr(target, "typer_command_cls", None))(target)
+
+
+def _register_verbs(only: str | None = None) -> None:
+    add_entry_point_verbs(app, VERB_GROUP, only)
 
 
 def _debug_requested(argv: list[str]) -> bool:

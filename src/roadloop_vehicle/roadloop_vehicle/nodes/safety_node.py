@@ -100,7 +100,8 @@ def main(args: list[str] | None = None) -> None:
         from roadloop_vehicle.ros.adapter import run_node
     except ImportError as err:  # e.g. rclpy's sources without its C extension, or no ROS 2 sourced
         print(
-            f"safety_node: ROS 2 (rclpy) cannot run here ({err}); `roadloop replay` runs the pipeline without ROS",
+            f"safety_node: ROS 2 (rclpy) cannot run here ({str(err).splitlines()[0]}); "
+            "`roadloop replay` runs the pipeline without ROS",
             file=sys.stderr,
         )
         sys.exit(2)

@@ -1,1 +1,1 @@
-"""The one thin rclpy adapter every roadloop node goes through (the only module that imports rclpy)."""
+"""The thin rclpy layer the nodes go through (`adapter.py`; with `bag_play/player.py` the only rclpy importers)."""

@@ -1,6 +1,3 @@
-# rclpy's sources are only partly annotated (get_logger, QoSProfile(**kwargs), ...): calling them is allowed here,
-# the one module that touches rclpy; everything else stays fully strict.
-# mypy: disallow-untyped-calls=False
 """RosNode: the single thin layer between roadloop's pure cores and rclpy.
 
 Everything a node needs from ROS goes through here, so it is the one place checked
@@ -20,11 +17,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
-from rcl_interfaces.msg import (  # type: ignore[import-not-found]  # ships with rclpy
-    FloatingPointRange,
-    IntegerRange,
-    ParameterDescriptor,
-)
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -36,6 +29,7 @@ from roadloop_core.errors import ConfigError
 from roadloop_core.param_schema import build_params, validate_parameter
 from roadloop_core.registry import QosSpec, TopicRegistry
 from roadloop_core.typesys import typestore_for
+from roadloop_vehicle.ros.interfaces import message_class
 from roadloop_vehicle.ros.params import Declaration, declarations
 
 __all__ = ["RosNode", "qos_profile", "run_node"]
@@ -68,12 +62,6 @@ def descriptor(d: Declaration) -> ParameterDescriptor:
         lo_i, hi_i = d.integer_range
         desc.integer_range = [IntegerRange(from_value=lo_i, to_value=hi_i, step=1)]
     return desc
-
-
-def _message_class(typename: str) -> Any:
-    from rosidl_runtime_py.utilities import get_message
-
-    return get_message(typename)
 
 
 class RosNode:
@@ -130,14 +118,14 @@ class RosNode:
             callback(data, self.now_ns())
 
         sub = self.node.create_subscription(
-            _message_class(spec.type), spec.name, on_message, qos_profile(spec.qos), raw=True
+            message_class(spec.type, spec.name), spec.name, on_message, qos_profile(spec.qos), raw=True
         )
         self._keep.append(sub)
 
     def publisher(self, role: str) -> Callable[[Any], None]:
         """A function publishing a rosbags message object for `role` as serialized bytes."""
         spec = self._reg()[role]
-        pub = self.node.create_publisher(_message_class(spec.type), spec.name, qos_profile(spec.qos))
+        pub = self.node.create_publisher(message_class(spec.type, spec.name), spec.name, qos_profile(spec.qos))
         store, typename = self.typestore, spec.type
 
         def publish(msg: Any) -> None:
