@@ -14,6 +14,8 @@ import pytest
 
 from roadloop_core.bag import BagWriter
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, write_bundle
+from roadloop_core.config import config_dir
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.contract.wire import TarStream
 from roadloop_core.errors import HubClientError, HubRefused, HubUnavailable, RoadloopError
 from roadloop_core.hub_client import PIECE, HubClient, read_token
@@ -126,13 +128,16 @@ def test_upload_round_trip_with_pacing(hub: Hub, tmp_path: Path) -> None:
         assert outcomes.count("stored") == up["n_chunks"] and outcomes.count("duplicate") == 1
 
 
+OBSERVATION = ObservationSpec.from_config(config_dir() / "dataset.yaml")
+
+
 def test_registry_operations_and_ranged_download(hub: Hub, tmp_path: Path) -> None:
     payload = bytes(range(256)) * 1200
     (tmp_path / "p.onnx").write_bytes(payload)
     bundles = [tmp_path / "b1", tmp_path / "b2"]
     for v, folder in enumerate(bundles, start=1):
         spec = (TensorSpec("x", (1, 4)),), (TensorSpec("y", (1, 2)),)
-        manifest = Manifest(name="pilot", version=v, inputs=spec[0], outputs=spec[1], observation={})
+        manifest = Manifest(name="pilot", version=v, inputs=spec[0], outputs=spec[1], observation=OBSERVATION)
         key = hub.signing_key  # type: ignore[attr-defined]
         write_bundle(folder, files={"policy.onnx": tmp_path / "p.onnx"}, manifest=manifest, signing_key=key)
     with HubClient(hub.url, hub.admin) as admin, HubClient(hub.url, hub.car) as car:

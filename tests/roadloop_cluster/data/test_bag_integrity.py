@@ -47,8 +47,8 @@ def test_bags_with_a_damaged_summary_or_chunk_are_skipped_with_the_reason(bag_ro
     at, length = _records(mcap, 0x06)[0]
     _flip(mcap, at + 9 + length - 2, 0x01)  # inside a chunk's compressed records
     built = build_dataset([good, summary, chunk], tmp_path / "ds", BuildOptions(progress=False))
-    reasons = {Path(s["path"]).name: s["reason"] for s in built["skipped"]}
+    reasons = {Path(s.path).name: s.reason for s in built.skipped}
     assert reasons.keys() == {"summary", "chunk"}
     assert "summary" in reasons["summary"]
     assert "chunk at byte" in reasons["chunk"] or "CRC" in reasons["chunk"], reasons["chunk"]
-    assert [Path(s["path"]) for s in built["sources"]] == [good]
+    assert [Path(s.path) for s in built.sources] == [good]
