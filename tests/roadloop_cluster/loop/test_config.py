@@ -65,7 +65,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_resolve_relative_to_config_dir(tmp_path: Path) -> None:
     cfg = LoopConfig()
     assert cfg.resolve("train.yaml", tmp_path) == tmp_path / "train.yaml"
-    assert cfg.resolve(str(tmp_path / "x.yaml")) == tmp_path / "x.yaml"
+    assert cfg.resolve(str(tmp_path / "x.yaml"), Path("/elsewhere")) == tmp_path / "x.yaml"
 
 
 def test_an_earlier_run_is_moved_aside_never_deleted(tmp_path: Path) -> None:

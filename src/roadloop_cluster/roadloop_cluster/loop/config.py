@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
+from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
 __all__ = [
@@ -102,12 +102,10 @@ class LoopConfig:
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
 
-    def resolve(self, name: str, base: Path | None = None) -> Path:
-        """A config file the loop hands to a part: absolute as given, else under `config/`."""
+    def resolve(self, name: str, base: Path) -> Path:
+        """A config file the loop hands to a part: absolute as given, else under the config folder `base`."""
         path = Path(name)
-        if path.is_absolute():
-            return path
-        return (base or config_dir()) / path
+        return path if path.is_absolute() else base / path
 
 
 def load_loop_config(path: Path) -> LoopConfig:
