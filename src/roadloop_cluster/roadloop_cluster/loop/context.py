@@ -38,6 +38,7 @@ class RunState:
 
     summary: dict[str, Any] = field(default_factory=dict)
     production: Production | None = None  # None: nothing published yet (the baseline is the incumbent)
+    baseline_eval: Path | None = None  # the baseline's gate evaluation, once made (it is deterministic)
     hub: HubServer | None = None
     client: HubClient | None = None  # the one hub client (admin token), open while the hub runs
 

@@ -1,15 +1,31 @@
-"""Why the gate refused a candidate, in words for the report (from the two evaluation summaries)."""
+"""The gate's verdict in words for the report (from the decision and the two evaluation summaries)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["refusal_reason"]
+from roadloop_cluster.loop.gate_decision import GateDecision
+
+__all__ = ["difference_line", "refusal_reason"]
 
 
-def refusal_reason(cand: dict[str, Any], inc: dict[str, Any], margin: float) -> str:
-    """One sentence: the scores, then what the candidate did worse (route, infractions, failure kinds, speed)."""
-    parts = [f"DS {cand['ds']:.1f} is not above {inc['name']}'s {inc['ds']:.1f} + margin {margin:.1f}"]
+def difference_line(d: GateDecision) -> str:
+    """E.g. 'paired DS difference +0.6 over 32 episodes, 95 % CI [-3.1, +4.2]'."""
+    ci = d.difference
+    return (
+        f"paired DS difference {ci.mean:+.1f} over {ci.n} episodes, {100 * ci.confidence:.0f} % CI "
+        f"[{ci.low:+.1f}, {ci.high:+.1f}]"
+    )
+
+
+def refusal_reason(d: GateDecision, cand: dict[str, Any], inc: dict[str, Any]) -> str:
+    """One sentence: the statistics first, then what the candidate did worse (route, infractions, failures, speed)."""
+    ci = d.difference
+    if ci.high <= d.margin:
+        verdict = f"not better than {inc['name']}"
+    else:
+        verdict = f"not significantly better than {inc['name']}: the CI's lower bound is not above the margin"
+    parts = [f"{difference_line(d)}, margin {d.margin:.1f}: {verdict} (DS {cand['ds']:.1f} vs {inc['ds']:.1f})"]
     if cand.get("rc") is not None and inc.get("rc") is not None and cand["rc"] < inc["rc"]:
         parts.append(f"it completes less of the route (RC {cand['rc']:.1f} vs {inc['rc']:.1f})")
     if cand.get("ip") is not None and inc.get("ip") is not None and cand["ip"] < inc["ip"]:

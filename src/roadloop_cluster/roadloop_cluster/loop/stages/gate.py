@@ -1,6 +1,7 @@
-"""Stage `rN-gate`: candidate vs the production model (round 1: the baseline) on the same scenarios and seeds.
+"""Stage `rN-gate`: candidate vs the production model (round 1: the baseline) on the same paired episodes.
 
-The candidate always goes to the `candidate` channel; to `production` only if the gate decides so.
+The candidate always goes to the `candidate` channel; to `production` only if it is significantly
+better: the lower bound of the bootstrap CI of the per-episode DS gain is above the margin.
 """
 
 from __future__ import annotations
@@ -27,36 +28,41 @@ def gate(ctx: StageContext, n: int) -> StageOutcome:
     cand_name = ctx.round(n)["bundle"]["name"]
     inc, note = _incumbent(ctx, gdir / "incumbent.json")
     cand = sim_eval(ctx, f"bundle:{bundle}", g.seed, g.episodes, gdir / "candidate.json", cand_name)
-    decision = decide(cand["ds"], inc["ds"], g.margin)
+    decision = decide(cand["per_episode"], inc["per_episode"], g.margin, confidence=g.confidence,
+                      resamples=g.resamples, seed=g.bootstrap_seed)  # fmt: skip
     _publish(ctx, bundle, "candidate")
     if decision.publish:
         _publish(ctx, bundle, "production")
         ctx.state.production = Production(bundle, cand_name, gdir / "candidate.json")
     ctx.round(n)["gate"] = {
         "candidate": without_episodes(cand), "incumbent": without_episodes(inc), "published": decision.publish,
-        "margin": g.margin, "reason": "" if decision.publish else refusal_reason(cand, inc, g.margin), "note": note,
+        "margin": g.margin, "difference": decision.difference.to_dict(),
+        "reason": "" if decision.publish else refusal_reason(decision, cand, inc), "note": note,
     }  # fmt: skip
+    ci = decision.difference
     return StageOutcome(
-        {
-            "candidate_ds": cand["ds"],
-            "incumbent": inc["name"],
-            "incumbent_ds": inc["ds"],
-            "published": decision.publish,
-        },
+        {"candidate_ds": cand["ds"], "incumbent": inc["name"], "incumbent_ds": inc["ds"], "episodes": ci.n,
+         "ds_gain": ci.mean, "ci_low": ci.low, "ci_high": ci.high, "published": decision.publish},
         {"gate": lay.rel(gdir)},
-    )
+    )  # fmt: skip
 
 
 def _incumbent(ctx: StageContext, json_out: Path) -> tuple[dict[str, Any], str]:
-    """The incumbent's evaluation, and a note when it is not a fresh one."""
+    """The incumbent's evaluation, and a note when it is not a fresh one.
+
+    Simulator and pipeline are deterministic: a driver's evaluation on the gate's episodes, once made,
+    is its score in every later gate (the production bundle's from the gate it won)."""
     g, prod = ctx.cfg.gate, ctx.state.production
-    if prod is None:
-        return sim_eval(ctx, g.baseline, g.seed, g.episodes, json_out, g.baseline), ""
-    # the production bundle was scored on exactly these scenarios and seeds when it won its gate, and
-    # simulator and pipeline are deterministic: that evaluation is the incumbent's score
-    shutil.copyfile(prod.gate_eval, json_out)
-    note = f"incumbent score from {ctx.layout.rel(prod.gate_eval)} (same bundle, scenarios and seeds)"
-    return eval_summary(json_out, prod.name), note
+    if prod is not None:
+        earlier, name = prod.gate_eval, prod.name
+    elif ctx.state.baseline_eval is not None:
+        earlier, name = ctx.state.baseline_eval, g.baseline
+    else:
+        fresh = sim_eval(ctx, g.baseline, g.seed, g.episodes, json_out, g.baseline)
+        ctx.state.baseline_eval = json_out
+        return fresh, ""
+    shutil.copyfile(earlier, json_out)
+    return eval_summary(json_out, name), f"incumbent score from {ctx.layout.rel(earlier)} (same driver and episodes)"
 
 
 def _publish(ctx: StageContext, bundle: Path, channel: str) -> None:

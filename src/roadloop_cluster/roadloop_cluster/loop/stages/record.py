@@ -5,11 +5,9 @@ from __future__ import annotations
 import shutil
 
 from roadloop_cluster.loop.context import StageContext
-from roadloop_cluster.loop.episodes import base_seed_runs, distinct_episodes
 from roadloop_cluster.loop.errors import LoopError
 from roadloop_cluster.loop.layout import bags_in, tree_size
 from roadloop_cluster.loop.stage_runner import StageOutcome
-from roadloop_sim.scenarios import load_scenarios
 
 __all__ = ["record"]
 
@@ -18,11 +16,9 @@ def record(ctx: StageContext, n: int) -> StageOutcome:
     lay, rec = ctx.layout, ctx.cfg.record
     out = lay.recordings
     before = set(bags_in(out))
-    names = rec.scenarios or ctx.cfg.scenarios
-    cap = distinct_episodes(load_scenarios(lay.config / "scenarios.yaml"), names)
-    for seed, episodes in base_seed_runs(rec.episodes, rec.seed, cap):
-        ctx.roadloop("sim", "record", "--scenarios", ",".join(names), "--episodes", str(episodes),
-                     "--seed", str(seed), "--driver", "expert", "--out", out)  # fmt: skip
+    names = ",".join(rec.scenarios or ctx.cfg.scenarios)
+    ctx.roadloop("sim", "record", "--scenarios", names, "--episodes", str(rec.episodes), "--seed", str(rec.seed),
+                 "--driver", "expert", "--out", out)  # fmt: skip
     bags = [b for b in bags_in(out) if b not in before]
     if not bags:
         raise LoopError(f"`roadloop sim record` wrote no bag under {out}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from roadloop_cluster.loop.context import StageContext
-from roadloop_cluster.loop.episodes import check_episode_counts
+from roadloop_cluster.loop.episodes import check_disjoint
 from roadloop_cluster.loop.errors import LoopError
 from roadloop_cluster.loop.stage_runner import StageOutcome
 from roadloop_sim.scenarios import load_scenarios
@@ -31,7 +31,7 @@ def setup(ctx: StageContext, n: int) -> StageOutcome:
     ctx.roadloop("hub", "token", "add", "loop-admin", "--admin", "--root", lay.hub, "--out", lay.admin_token)
     vehicle_token = lay.vehicle_token(ctx.cfg.vehicle)
     ctx.roadloop("hub", "token", "add", ctx.cfg.vehicle, "--root", lay.hub, "--out", vehicle_token)
-    check_episode_counts(ctx.cfg, load_scenarios(lay.config / "scenarios.yaml"))
+    check_disjoint(ctx.cfg, load_scenarios(lay.config / "scenarios.yaml"))
     return StageOutcome(
         {"vehicle": ctx.cfg.vehicle, "config_files": copied},
         {"keys": lay.rel(lay.keys), "secrets": lay.rel(lay.secrets), "config": lay.rel(lay.config)},
