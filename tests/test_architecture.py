@@ -216,9 +216,9 @@ def test_the_checker_sees_the_whole_tree() -> None:
 
 
 # Config is resolved where a process starts and handed down: `config_dir()` (where config/ lives) is
-# called only by entry points (CLI verbs, node main()s). roadloop_cluster joins once its loop and data
-# entry points pass their config down too.
-ENTRY_POINT_PACKAGES = ("roadloop_core", "roadloop_vehicle", "roadloop_sim")
+# called only by entry points (CLI verbs, node main()s). Of roadloop_cluster, the loop passes its config
+# down already; the rest joins once its data entry points do too.
+ENTRY_POINT_PACKAGES = ("roadloop_core", "roadloop_vehicle", "roadloop_sim", "roadloop_cluster.loop")
 
 
 def is_entry_point(module: str) -> bool:
@@ -230,7 +230,8 @@ def config_dir_calls(src: Path, packages: tuple[str, ...] = ENTRY_POINT_PACKAGES
     """'module (line N)' for every call of config_dir() outside an entry point module."""
     out = []
     for module, path in module_files(src).items():
-        if module.split(".")[0] not in packages or is_entry_point(module) or module == "roadloop_core.config":
+        checked = any(module == p or module.startswith(f"{p}.") for p in packages)
+        if not checked or is_entry_point(module) or module == "roadloop_core.config":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):

@@ -80,3 +80,25 @@ def test_scenarios_lists_both_backends(capsys: pytest.CaptureFixture[str]) -> No
     out = _ok(["sim", "scenarios"], capsys)
     for name in ("highway_light", "highway_dense", "racetrack", "uturn", "town04_highway"):
         assert name in out
+
+
+def test_compare_pairs_two_evaluations_of_the_same_episodes(
+    short_scenarios_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def evaluate(driver: str, seed: int) -> Path:
+        path = tmp_path / f"{driver}-{seed}.json"
+        _ok(["sim", "eval", "--driver", driver, "--scenarios", "racetrack", "--episodes", "2", "--seed", str(seed),
+             "--json", str(path), "--scenarios-file", str(short_scenarios_file)], capsys)  # fmt: skip
+        return path
+
+    expert, constant = evaluate("expert", 2), evaluate("constant", 2)
+    out = _ok(["sim", "compare", str(expert), str(constant)], capsys)
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("candidate expert: DS") and "racetrack" in lines[0] and "collisions" in lines[0]
+    assert lines[1].startswith("incumbent constant: DS")
+    reports = [json.loads(p.read_text()) for p in (expert, constant)]
+    gain = [a["driving_score"] - b["driving_score"] for a, b in zip(*(r["episodes"] for r in reports), strict=True)]
+    assert f"paired DS difference {sum(gain) / 2:+.2f} over 2 episodes, 95 % CI [" in lines[2]
+    # episodes of another base seed are not the same episodes: refused, naming them
+    code, _, err = _run(["sim", "compare", str(expert), str(evaluate("constant", 3))], capsys)
+    assert code == 2 and "did not drive the same episodes: only the candidate drove racetrack seed 2000" in err

@@ -31,6 +31,14 @@ def test_unknown_scenario_lists_valid_ones() -> None:
     [
         ("highway_light", 3, 0, [("highway_light", 0), ("highway_light", 1), ("highway_light", 2)]),
         ("racetrack,uturn", 4, 1, [("racetrack", 1000), ("uturn", 1000), ("racetrack", 1001), ("uturn", 1001)]),
+        # past a scenario's 8 standard seeds the next base seed's follow: nothing repeats
+        ("highway_light", 10, 3, [("highway_light", s) for s in (*range(3000, 3008), 4000, 4001)]),
+        (
+            "highway_light,highway_dense",
+            17,
+            7,
+            [(sc, 7000 + i) for i in range(8) for sc in ("highway_light", "highway_dense")] + [("highway_light", 8000)],
+        ),
         (
             "all",
             5,

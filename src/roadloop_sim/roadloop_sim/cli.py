@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -102,7 +102,10 @@ VehicleParamsOpt = Annotated[
 ]
 
 
-SEED_HELP = "Base seed S: episode k plays scenario k mod n with seed S*1000 + that scenario's (k div n)-th seed."
+SEED_HELP = (
+    "Base seed S: episode k plays scenario k mod n with seed S*1000 + that scenario's (k div n)-th seed; "
+    "past its last seed, (S+1)*1000 + its first, and so on (no episode repeats)."
+)
 SCENARIOS_HELP = "Comma-separated scenario names from config/scenarios.yaml (default: all of them, round-robin)."
 DRIVER_HELP = "Who drives: expert | constant | lanekeep | bundle:PATH (a model bundle run by the onboard pipeline)."
 
@@ -214,6 +217,57 @@ def evaluate_cmd(
         f"success {100 * s['success_rate']:.0f}%  infractions/km {s['infractions_per_km']:.2f}  "
         f"mean speed {s['mean_speed']:.1f} m/s  comfort {s['comfort']:.2f}"
     )
+
+
+@app.command("compare")
+def compare_cmd(
+    candidate: Path = typer.Argument(..., help="`sim eval --json` report of the candidate driver."),
+    incumbent: Path = typer.Argument(..., help="`sim eval --json` report of the incumbent, on the same episodes."),
+    margin: float = typer.Option(0.0, "--margin", help="DS points the candidate must gain (the CI's lower bound)."),
+    confidence: float = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Of the confidence interval."),
+    resamples: int = typer.Option(10_000, "--resamples", min=100, help="Bootstrap resamples of the episode pairs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the resampling (the same inputs give the same interval)."),
+) -> None:
+    """Compare two drivers on the same episodes: per-scenario DS and the paired bootstrap CI of the DS gain.
+
+    Run `sim eval` for both with the same --scenarios, --episodes and --seed; the episodes are paired
+    by scenario and seed. "better" means the CI's lower bound is above --margin.
+    """
+    from roadloop_sim.stats import bootstrap_mean_ci, paired_differences
+
+    reports = [_eval_report(path) for path in (candidate, incumbent)]
+    _, diff = paired_differences(reports[0]["episodes"], reports[1]["episodes"])
+    ci = bootstrap_mean_ci(diff, confidence=confidence, resamples=resamples, seed=seed)
+    for who, report in zip(("candidate", "incumbent"), reports, strict=True):
+        s = report["summary"]
+        per = ", ".join(f"{k} {v:.1f}" for k, v in (s.get("driving_score_by_scenario") or {}).items())
+        typer.echo(
+            f"{who:<9} {report.get('driver')}: DS {s['driving_score']:.1f} ({per})  "
+            f"infractions/km {s['infractions_per_km']:.2f}  collisions "
+            f"{sum(s['infractions'].get(k, 0) for k in ('collision_vehicle', 'collision_static'))}"
+        )
+    verdict = "better" if ci.low > margin else "NOT significantly better"
+    typer.echo(
+        f"paired DS difference {ci.mean:+.2f} over {ci.n} episodes, {100 * confidence:.0f} % CI "
+        f"[{ci.low:+.2f}, {ci.high:+.2f}] ({resamples} resamples, seed {seed}): {verdict} (margin {margin:g})"
+    )
+
+
+def _eval_report(path: Path) -> dict[str, Any]:
+    """A `sim eval --json` report; anything else is one clear error naming the file."""
+    import json
+
+    from roadloop_sim.errors import SimError
+
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SimError(f"{path}: no such eval report") from None
+    except (OSError, ValueError) as err:
+        raise SimError(f"{path}: cannot read the eval report: {err}") from err
+    if not isinstance(report, dict) or not isinstance(report.get("episodes"), list) or "summary" not in report:
+        raise SimError(f"{path}: not a `roadloop sim eval --json` report (no summary/episodes)")
+    return report
 
 
 @app.command("scenarios")

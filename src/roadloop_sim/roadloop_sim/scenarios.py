@@ -136,11 +136,14 @@ def load_scenarios(path: Path) -> ScenarioSet:
 
 
 def episode_plan(scenarios: list[Scenario], episodes: int, seed: int) -> list[tuple[Scenario, int]]:
-    """(scenario, env seed) of each episode: scenarios round-robin, seed S*1000 + the scenario's k-th seed."""
+    """(scenario, env seed) of each episode: scenarios round-robin; a scenario's j-th episode uses seed
+    S*1000 + its seeds[j], and once its seeds are used up continues with the next base seed
+    ((S+1)*1000 + seeds[0], ...), so no episode repeats however many are asked for."""
     if not scenarios:
         raise ScenarioError("no scenarios selected")
     plan = []
     for k in range(episodes):
         sc = scenarios[k % len(scenarios)]
-        plan.append((sc, seed * 1000 + sc.seeds[(k // len(scenarios)) % len(sc.seeds)]))
+        j = k // len(scenarios)
+        plan.append((sc, (seed + j // len(sc.seeds)) * 1000 + sc.seeds[j % len(sc.seeds)]))
     return plan

@@ -18,7 +18,7 @@ def _episode(seed: int, ds: float, success: bool, end: str, **infractions: int) 
     return {
         "index": seed % 1000, "scenario": "highway_light", "seed": seed, "driving_score": ds,
         "route_completion": 100.0 if success else ds, "infraction_penalty": 1.0 if success else 0.6,
-        "success": success, "end_reason": end, "infractions": kinds,
+        "success": success, "end_reason": end, "infractions": kinds, "route_length_m": 500.0,
     }  # fmt: skip
 
 
@@ -28,7 +28,8 @@ def _eval_report(tmp_path: Path) -> Path:
         "format": "roadloop-sim-eval/1",
         "driver": "lanekeep",
         "summary": {"episodes": 3, "driving_score": 55.5, "route_completion": 80.0, "infraction_penalty": 0.8,
-                    "success_rate": 1 / 3},
+                    "success_rate": 1 / 3, "infractions_per_km": 1.2,
+                    "infractions": {"collision_vehicle": 1, "collision_static": 0, "off_road": 0}},
         "episodes": [
             _episode(7000, 36.6, False, "collision", collision_vehicle=1),
             _episode(7001, 30.0, False, "timeout"),
@@ -50,6 +51,15 @@ def test_eval_summary_reads_the_sim_eval_report(tmp_path: Path) -> None:
     assert [r["why"] for r in rows] == ["collision_vehicle", "timeout", ""]
     assert [r["success"] for r in rows] == [False, False, True]
     assert rows[0]["seed"] == 7000 and rows[0]["ds"] == 36.6
+    # what the gate's table shows for each driver: infractions per km, collisions, and both per scenario
+    assert (s["infractions_per_km"], s["collisions"]) == (1.2, 1)
+    km = 0.5 * (36.6 + 30.0 + 100.0) / 100.0  # of route completed, as the evaluator counts it
+    assert s["by_scenario"] == {
+        "highway_light": {
+            "episodes": 3, "ds": pytest.approx((36.6 + 30.0 + 100.0) / 3), "collisions": 1,
+            "infractions_per_km": pytest.approx(1 / km),
+        }
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

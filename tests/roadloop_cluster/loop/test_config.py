@@ -40,6 +40,9 @@ def test_scenarios_exist_in_scenarios_yaml(repo_root: Path) -> None:
         ("loop: {record: {episodes: 0}}", "record.episodes"),
         ("loop: {train: {nproc: two}}", "loop.yaml.train.nproc"),
         ("loop: {gate: {margin: high}}", "gate.margin"),
+        ("loop: {gate: {confidence: 95}}", "gate.confidence must be between 0 and 1"),
+        ("loop: {gate: {resamples: 0}}", "gate.resamples must be at least 1"),
+        ("loop: {evaluation: {episodes: 0}}", "evaluation.episodes must be at least 1"),
         ("loop: {epochs: 3}", "unknown parameter(s) epochs"),
         ("loop: {drive: {episodes: 2, speed: 3}}", "unknown parameter(s) speed"),
         ("loop: [1, 2]", "'loop:' must be a mapping"),
@@ -65,7 +68,7 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_resolve_relative_to_config_dir(tmp_path: Path) -> None:
     cfg = LoopConfig()
     assert cfg.resolve("train.yaml", tmp_path) == tmp_path / "train.yaml"
-    assert cfg.resolve(str(tmp_path / "x.yaml")) == tmp_path / "x.yaml"
+    assert cfg.resolve(str(tmp_path / "x.yaml"), Path("/elsewhere")) == tmp_path / "x.yaml"
 
 
 def test_an_earlier_run_is_moved_aside_never_deleted(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def _tiny_config(tmp_path: Path, repo_root: Path, **overrides: object) -> Path:
         "gate": {"episodes": 1, "seed": 7},
         "drive": {"episodes": 1, "seed": 11},
         "intervention": {"episodes": 2, "seed": 13, "max_corrections": 1},
+        "evaluation": {"episodes": 2, "seed": 21},
     }
     cfg.update(overrides)
     path = tmp_path / "loop.yaml"
@@ -58,9 +59,13 @@ def test_loop_end_to_end_two_rounds(tmp_path: Path, repo_root: Path) -> None:
     assert "r2-corrections" in names and names[-1] == "r2-drive"
     assert all(s["status"] == "ok" for s in summary["stages"])
     r1, r2 = summary["rounds"]
-    # round 1 was gated against lanekeep on the same seeds; the verdict is recorded either way
-    assert r1["gate"]["incumbent"]["name"] == "lanekeep"
-    assert isinstance(r1["gate"]["published"], bool)
+    # round 1 was gated against lanekeep on the same episodes; the verdict follows the paired CI
+    g1 = r1["gate"]
+    assert g1["incumbent"]["name"] == "lanekeep"
+    diff = g1["difference"]
+    assert diff["n"] == 1 and diff["low"] == diff["mean"] == diff["high"]  # one pair: nothing to resample
+    assert diff["mean"] == pytest.approx(g1["candidate"]["ds"] - g1["incumbent"]["ds"], abs=1e-4)
+    assert g1["published"] is (diff["low"] > g1["margin"])
     assert r1["training"]["open_loop"]["constant_velocity"]["l2_3s"] is not None
     # round 2: the fleet drive happened and its corrections (if any) reached the dataset as interventions
     inter = r2["interventions"]
@@ -73,6 +78,7 @@ def test_loop_end_to_end_two_rounds(tmp_path: Path, repo_root: Path) -> None:
     # the report exists and every figure it shows is a real PNG
     report = (out / "report.md").read_text()
     assert "## Closed loop" in report and "Round 1: the candidate" in report
+    assert "## The gate: candidate and incumbent on the same episodes" in report and "95 % CI [" in report
     figures = [line.split("](", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
     assert "training.png" in figures and "closed_loop.png" in figures and "stage_times.png" in figures
     for fig in figures:
@@ -107,7 +113,12 @@ def test_a_failing_stage_is_named_and_outputs_are_kept(tmp_path: Path, repo_root
     ("overrides", "needle"),
     [
         ({"scenarios": ["no_such_scenario"]}, "unknown scenario 'no_such_scenario'"),
-        ({"gate": {"episodes": 9, "seed": 7}}, "gate.episodes=9: only 8 distinct episodes"),
+        # the gate on an episode the demonstrations were recorded on: the overlap is named at setup
+        (
+            {"gate": {"episodes": 1, "seed": 1}},
+            "record (training data, base seed 1) and gate (gate, base seed 1) play the same 1 episode(s): "
+            "highway_light seed 1000",
+        ),
     ],
 )
 def test_setup_refuses_a_config_the_simulator_cannot_serve(

@@ -50,10 +50,45 @@ def _summary() -> dict[str, Any]:
         "dataset": {"dataset_id": "abc123", "bags": 8, "interventions": 0, "train": 2500, "val": 700},
         "training": training,
         "gate": {
-            "candidate": {"name": "demo-v1", "ds": 71.0, "rc": 88.0, "ip": 0.8, "episodes": 4},
-            "incumbent": {"name": "lanekeep", "ds": 55.0, "rc": 90.0, "ip": 0.61, "episodes": 4},
+            "candidate": {
+                "name": "demo-v1",
+                "ds": 71.0,
+                "rc": 88.0,
+                "ip": 0.8,
+                "episodes": 4,
+                "infractions_per_km": 0.52,
+                "collisions": 1,
+                "success": 75.0,
+                "by_scenario": {
+                    "highway_light": {"ds": 80.0, "collisions": 0},
+                    "highway_dense": {"ds": 62.0, "collisions": 1},
+                },
+            },
+            "incumbent": {
+                "name": "lanekeep",
+                "ds": 55.0,
+                "rc": 90.0,
+                "ip": 0.61,
+                "episodes": 4,
+                "infractions_per_km": 1.4,
+                "collisions": 3,
+                "success": 25.0,
+                "by_scenario": {
+                    "highway_light": {"ds": 70.0, "collisions": 1},
+                    "highway_dense": {"ds": 40.0, "collisions": 2},
+                },
+            },
             "published": True,
             "margin": 0.0,
+            "difference": {
+                "mean": 16.0,
+                "low": 9.0,
+                "high": 23.0,
+                "n": 4,
+                "confidence": 0.95,
+                "resamples": 10000,
+                "seed": 0,
+            },
         },
         "drive": drive,
         "latency": {
@@ -71,7 +106,17 @@ def _summary() -> dict[str, Any]:
         "candidate": {"name": "demo-v2", "ds": 68.0, "rc": 85.0, "ip": 0.8, "episodes": 4},
         "incumbent": {"name": "demo-v1", "ds": 71.0, "rc": 88.0, "ip": 0.8, "episodes": 4},
         "published": False,
-        "reason": "DS 68.0 is not above the incumbent's 71.0 + margin 0.0",
+        "margin": 0.0,
+        "difference": {
+            "mean": -3.0,
+            "low": -9.5,
+            "high": 2.5,
+            "n": 4,
+            "confidence": 0.95,
+            "resamples": 10000,
+            "seed": 0,
+        },
+        "reason": "paired DS difference -3.0 over 4 episodes, 95 % CI [-9.5, +2.5], margin 0.0: not better",
     }
     r2["interventions"] = {
         "model": "demo-v1",
@@ -105,9 +150,26 @@ def test_report_and_figures(tmp_path: Path) -> None:
     ):
         assert f"]({figure})" in text, figure
         _assert_png(tmp_path / figure)
-    assert "Round 1: the candidate (demo-v1) beat lanekeep" in text
+    assert (
+        "Round 1: the candidate (demo-v1) beat lanekeep closed loop: DS 71.0 vs 55.0, paired DS difference +16.0 "
+        "over 4 episodes, 95 % CI [+9.0, +23.0], lower bound above the margin 0.0 — published to production."
+    ) in text
     assert "Round 2: the candidate (demo-v2) did NOT beat demo-v1" in text
-    assert "DS 68.0 is not above" in text
+    assert "Why: paired DS difference -3.0 over 4 episodes, 95 % CI [-9.5, +2.5]" in text
+    # the gate's table: both drivers on the same episodes, per scenario, with infractions/km and collisions
+    assert "## The gate: candidate and incumbent on the same episodes" in text
+    assert (
+        "| | DS | DS highway_light | DS highway_dense | RC (%) | IP | infractions/km | collisions | "
+        "collisions highway_light | collisions highway_dense | success (%) |"
+    ) in text
+    assert "| candidate: demo-v1 | 71.0 | 80.0 | 62.0 | 88.0 | 0.800 | 0.52 | 1 | 0 | 1 | 75.0 |" in text
+    assert "| incumbent: lanekeep | 55.0 | 70.0 | 40.0 | 90.0 | 0.610 | 1.40 | 3 | 1 | 2 | 25.0 |" in text
+    assert (
+        "Paired DS difference +16.0 over 4 episodes, 95 % CI [+9.0, +23.0] (candidate − incumbent, per episode), "
+        "from 10000 bootstrap resamples of the pairs (seed 0). Publishing needs the lower bound above the margin "
+        "0.0: **published**."
+    ) in text
+    assert "above the margin 0.0: **refused**." in text
     assert "| 1 | constant_velocity | 0.60 | 1.50 | 2.80 |" in text
     assert "`r1-train`" in text and "120.5" in text
     assert "R2 fleet: demo-v1" in text

@@ -83,6 +83,15 @@ def test_stale_model_keys_are_refused_before_any_process_starts(
     assert not out.exists()
 
 
+def test_a_batch_size_override_the_ranks_cannot_split_is_refused_naming_the_flag(
+    camera_dataset: Path, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(TrainError, match=r"^--batch-size 33 is not divisible by --nproc 2$"):
+        launch(write_config(), camera_dataset, out, nproc=2, batch_size=33)
+    assert not out.exists()
+
+
 def test_shards_that_disagree_with_the_index_are_refused(
     camera_dataset: Path, write_config: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -42,3 +43,29 @@ def test_rank_entry_trains_with_each_comm_hook_on_camera_and_state_only_data(
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert ("encoder.body.0.weight" in weights) == (data_kind == "camera")
     assert (out / "checkpoints" / "latest").read_text() == f"step-{steps:08d}"
+
+
+def test_epochs_and_batch_size_flags_override_the_config_and_are_what_run_json_records(
+    camera_dataset: Path, write_config: Callable[..., Path], single_rank_env: None, tmp_path: Path
+) -> None:
+    """What `roadloop loop` passes instead of writing a copy of train.yaml: the file stays the one source."""
+    cfg = write_config(run={"epochs": 1, "batch_size": 32, "checkpoint_every": 100})
+    out = tmp_path / "run"
+    main(
+        ["--config", str(cfg), "--data", str(camera_dataset), "--out", str(out), "--epochs", "2", "--batch-size", "16"]
+    )
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 2 * (read_dataset_index(camera_dataset).splits["train"].count // 16)
+    run = json.loads((out / "run.json").read_text())["config"]["run"]
+    assert (run["epochs"], run["batch_size"], run["checkpoint_every"]) == (2, 16, 100)
+
+
+def test_run_sizes_override_only_what_is_given() -> None:
+    from roadloop_cluster.train.config import TrainConfig, with_run_sizes
+
+    cfg = TrainConfig()
+    assert with_run_sizes(cfg) == cfg
+    assert with_run_sizes(cfg, epochs=3).run == dataclasses.replace(cfg.run, epochs=3)
+    assert with_run_sizes(cfg, batch_size=8).run == dataclasses.replace(cfg.run, batch_size=8)
+    with pytest.raises(ValueError, match="epochs, batch_size"):
+        with_run_sizes(cfg, epochs=0)

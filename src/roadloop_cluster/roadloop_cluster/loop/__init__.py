@@ -1,9 +1,11 @@
 """The fleet loop end to end (`roadloop loop`, `make demo`): stages, stage runner, report.
 
-Layout: `config` (loop.yaml), `stage_runner` (timed stages, failure names the stage),
-`proc` (parts run through their CLIs), `hub` (a hub on loopback), `stages` (what each
-stage does), `adapters` (reading the parts' outputs), `report` (report.md + figures),
-`run` (the order of stages), `cli` (the verb).
+Layout: `config` (loop.yaml), `layout` (the run's folders), `commands` (parts run through
+their CLIs, logged per stage), `hub` (a hub on loopback), `context` (what a stage works with),
+`episodes` (which episodes a sim run plays), `stages/` (one module per stage),
+`gate_decision` and `gate_reasons` (the gate's verdict, pure, and its words), `stage_runner`
+(timed stages, failure names the stage), `adapters` (reading the parts' outputs), `report`
+(report.md + figures), `run` (the order of stages), `cli` (the verb).
 """
 
 from __future__ import annotations

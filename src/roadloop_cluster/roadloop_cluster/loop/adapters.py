@@ -116,6 +116,8 @@ def training_summary(run: Path) -> dict[str, Any]:
     }
 
 
+COLLISIONS = ("collision_vehicle", "collision_static")  # the evaluator's infraction kinds that are collisions
+
 _AGG_KEYS = {
     "ds": ("ds", "driving_score", "DS"),
     "rc": ("rc", "route_completion", "RC"),
@@ -132,6 +134,13 @@ def _get(d: dict[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
+def _counts(infractions: Any) -> dict[str, int]:
+    """The evaluator's infraction counts by kind (a list of kinds in older reports counts nothing)."""
+    if not isinstance(infractions, dict):
+        return {}
+    return {str(k): int(v) for k, v in infractions.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         k: _finite(_get(ep, names)) for k, names in _AGG_KEYS.items() if k not in ("success", "mean_speed")
@@ -139,6 +148,11 @@ def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
     row["scenario"] = ep.get("scenario")
     row["success"] = bool(ep.get("success"))
     row["seed"] = ep.get("seed")
+    counts = _counts(ep.get("infractions"))
+    row["infractions"] = sum(counts.values())
+    row["collisions"] = sum(counts.get(k, 0) for k in COLLISIONS)
+    route_m, rc = _finite(ep.get("route_length_m")), row.get("rc")
+    row["km"] = route_m * rc / 100.0 / 1000.0 if route_m is not None and rc is not None else None
     why: list[str] = []
     if not row["success"]:  # why an episode failed: its infractions, else how it ended (e.g. timeout)
         infractions = ep.get("infractions") or {}
@@ -151,6 +165,29 @@ def _episode_row(ep: dict[str, Any]) -> dict[str, Any]:
             why.append(str(end))  # no infraction: it ended otherwise (timeout, stopped)
     row["why"] = ", ".join(why)
     return row
+
+
+def _per_km(infractions: int, km: float) -> float:
+    """Infractions per km of route completed, as the evaluator counts them (all of them when nothing was driven)."""
+    return infractions / km if km > 0 else float(infractions)
+
+
+def _by_scenario(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """DS, collisions and infractions per km of each scenario (the per-episode rows grouped)."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r["scenario"]), []).append(r)
+    out = {}
+    for name, rs in groups.items():
+        ds = [r["ds"] for r in rs if r.get("ds") is not None]
+        km = sum(r["km"] for r in rs if r.get("km") is not None)
+        out[name] = {
+            "episodes": len(rs),
+            "ds": sum(ds) / len(ds) if ds else None,
+            "collisions": sum(r["collisions"] for r in rs),
+            "infractions_per_km": _per_km(sum(r["infractions"] for r in rs), km),
+        }
+    return out
 
 
 def eval_summary(path: Path, name: str) -> dict[str, Any]:
@@ -166,6 +203,9 @@ def eval_summary(path: Path, name: str) -> dict[str, Any]:
     if out["success"] is not None and out["success"] <= 1.0:
         out["success"] *= 100.0
     out["episodes"] = len(episodes) or agg.get("episodes")
+    out["infractions_per_km"] = _finite(agg.get("infractions_per_km"))
+    out["collisions"] = sum(_counts(agg.get("infractions")).get(k, 0) for k in COLLISIONS)
+    out["by_scenario"] = _by_scenario(episodes)
     out["per_episode"] = episodes
     if out["ds"] is None:
         raise LoopError(f"{path}: no driving score in the evaluation output (keys: {sorted(agg)[:12]})")

@@ -64,7 +64,8 @@ def loop(
     """
     from roadloop_cluster.loop.run import plan, run_loop  # matplotlib, httpx: only when the loop runs
 
-    cfg_path = config if config is not None else config_dir() / "loop.yaml"
+    workspace_config = config_dir()  # the one place the loop resolves it: every stage gets it handed down
+    cfg_path = config if config is not None else workspace_config / "loop.yaml"
     cfg = load_loop_config(cfg_path)
     if rounds:
         from dataclasses import replace
@@ -99,5 +100,5 @@ def loop(
             bar.console.print(f"{mark} {r.name:<16} {r.seconds:7.1f} s  {nums}")
             bar.advance(task)
 
-        report = run_loop(cfg, out, on_start=started, on_end=ended)
+        report = run_loop(cfg, out, cfg_dir=workspace_config, on_start=started, on_end=ended)
     typer.echo(f"report: {report}")

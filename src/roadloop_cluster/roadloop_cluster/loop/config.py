@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.config import config_dir, dataclass_from_dict, load_yaml
+from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
 __all__ = [
     "DriveConfig",
+    "EvaluationConfig",
     "GateConfig",
     "InterventionConfig",
     "LoopConfig",
@@ -45,12 +46,24 @@ class TrainStageConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """Closed-loop gate: the candidate must beat the incumbent's driving score by `margin` points."""
+    """Closed-loop gate: candidate and incumbent drive the same episodes; the candidate is published only
+    when the lower bound of the paired bootstrap confidence interval of its DS gain is above `margin`."""
 
-    episodes: int = 4
-    seed: int = 1000
+    episodes: int = 32
+    seed: int = 7
     baseline: str = "lanekeep"
-    margin: float = 0.0
+    margin: float = 0.0  # DS points
+    confidence: float = 0.95
+    resamples: int = 10_000
+    bootstrap_seed: int = 0  # the resampling is seeded: the same evaluations always give the same verdict
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Held-out episodes for the final evaluation of the loop's model: never trained or gated on."""
+
+    episodes: int = 48
+    seed: int = 21
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,7 @@ class LoopConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     drive: DriveConfig = field(default_factory=DriveConfig)
     intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hub_start_timeout_s: float = 60.0
     stage_timeout_s: float = 1800.0
 
@@ -96,18 +110,20 @@ class LoopConfig:
             ("gate.episodes", self.gate.episodes),
             ("drive.episodes", self.drive.episodes),
             ("intervention.episodes", self.intervention.episodes),
+            ("evaluation.episodes", self.evaluation.episodes),
             ("train.nproc", self.train.nproc),
             ("train.epochs", self.train.epochs),
+            ("gate.resamples", self.gate.resamples),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if not 0.0 < self.gate.confidence < 1.0:
+            raise ValueError(f"gate.confidence must be between 0 and 1 (e.g. 0.95), got {self.gate.confidence}")
 
-    def resolve(self, name: str, base: Path | None = None) -> Path:
-        """A config file the loop hands to a part: absolute as given, else under `config/`."""
+    def resolve(self, name: str, base: Path) -> Path:
+        """A config file the loop hands to a part: absolute as given, else under the config folder `base`."""
         path = Path(name)
-        if path.is_absolute():
-            return path
-        return (base or config_dir()) / path
+        return path if path.is_absolute() else base / path
 
 
 def load_loop_config(path: Path) -> LoopConfig:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from roadloop_cluster.loop.commands import child_env, roadloop_argv
 from roadloop_cluster.loop.errors import LoopError
-from roadloop_cluster.loop.proc import child_env, roadloop_argv
 from roadloop_core.errors import HubClientError
 from roadloop_core.hub_client import HubClient
 
@@ -37,7 +38,7 @@ class HubServer:
         log: Path,
         *,
         start_timeout_s: float = 60.0,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.root = root
         self.env = env

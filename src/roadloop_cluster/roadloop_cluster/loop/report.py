@@ -202,6 +202,9 @@ def headline(summary: dict[str, Any]) -> list[str]:
             f"Round {r['round']}: the candidate ({cand.get('name')}) {verdict} {inc.get('name')} closed loop: "
             f"DS {_fmt(c)} vs {_fmt(i)}"
         )
+        diff = gate.get("difference")
+        if won and diff:
+            line += f", {_difference(diff)}, lower bound above the margin {_fmt(gate.get('margin'))}"
         line += " — published to production." if won else " — not published; production kept."
         if not won and gate.get("reason"):
             line += f" Why: {gate['reason']}"
@@ -212,6 +215,59 @@ def headline(summary: dict[str, Any]) -> list[str]:
         error = str(summary.get("error") or "")
         lines.append(f"The loop STOPPED at stage '{summary.get('failed_stage')}': {error}")
     return lines
+
+
+def _difference(diff: dict[str, Any]) -> str:
+    """'paired DS difference +0.6 over 32 episodes, 95 % CI [-3.1, +4.2]'."""
+    conf = _num(diff.get("confidence")) or 0.95
+    return (
+        f"paired DS difference {_signed(diff.get('mean'))} over {diff.get('n')} episodes, {100 * conf:.0f} % CI "
+        f"[{_signed(diff.get('low'))}, {_signed(diff.get('high'))}]"
+    )
+
+
+def _count(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else str(int(v))
+
+
+def _signed(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{v:+.1f}"
+
+
+def _gate_tables(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """Per gate: both drivers side by side on the same episodes (per-scenario DS, infractions/km, collisions) and
+    the confidence interval that decided."""
+    md: list[str] = []
+    for r in rounds:
+        gate = r.get("gate") or {}
+        cand, inc, diff = gate.get("candidate"), gate.get("incumbent"), gate.get("difference")
+        if not (cand and inc):
+            continue
+        scenarios = list(dict.fromkeys([*(cand.get("by_scenario") or {}), *(inc.get("by_scenario") or {})]))
+        md += [f"### Round {r['round']}: {cand.get('name')} vs {inc.get('name')} ({cand.get('episodes')} episodes)", ""]
+        head = ["DS", *[f"DS {s}" for s in scenarios], "RC (%)", "IP", "infractions/km", "collisions",
+                *[f"collisions {s}" for s in scenarios], "success (%)"]  # fmt: skip
+        md += ["| | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
+        for role, m in (("candidate", cand), ("incumbent", inc)):
+            per = m.get("by_scenario") or {}
+            ds = [_fmt((per.get(s) or {}).get("ds")) for s in scenarios]
+            collisions = [_count((per.get(s) or {}).get("collisions")) for s in scenarios]
+            cells = [_fmt(m.get("ds")), *ds, _fmt(m.get("rc")), _fmt(m.get("ip"), 3),
+                     _fmt(m.get("infractions_per_km"), 2), _count(m.get("collisions")), *collisions,
+                     _fmt(m.get("success"))]  # fmt: skip
+            md.append(f"| {role}: {m.get('name')} | " + " | ".join(cells) + " |")
+        md.append("")
+        if diff:
+            verdict = "**published**" if gate.get("published") else "**refused**"
+            md += [
+                f"P{_difference(diff)[1:]} (candidate − incumbent, per episode), from "
+                f"{diff.get('resamples')} bootstrap resamples of the pairs (seed {diff.get('seed')}). Publishing "
+                f"needs the lower bound above the margin {_fmt(gate.get('margin'))}: {verdict}.",
+                "",
+            ]
+    return md
 
 
 def _stage_numbers(numbers: dict[str, Any]) -> str:
@@ -304,8 +360,9 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
     md.append("")
     md.append(
         "DS = mean over episodes of RC × IP (CARLA Leaderboard definitions mapped onto the simulator). "
-        "A gate's incumbent and candidate drive the same scenarios and seeds; the drive and fleet rows use "
-        "their own seeds (config/loop.yaml)."
+        "A gate's incumbent and candidate drive the same episodes (scenario and seed); the drive and fleet rows "
+        "use episodes of their own (config/loop.yaml; setup checks that training, gate and evaluation episodes "
+        "are disjoint)."
     )
     for r in rounds:
         gate = r.get("gate") or {}
@@ -317,6 +374,10 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
     if fig:
         md += ["", f"![closed loop]({fig})"]
     md.append("")
+
+    gates = _gate_tables(rounds)
+    if gates:
+        md += ["## The gate: candidate and incumbent on the same episodes", "", *gates]
 
     for r in rounds:
         inter = r.get("interventions") or {}

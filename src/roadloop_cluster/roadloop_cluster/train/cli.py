@@ -25,6 +25,10 @@ def train(
     ),
     rdzv_endpoint: str = typer.Option(None, "--rdzv-endpoint", help="Multi-machine: HOST:PORT every node joins."),
     rdzv_id: str = typer.Option("roadloop", "--rdzv-id", help="Multi-machine: job id shared by the nodes."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override the config's run.epochs."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help="Override the config's run.batch_size (global, split over the ranks)."
+    ),
 ) -> None:
     """Train the driving policy with DDP under torchrun; resumes from OUT/checkpoints/latest when present.
 
@@ -32,7 +36,8 @@ def train(
     torchrun restart the group, which continues from the last checkpoint (up to --max-restarts).
     """
     cfg_path = config if config is not None else config_dir() / "train.yaml"
-    m = launch(cfg_path, data, out, nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id)
+    m = launch(cfg_path, data, out, nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id, epochs=epochs,
+               batch_size=batch_size)  # fmt: skip
     val, cv, ego = m["val"], m["baselines"]["constant_velocity"], m["baselines"]["ego_mlp"]
     typer.echo(f"trained {m['steps']} steps on {m['world_size']} rank(s), {m['samples_per_s']:.0f} samples/s")
     for key in ("ade", "fde", "l2_1s", "l2_2s", "l2_3s"):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roadloop_cluster.models.config import ModelConfig
 from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
-__all__ = ["FROM_DATASET", "OptimConfig", "RunConfig", "TrainConfig", "load_train_config"]
+__all__ = ["FROM_DATASET", "OptimConfig", "RunConfig", "TrainConfig", "load_train_config", "with_run_sizes"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,14 @@ def load_train_config(path: Path) -> TrainConfig:
             + ")"
         )
     return dataclass_from_dict(TrainConfig, data, str(path))
+
+
+def with_run_sizes(cfg: TrainConfig, epochs: int | None = None, batch_size: int | None = None) -> TrainConfig:
+    """`cfg` with `run.epochs` / `run.batch_size` overridden where given (`roadloop train --epochs/--batch-size`):
+    the file stays the one source of every other setting and of these when no override is given."""
+    run = cfg.run
+    if epochs is not None:
+        run = replace(run, epochs=epochs)
+    if batch_size is not None:
+        run = replace(run, batch_size=batch_size)
+    return replace(cfg, run=run)

@@ -10,7 +10,7 @@ from typing import Any
 
 from roadloop_cluster.models import ModelArgs
 from roadloop_cluster.train import steps
-from roadloop_cluster.train.config import load_train_config
+from roadloop_cluster.train.config import load_train_config, with_run_sizes
 from roadloop_cluster.train.data import SplitData, check_shards, read_dataset_info
 from roadloop_cluster.train.errors import NonFiniteLossError, TrainError
 from roadloop_core.contract.tensors import EGO_STATE
@@ -50,16 +50,22 @@ def launch(
     nnodes: str | None = None,
     rdzv_endpoint: str | None = None,
     rdzv_id: str = "roadloop",
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
-    """Check config and dataset (before any process starts), run the ranks, return metrics.json."""
-    cfg = load_train_config(config)
+    """Check config and dataset (before any process starts), run the ranks, return metrics.json.
+
+    `epochs`/`batch_size` override the config's `run:` values (None: the config's)."""
+    cfg = with_run_sizes(load_train_config(config), epochs, batch_size)
     info = read_dataset_info(data)
     check_shards(info)
     model_args = ModelArgs.from_dataset(cfg.model, info.index)
     if nproc < 1:
         raise TrainError(f"--nproc must be >= 1, got {nproc}")
     if nnodes is None and cfg.run.batch_size % nproc:
-        raise TrainError(f"{config}: run.batch_size {cfg.run.batch_size} is not divisible by --nproc {nproc}")
+        where = "--batch-size" if batch_size is not None else f"{config}: run.batch_size"
+        raise TrainError(f"{where} {cfg.run.batch_size} is not divisible by --nproc {nproc}")
     import torch
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -77,6 +83,10 @@ def launch(
     args = torchrun_args(nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id)
     args += ["--module", "roadloop_cluster.train.train"]
     args += ["--config", str(config.resolve()), "--data", str(data.resolve()), "--out", str(out.resolve())]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    if batch_size is not None:
+        args += ["--batch-size", str(batch_size)]
     # A restarted group must not meet the killed group's gloo addresses: with the agent's shared
     # rendezvous store the process-group keys of the previous attempt are still there and a new rank
     # can read a dead peer's address (seen as a hang/"Connection refused" on restart). Without sharing,

@@ -16,7 +16,7 @@ import torch
 
 from roadloop_cluster.models import ModelArgs, build_policy
 from roadloop_cluster.train import steps
-from roadloop_cluster.train.config import load_train_config
+from roadloop_cluster.train.config import load_train_config, with_run_sizes
 from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
 from roadloop_cluster.train.metrics import step_scale
 from roadloop_cluster.train.parallelize import all_reduce_sum, grad_scaler, init_distributed, parallelize, shutdown
@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     for flag in ("--config", "--data", "--out"):
         p.add_argument(flag, type=Path, required=True)
+    p.add_argument("--epochs", type=int, help="override the config's run.epochs")
+    p.add_argument("--batch-size", type=int, help="override the config's run.batch_size (global)")
     args = p.parse_args(argv)
-    cfg, out = load_train_config(args.config), args.out
+    cfg, out = with_run_sizes(load_train_config(args.config), args.epochs, args.batch_size), args.out
     out.mkdir(parents=True, exist_ok=True)
     d = init_distributed(cfg.run)
     torch.manual_seed(cfg.run.seed)  # same initial weights on every rank (DDP also broadcasts them)

@@ -1,7 +1,8 @@
 """Running the other parts the way a user does: `roadloop <verb> ...` in a subprocess, logged to a file.
 
 The loop drives every part through its command line, so the demo exercises exactly the
-commands the README documents. A failing command becomes one LoopError carrying the
+commands the README documents. `Commands` is what a stage holds: its log file, the stage
+timeout and the run's config folder. A failing command becomes one LoopError carrying the
 command and its own one-line error (the last `roadloop: error:` line, else the last line).
 """
 
@@ -13,11 +14,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from roadloop_cluster.loop.errors import LoopError
 
-__all__ = ["roadloop_argv", "run_roadloop", "tail_error"]
+__all__ = ["Commands", "child_env", "roadloop_argv", "run_roadloop", "tail_error"]
 
 
 _ENTRY = "import sys; from roadloop_core.cli.main import main; sys.argv[0] = 'roadloop'; main()"
@@ -89,6 +91,20 @@ def run_roadloop(
         reason = tail_error(proc.stderr or proc.stdout)
         raise LoopError(f"`{shown}` exited {proc.returncode}: {reason}")
     return proc.stdout
+
+
+@dataclass(frozen=True)
+class Commands:
+    """`roadloop ARGS` for one stage: appended to the stage's log, killed after the stage timeout, with
+    the run's environment (ROADLOOP_CONFIG_DIR: every part reads the run's config folder)."""
+
+    log: Path
+    timeout_s: float
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, *args: str | Path) -> str:
+        """Run `roadloop ARGS`; returns its stdout, raises LoopError with the command's own error line."""
+        return run_roadloop(list(args), log=self.log, timeout_s=self.timeout_s, env=self.env)
 
 
 def _decode(data: bytes | str | None) -> str:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from roadloop_cluster.loop.commands import run_roadloop, tail_error
 from roadloop_cluster.loop.errors import LoopError
-from roadloop_cluster.loop.proc import run_roadloop, tail_error
 
 
 def test_success_returns_stdout_and_logs_command(tmp_path: Path) -> None:
@@ -42,3 +42,14 @@ def test_failure_carries_the_parts_one_line_error(tmp_path: Path) -> None:
 )
 def test_tail_error(text: str, expected: str) -> None:
     assert tail_error(text) == expected
+
+
+def test_a_stage_commands_log_to_the_stage_file_in_the_runs_config_folder(tmp_path: Path) -> None:
+    from roadloop_cluster.loop.commands import Commands
+
+    run_config = tmp_path / "run-config"
+    run_config.mkdir()
+    roadloop = Commands(tmp_path / "logs" / "r1-gate.log", timeout_s=120, env={"ROADLOOP_CONFIG_DIR": str(run_config)})
+    with pytest.raises(LoopError, match=r"run-config/loop.yaml: no such config file"):
+        roadloop("loop", "--out", tmp_path / "out")  # the default config comes from the run's folder
+    assert (tmp_path / "logs" / "r1-gate.log").read_text().startswith("$ roadloop loop --out ")

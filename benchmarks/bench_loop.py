@@ -1,0 +1,68 @@
+"""The fleet loop: wall time of one round, end to end, as `roadloop loop --rounds 1` runs it.
+
+A short configuration (a few demonstrations, 2 epochs, a small paired gate) so the figure fits in
+a few minutes on 2 cores: setup and hub, record, ship, dataset, train (torchrun, 2 ranks),
+export, gate, deploy and drive, every part its own process exactly as in `make demo`. The
+detail line names the slowest stages. `make demo`'s own round takes longer (more data, 15
+epochs, a 32-pair gate): docs/loop.md has those measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from benchmarks.common import Bench
+from roadloop_core.config import config_dir
+
+
+def _config(work: Path, quick: bool) -> Path:
+    cfg = config_dir()
+    loop = {
+        "vehicle": "bench-car",
+        "rounds": 1,
+        "scenarios": ["highway_light", "highway_dense"],
+        "dataset_config": str(cfg / "dataset.yaml"),
+        "record": {"episodes": 2 if quick else 4, "seed": 1},
+        "train": {"config": str(cfg / "train.yaml"), "nproc": 2, "epochs": 1 if quick else 2, "batch_size": 32},
+        "gate": {"episodes": 2 if quick else 4, "seed": 7},
+        "drive": {"episodes": 2, "seed": 11},
+        "intervention": {"episodes": 2, "seed": 13},
+        "evaluation": {"episodes": 2, "seed": 21},
+    }
+    path = work / "loop.yaml"
+    path.write_text(yaml.safe_dump({"loop": loop}))
+    return path
+
+
+def run(bench: Bench) -> None:
+    out = bench.workdir / "loop-out"
+    entry = "import sys; from roadloop_core.cli.main import main; sys.argv[0] = 'roadloop'; main()"
+    argv = [
+        sys.executable,
+        "-c",
+        entry,
+        "loop",
+        "--config",
+        str(_config(bench.workdir, bench.quick)),
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"roadloop loop failed: {done.stderr.strip().splitlines()[-1:]}")
+    summary = json.loads((out / "loop.json").read_text())
+    stages = sorted(summary["stages"], key=lambda s: -float(s["seconds"]))
+    slowest = ", ".join(f"{s['name']} {float(s['seconds']):.0f} s" for s in stages[:4])
+    r1 = summary["rounds"][0]
+    bench.figure(
+        "one round wall time",
+        float(summary["wall_s"]),
+        "s",
+        detail=f"{len(stages)} stages ({r1['dataset']['train']} train samples, "
+        f"{r1['gate']['difference']['n']} gate pairs); slowest: {slowest}",
+    )
