@@ -65,8 +65,8 @@ def _edited(tmp_path: Path, old: str, new: str) -> Path:
             "drive_node.controller.kf: not a parameter of DriveParams",
         ),
         (
-            "    observation_config: dataset.yaml",
-            "    observation_config: dataset.yaml\n    topics_config: topics.yaml",
+            "    public_key: keys/signing.pub",
+            "    public_key: keys/signing.pub\n    topics_config: topics.yaml",
             "drive_node.topics_config: also set under /** (a value is written once)",
         ),
         ("max_braking_mps2: 6.0", "max_braking_mps2: 9.0", "drive_node: controller.max_braking_mps2 9 exceeds"),
