@@ -29,7 +29,16 @@ from roadloop_core.errors import ConfigError, RoadloopError
 from roadloop_core.registry import TopicRegistry
 from roadloop_core.typesys import typestore_for
 
-__all__ = ["BagReport", "Finding", "check_bag", "needed_roles", "registry_findings", "topic_findings"]
+__all__ = [
+    "BagReport",
+    "Finding",
+    "check_bag",
+    "needed_roles",
+    "readable_roles",
+    "registry_findings",
+    "split_finding",
+    "topic_findings",
+]
 
 IMAGE, IMU, ODOMETRY, PATH = (
     "sensor_msgs/msg/Image",
@@ -113,20 +122,63 @@ def topic_findings(cfg: DatasetConfig, registry: TopicRegistry, bag_topics: Mapp
                 )
             out.append(Finding("error", "missing_topic", subject, f"not in the bag ({key})", fix))
         elif recorded != spec.type:
+            candidates = sorted(name for name, t in bag_topics.items() if t in types)
+            if recorded in types:
+                fix = f"set topics.{role}.type: {recorded} in the topic registry"
+            elif candidates:
+                fix = (
+                    f"set topics.{role}.name to the bag's {' or '.join(candidates)} ({key} reads {' or '.join(types)})"
+                )
+            else:
+                fix = f"the bag has no {' or '.join(types)} topic for {key}: record one, or set {key} to another role"
             out.append(Finding(
-                "error", "type", subject,
-                f"the bag records it as {recorded}, the topic registry says {spec.type}",
-                f"set topics.{role}.type: {recorded} if that is what {key} reads, else point the role at the right "
-                "topic",
+                "error", "type", subject, f"the bag records it as {recorded}, the topic registry says {spec.type}", fix
             ))  # fmt: skip
     return out
+
+
+def readable_roles(cfg: DatasetConfig, registry: TopicRegistry, bag_topics: Mapping[str, str]) -> dict[str, str]:
+    """role -> topic of the needed roles a bag records with the registry's type (the others are findings)."""
+    return {
+        r: registry[r].name
+        for r in needed_roles(cfg)
+        if r in registry.topics and bag_topics.get(registry[r].name) == registry[r].type
+    }
+
+
+def split_finding(cfg: DatasetConfig, durations_s: list[float]) -> Finding:
+    """How `data build` would split bags of these durations (the usable ones), and whether a val split exists."""
+    b, spec = cfg.build, cfg.observation
+    gap = spec.label_horizon * spec.label_dt_s + (
+        spec.history_ns / 1e9 + spec.ego_history_dt_s if spec.ego_history_steps else 0
+    )
+    by_time = b.split_by == "time" or (b.split_by == "auto" and len(durations_s) < 2)
+    if b.val_fraction == 0:
+        return Finding("warning", "split", "build.val_fraction", "0: no val split (`roadloop train` needs one)",
+                       "set build.val_fraction: 0.2")  # fmt: skip
+    if not by_time:
+        return Finding("info", "split", "build.split_by", f"{len(durations_s)} bag(s): split by bag (content hash)")
+    short = [d for d in durations_s if round(d / b.split_block_s) < 2]
+    if short:
+        return Finding(
+            "warning", "split", "build.split_block_s",
+            f"a {min(short):.0f} s bag is too short for two time blocks of {b.split_block_s:g} s: no val split",
+            f"set build.split_block_s to at most {min(short) / 2:.0f} s (more than {2 * gap:g} s), or add bags",
+        )  # fmt: skip
+    blocks = [round(d / b.split_block_s) for d in durations_s]
+    return Finding(
+        "info", "split", "build.split_by",
+        f"split inside the bag(s) by time: {', '.join(map(str, blocks))} block(s) of about {b.split_block_s:g} s, "
+        f"{gap:g} s kept clear between splits (label horizon + ego history)",
+    )  # fmt: skip
 
 
 @dataclass
 class BagReport:
     path: Path
     duration_s: float = 0.0
-    topics: list[tuple[str, str, str, int, float | None]] = field(default_factory=list)  # role, name, type, n, Hz
+    # role, topic, type, messages, measured Hz, the config key that reads it ("" for none)
+    topics: list[tuple[str, str, str, int, float | None, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -153,14 +205,14 @@ def check_bag(path: Path, cfg: DatasetConfig, registry: TopicRegistry) -> BagRep
             ]
             bag_topics = {t.name: t.type for t in info.topics}
             report.findings += topic_findings(cfg, registry, bag_topics)
-            needed = needed_roles(cfg)
-            present = {r: registry[r].name for r in needed if r in registry.topics and registry[r].name in bag_topics}
+            present = readable_roles(cfg, registry, bag_topics)
             probe = BagProbe(cfg, registry, list(present), info.start_ns, info.end_ns)
             store = typestore_for(registry.typestore)
             for role, receive_ns, msg in read_roles(bag, store, {name: role for role, name in present.items()}):
                 probe.observe(role, receive_ns, msg)
             report.findings += probe.findings()
             counts = {t.name: t.message_count for t in info.topics}
+            needed = needed_roles(cfg)
             for role, spec in registry.topics.items():
                 if spec.name not in bag_topics:
                     continue
@@ -170,9 +222,20 @@ def check_bag(path: Path, cfg: DatasetConfig, registry: TopicRegistry) -> BagRep
                     if stream
                     else _rate(counts[spec.name], info.duration_s)
                 )
-                report.topics.append((role, spec.name, bag_topics[spec.name], counts[spec.name], rate))
+                key = needed[role][0] if role in needed else ""
+                report.topics.append((role, spec.name, bag_topics[spec.name], counts[spec.name], rate, key))
     except RoadloopError as err:
         report.findings.append(Finding("error", "bag", str(path), str(err), f"run `roadloop bag check {path}`"))
+    except Exception as err:  # a corrupt bag can fail anywhere inside rosbags/mcap/zstd: report it, go on
+        report.findings.append(
+            Finding(
+                "error",
+                "bag",
+                str(path),
+                f"unreadable: {type(err).__name__}: {err}",
+                f"run `roadloop bag check {path}`",
+            )
+        )
     return report
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from roadloop_cluster.data.build import BuildOptions, build_dataset
-from roadloop_cluster.data.check import BagReport, check_bag, registry_findings
+from roadloop_cluster.data.check import BagReport, check_bag, registry_findings, split_finding
 from roadloop_cluster.data.config import load_dataset_config
 from roadloop_cluster.data.discover import find_bags
 from roadloop_cluster.data.errors import DataError
@@ -37,10 +37,10 @@ _STYLE = {"error": "red", "warning": "yellow", "info": "dim"}
 def _print_report(con: Console, report: BagReport) -> None:
     con.print(f"[bold]{escape(str(report.path))}[/] ({report.duration_s:.1f} s)")
     t = Table(show_edge=False, pad_edge=False)
-    for col in ("role", "topic", "type", "messages", "rate"):
+    for col in ("role", "topic", "type", "messages", "rate", "read as"):
         t.add_column(col)
-    for role, name, typename, count, rate in report.topics:
-        t.add_row(role, name, typename, str(count), "-" if rate is None else f"{rate:.3g} Hz")
+    for role, name, typename, count, rate, key in report.topics:
+        t.add_row(role, name, typename, str(count), "-" if rate is None else f"{rate:.3g} Hz", key or "(not read)")
     if report.topics:
         con.print(t)
     for f in report.findings:
@@ -79,8 +79,11 @@ def check(
     reports = [] if setup else [check_bag(b, cfg, reg) for b in bags]
     for r in reports:
         _print_report(con, r)
+    split = split_finding(cfg, [r.duration_s for r in reports if not r.errors]) if reports else None
+    if split is not None:
+        con.print(f"[{_STYLE[split.severity]}]{split.severity}[/]: {escape(split.text())}")
     errors = len(setup) + sum(len(r.errors) for r in reports)
-    warnings = sum(len(r.warnings) for r in reports)
+    warnings = sum(len(r.warnings) for r in reports) + (split is not None and split.severity == "warning")
     refused = sum(1 for r in reports if r.errors)
     if json_out is not None:
         atomic_write_json(
@@ -89,6 +92,7 @@ def check(
                 "config": str(cfg_path),
                 "topics": str(reg_path),
                 "setup": [vars(f) for f in setup],
+                "split": vars(split) if split is not None else None,
                 "bags": [
                     {"path": str(r.path), "duration_s": r.duration_s, "findings": [vars(f) for f in r.findings]}
                     for r in reports

@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from roadloop_cluster.data.check import PATH, needed_roles, topic_findings
+from roadloop_cluster.data.check import PATH, readable_roles, topic_findings
 from roadloop_cluster.data.config import DatasetConfig
 from roadloop_cluster.data.conventions import Finding
 from roadloop_cluster.data.discover import bag_sha256
@@ -127,8 +127,7 @@ def extract_bag(job: BagJob) -> BagResult:
                 return result
             bag_topics = {t.name: t.type for t in info.topics}
             findings: list[Finding] = topic_findings(cfg, reg, bag_topics)
-            needed = needed_roles(cfg)
-            role_of = {reg[r].name: r for r in needed if reg[r].name in bag_topics}
+            role_of = {name: r for r, name in readable_roles(cfg, reg, bag_topics).items()}
             probe = BagProbe(cfg, reg, list(role_of.values()), info.start_ns, info.end_ns)
             complete = not findings  # a bag missing a topic is still read for the other findings
             builder = SampleBuilder(
