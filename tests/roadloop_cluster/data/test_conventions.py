@@ -1,4 +1,5 @@
-"""The bag checks' pure functions, table-driven: what each frame convention, rate and clock finding says."""
+"""The bag checks' pure functions, table-driven: what each frame convention, rate, clock, topic and split finding
+says."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from roadloop_cluster.data.check import registry_findings, split_finding, topic_findings
+from roadloop_cluster.data.config import BuildConfig, DatasetConfig, LabelConfig
 from roadloop_cluster.data.conventions import (
     Finding,
     accel_unit_finding,
@@ -22,6 +25,9 @@ from roadloop_cluster.data.conventions import (
     twist_finding,
     twist_yaw_finding,
 )
+from roadloop_core.config import config_dir
+from roadloop_core.contract.observation import ObservationSpec
+from roadloop_core.registry import load_registry
 
 G = 9.80665
 RNG = np.random.default_rng(0)
@@ -198,3 +204,53 @@ def test_label_speed() -> None:
     assert label_speed_finding("s", SPEED * 1.01, SPEED, 3.0) is None
     f = label_speed_finding("s", SPEED * 3.6, SPEED, 3.0)
     assert f is not None and "3.60x the odometry's (km/h?)" in f.message
+
+
+# -- topics against the config and the bag (pure: no bag opened) ---------------------------------------------
+
+REGISTRY = load_registry(config_dir() / "topics.yaml")
+NO_VIDEO_NO_ROUTE = {
+    "/sensors/imu": "sensor_msgs/msg/Imu",
+    "/localization/odometry": "nav_msgs/msg/Odometry",
+    "/control/command": "ackermann_msgs/msg/AckermannDriveStamped",
+}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "bag", "expected"),
+    [
+        (DatasetConfig(), NO_VIDEO_NO_ROUTE, {
+            "/sensors/camera/front/image (camera)": "a log without video: set observation.camera: null (state-only)",
+            "/planning/route (route)": "set observation.route_source: none (a model without a route input) and "
+                                       "route: null, or hindsight",
+        }),
+        (DatasetConfig(ObservationSpec(camera=None, route=None, route_source="none")), NO_VIDEO_NO_ROUTE, {}),
+        (DatasetConfig(ObservationSpec(camera=None, route=None, route_source="none")),
+         {**NO_VIDEO_NO_ROUTE, "/sensors/imu": "sensor_msgs/msg/NavSatFix"},
+         {"/sensors/imu (imu)": "the bag has no sensor_msgs/msg/Imu topic for observation.imu"}),
+        (DatasetConfig(ObservationSpec(camera=None, route=None, route_source="none"),
+                       BuildConfig(labels=LabelConfig(command="command_raw"))),
+         NO_VIDEO_NO_ROUTE,
+         {"/control/command_raw (command_raw)": "set topics.command_raw.name to the bag's /control/command"}),
+    ],
+)  # fmt: skip
+def test_topic_findings_name_every_missing_role_with_its_fix(
+    cfg: DatasetConfig, bag: dict[str, str], expected: dict[str, str]
+) -> None:
+    found = topic_findings(cfg, REGISTRY, bag)
+    assert {f.subject for f in found} == set(expected)
+    for f in found:
+        assert expected[f.subject] in f.fix and f.severity == "error"
+
+
+def test_registry_findings_and_split_notes() -> None:
+    cfg = DatasetConfig(build=BuildConfig(labels=LabelConfig(command="gnss", waypoints="trajectory")))
+    found = {f.subject: f for f in registry_findings(cfg, REGISTRY)}
+    assert "reads ackermann_msgs/msg/AckermannDriveStamped" in found["/sensors/gnss/fix (gnss)"].message
+    assert "trajectory" not in " ".join(found)  # a Path role is a valid waypoint source
+    assert registry_findings(DatasetConfig(), REGISTRY) == []
+    one = DatasetConfig(ObservationSpec(camera=None, ego_history_steps=10))
+    assert split_finding(one, [300.0]).severity == "info" and "5 block(s)" in split_finding(one, [300.0]).message
+    short = split_finding(one, [70.0])
+    assert short.severity == "warning" and "set build.split_block_s to at most 35 s" in short.fix
+    assert "split by bag" in split_finding(one, [300.0, 200.0]).message

@@ -193,3 +193,33 @@ def test_a_hindsight_route_is_the_logged_path_and_says_so(real_bag: Path, tmp_pa
     # the logged path curves with the drive: about v * yaw rate / 2 * (10 m / v)^2 sideways
     expected = 0.5 * track.yaw_rate[i] / track.speed[i] * 100.0
     assert np.abs(lateral - expected).mean() < 0.05 and math.isfinite(float(lateral.std()))
+
+
+def test_the_example_configs_agree() -> None:
+    """config/real-log/: the dataset config's roles are the registry's, typed as the builder reads them; the
+    training config trains the state model with the kinematic prior."""
+    from roadloop_cluster.data.check import needed_roles, registry_findings
+    from roadloop_cluster.train.config import load_train_config
+
+    cfg, reg = load_dataset_config(CONFIG), load_registry(TOPICS)
+    assert registry_findings(cfg, reg) == []
+    assert set(needed_roles(cfg)) == {"imu", "odometry", "vehicle_status"}
+    assert reg["command"].name != reg["vehicle_status"].name  # the label is not what the stack publishes
+    train = load_train_config(REAL_LOG_CONFIG / "train.yaml")
+    assert (train.model.prior, train.run.threads_per_rank) == ("ctra", 1)
+
+
+@pytest.mark.slow
+def test_a_car_with_its_imu_z_up_is_told_to_undo_the_frd_setting(tmp_path: Path) -> None:
+    """The other variant: an IMU mounted z-up (REP-103) checked with this car's `imu_frame: frd`."""
+    from tests.support.real_bags import RealDrive, write_real_bag
+
+    bag = write_real_bag(
+        tmp_path / "z-up", RealDrive(duration_s=120.0, seed=4, imu_z_down=False), load_registry(TOPICS)
+    )
+    res = roadloop("data", "check", str(bag), "--config", str(CONFIG), "--topics", str(TOPICS),
+                   "--json", str(tmp_path / "f.json"))  # fmt: skip
+    assert res.returncode == 1
+    found = json.loads((tmp_path / "f.json").read_text())["bags"][0]["findings"]
+    errors = {(f["code"], f["fix"]) for f in found if f["severity"] == "error"}
+    assert errors == {("imu_yaw", "set observation.imu_frame: flu"), ("imu_accel", "set observation.imu_frame: flu")}
