@@ -251,6 +251,13 @@ def test_registry_findings_and_split_notes() -> None:
     assert registry_findings(DatasetConfig(), REGISTRY) == []
     one = DatasetConfig(ObservationSpec(camera=None, ego_history_steps=10))
     assert split_finding(one, [300.0]).severity == "info" and "5 block(s)" in split_finding(one, [300.0]).message
-    short = split_finding(one, [70.0])
+    # split_by auto: a 70 s bag (shorter than two 60 s blocks) gets shorter blocks, each > 2 x the 6.2 s gap
+    shrunk = split_finding(one, [70.0])
+    assert shrunk.severity == "info" and "5 block(s) of about 14 s (shorter than build.split_block_s" in shrunk.message
+    assert "4 block(s) of about 15 s" in split_finding(one, [60.0]).message  # the 60 s drive
+    too_short = split_finding(one, [20.0])  # not even two blocks of 12.4 s
+    assert too_short.severity == "warning" and "set build.split_block_s to at most 10 s" in too_short.fix
+    strict = DatasetConfig(ObservationSpec(camera=None, ego_history_steps=10), BuildConfig(split_by="time"))
+    short = split_finding(strict, [70.0])  # an explicit split_by time keeps the configured block length
     assert short.severity == "warning" and "set build.split_block_s to at most 35 s" in short.fix
     assert "split by bag" in split_finding(one, [300.0, 200.0]).message

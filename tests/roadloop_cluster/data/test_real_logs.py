@@ -223,3 +223,23 @@ def test_a_car_with_its_imu_z_up_is_told_to_undo_the_frd_setting(tmp_path: Path)
     found = json.loads((tmp_path / "f.json").read_text())["bags"][0]["findings"]
     errors = {(f["code"], f["fix"]) for f in found if f["severity"] == "error"}
     assert errors == {("imu_yaw", "set observation.imu_frame: flu"), ("imu_accel", "set observation.imu_frame: flu")}
+
+
+@pytest.mark.slow
+def test_a_single_60_s_drive_builds_with_a_val_split_as_shipped(tmp_path: Path) -> None:
+    """The issue's drive: one 60 s bag and the shipped config (split_block_s 60) -- shorter blocks, not
+    `split 'val' has no shards`, and still no sample within label horizon + ego history of the other split."""
+    from tests.support.real_bags import RealDrive, write_real_bag
+
+    bag = write_real_bag(tmp_path / "short", RealDrive(duration_s=60.0, seed=1), load_registry(TOPICS))
+    check = roadloop("data", "check", str(bag), "--config", str(CONFIG), "--topics", str(TOPICS))
+    assert check.returncode == 0 and "ready to build" in check.stdout, check.stdout + check.stderr
+    assert "4 block(s) of about 15 s (shorter than build.split_block_s 60 s" in check.stdout
+    out = tmp_path / "ds"
+    build_dataset([bag], out, BuildOptions(CONFIG, TOPICS, workers=1, progress=False))
+    index = read_dataset_index(out)
+    assert index.split_by == "time" and [b.split for b in index.time_blocks].count("val") == 1
+    train, val = shard_arrays(out, "train"), shard_arrays(out, "val")
+    assert len(val["stamp_ns"]) > 50 and len(train["stamp_ns"]) > 2 * len(val["stamp_ns"])
+    gap = np.abs(train["stamp_ns"][:, None] - val["stamp_ns"][None, :]).min() / 1e9
+    assert gap >= index.split_gap_s

@@ -27,22 +27,27 @@ def stamps(seconds: float, hz: float = 10.0) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "block_s", "val_fraction", "blocks", "val_blocks"),
+    ("seconds", "block_s", "val_fraction", "shrink", "blocks", "val_blocks"),
     [
-        (300.0, 60.0, 0.2, 5, 1),
-        (300.0, 30.0, 0.2, 10, 2),
-        (120.0, 60.0, 0.2, 2, 1),  # two blocks: one of each
-        (600.0, 60.0, 0.5, 10, 5),
+        (300.0, 60.0, 0.2, False, 5, 1),
+        (300.0, 30.0, 0.2, False, 10, 2),
+        (120.0, 60.0, 0.2, False, 2, 1),  # two blocks: one of each
+        (600.0, 60.0, 0.5, False, 10, 5),
+        (300.0, 60.0, 0.2, True, 5, 1),  # long enough: shrink changes nothing
+        (60.0, 60.0, 0.2, True, 4, 1),  # one 60 s drive: 4 blocks of 15 s (5 would be < 2 x the 6.2 s gap)
+        (40.0, 60.0, 0.2, True, 3, 1),
+        (60.0, 60.0, 0.5, True, 2, 1),
     ],
 )
 def test_time_blocks_keep_history_plus_horizon_between_splits(
-    seconds: float, block_s: float, val_fraction: float, blocks: int, val_blocks: int
+    seconds: float, block_s: float, val_fraction: float, shrink: bool, blocks: int, val_blocks: int
 ) -> None:
     t = stamps(seconds)
     before, after = 2_200 * MS, 4 * S  # ego history 2.2 s, labels 4 s ahead
-    plan = plan_time_blocks(t, "ab" * 32, "salt", val_fraction, block_s, before, after, "bag")
+    plan = plan_time_blocks(t, "ab" * 32, "salt", val_fraction, block_s, before, after, "bag", shrink=shrink)
     assert len(plan.block_splits) == blocks and plan.block_splits.count("val") == val_blocks
-    assert plan == plan_time_blocks(t, "ab" * 32, "salt", val_fraction, block_s, before, after, "bag")  # stable
+    again = plan_time_blocks(t, "ab" * 32, "salt", val_fraction, block_s, before, after, "bag", shrink=shrink)
+    assert plan == again  # stable
     rows = {s: np.concatenate([np.arange(lo, hi) for lo, hi in plan.runs[s]]) for s in ("train", "val")}
     assert not set(rows["train"]) & set(rows["val"])
     # no leakage: between any train and any val sample at least history + horizon
@@ -68,11 +73,17 @@ def test_time_blocks_keep_history_plus_horizon_between_splits(
         (30.0, 5.0, 0.2, r"time blocks of 5.0 s leave split 'val' empty.*raise build.split_block_s above 12.4 s"),
     ],
 )
+@pytest.mark.parametrize("shrink", [False, True])
 def test_an_impossible_time_split_says_what_to_do(
-    seconds: float, block_s: float, val_fraction: float, message: str
+    seconds: float, block_s: float, val_fraction: float, message: str, shrink: bool
 ) -> None:
+    if shrink and seconds == 40.0:
+        message = r"its samples span 19.9 s"  # shrink splits 40 s (previous test); 20 s is < 2 x the 6.2 s gap
+        seconds = 20.0
     with pytest.raises(DataError, match=message):
-        plan_time_blocks(stamps(seconds), "cd" * 32, "salt", val_fraction, block_s, 2_200 * MS, 4 * S, "bags/x")
+        plan_time_blocks(
+            stamps(seconds), "cd" * 32, "salt", val_fraction, block_s, 2_200 * MS, 4 * S, "bags/x", shrink=shrink
+        )
 
 
 def test_old_label_keys_are_refused_with_their_new_place(tmp_path: Any) -> None:

@@ -201,9 +201,9 @@ def _split_plans(
 ) -> tuple[str, list[str], list[BlockPlan | None]]:
     """(split_by, each bag's split ("time" when split inside it), each bag's block plan or None).
 
-    `auto` splits by bag from two usable bags on and inside the one bag otherwise; when that bag is
-    too short for time blocks, the dataset has no val split and `log` says what to change (an explicit
-    `split_by: time` is an error then)."""
+    `auto` splits by bag from two usable bags on and inside the one bag otherwise (a bag shorter than two
+    blocks of `split_block_s` gets shorter ones); when that bag is too short even for those, the dataset has
+    no val split and `log` says what to change (an explicit `split_by: time` is an error then)."""
     b = cfg.build
     by = b.split_by if b.split_by != "auto" else ("bag" if len(good) >= 2 or b.val_fraction == 0 else "time")
     by_bag = assign_splits([r.sha256 for r, _ in good], b.split_salt, b.val_fraction)
@@ -218,7 +218,8 @@ def _split_plans(
             stamps = np.asarray(read_spool(folder, res, STAMP_ARRAY.name))
             plans.append(
                 plan_time_blocks(
-                    stamps, res.sha256, b.split_salt, b.val_fraction, b.split_block_s, before, after, str(res.bag)
+                    stamps, res.sha256, b.split_salt, b.val_fraction, b.split_block_s, before, after, str(res.bag),
+                    shrink=b.split_by == "auto",
                 )
             )
     except DataError as err:

@@ -24,6 +24,7 @@ from roadloop_cluster.data.config import DatasetConfig
 from roadloop_cluster.data.conventions import Finding, measured_rate_hz
 from roadloop_cluster.data.lazy import read_roles
 from roadloop_cluster.data.probe import BagProbe
+from roadloop_cluster.data.splits import block_count
 from roadloop_core.bag import open_bag
 from roadloop_core.errors import ConfigError, RoadloopError
 from roadloop_core.registry import TopicRegistry
@@ -158,18 +159,26 @@ def split_finding(cfg: DatasetConfig, durations_s: list[float]) -> Finding:
                        "set build.val_fraction: 0.2")  # fmt: skip
     if not by_time:
         return Finding("info", "split", "build.split_by", f"{len(durations_s)} bag(s): split by bag (content hash)")
-    short = [d for d in durations_s if round(d / b.split_block_s) < 2]
+    shrink = b.split_by == "auto"
+    blocks = [block_count(d, b.split_block_s, b.val_fraction, gap, shrink) for d in durations_s]
+    short = [d for d, n in zip(durations_s, blocks, strict=True) if n < 2]
     if short:
         return Finding(
             "warning", "split", "build.split_block_s",
             f"a {min(short):.0f} s bag is too short for two time blocks of {b.split_block_s:g} s: no val split",
             f"set build.split_block_s to at most {min(short) / 2:.0f} s (more than {2 * gap:g} s), or add bags",
         )  # fmt: skip
-    blocks = [round(d / b.split_block_s) for d in durations_s]
+    sizes = sorted({round(d / n) for d, n in zip(durations_s, blocks, strict=True)})
+    shorter = (
+        f" (shorter than build.split_block_s {b.split_block_s:g} s: the bag is shorter than two such blocks)"
+        if any(n != max(1, round(d / b.split_block_s)) for d, n in zip(durations_s, blocks, strict=True))
+        else ""
+    )
     return Finding(
         "info", "split", "build.split_by",
-        f"split inside the bag(s) by time: {', '.join(map(str, blocks))} block(s) of about {b.split_block_s:g} s, "
-        f"{gap:g} s kept clear between splits (label horizon + ego history)",
+        f"split inside the bag(s) by time: {', '.join(map(str, blocks))} block(s) of about "
+        f"{'/'.join(f'{s:g}' for s in sizes)} s{shorter}, {gap:g} s kept clear between splits (label horizon + ego "
+        "history)",
     )  # fmt: skip
 
 

@@ -2,7 +2,10 @@
 
 By bag, a bag's split is drawn from its content hash, so it never moves when other bags join.
 By time, each bag's span is cut into blocks of about `split_block_s`; a share `val_fraction` of
-them (at least one) is val, drawn from the bag's hash and the block's number. A sample is kept
+them (at least one) is val, drawn from the bag's hash and the block's number. With `shrink` (what
+`split_by: auto` asks for), a bag shorter than two such blocks is cut into shorter ones instead --
+about 1 / val_fraction of them, each at least twice the gap kept clear at a boundary -- so a single
+short drive (the 60 s a user records first) still has a val split. A sample is kept
 only if its whole window -- from its ego history's start to its label horizon's end -- lies in
 blocks of its own split, so train and val samples are at least history + horizon apart in time:
 no label of one split covers a moment the other observes or labels.
@@ -11,6 +14,7 @@ no label of one split covers a moment the other observes or labels.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +22,7 @@ from numpy.typing import NDArray
 
 from roadloop_cluster.data.errors import DataError
 
-__all__ = ["BlockPlan", "assign_splits", "plan_time_blocks", "split_of"]
+__all__ = ["BlockPlan", "assign_splits", "block_count", "plan_time_blocks", "split_of"]
 
 
 def _draw(key: str) -> str:
@@ -40,6 +44,18 @@ def assign_splits(shas: list[str], salt: str, val_fraction: float) -> list[str]:
     if val_fraction > 0 and len(shas) >= 2 and "val" not in splits:
         splits[draw.index(min(d for d, s in zip(draw, splits, strict=True) if s == "train"))] = "val"
     return splits
+
+
+def block_count(span_s: float, block_s: float, val_fraction: float, gap_s: float, shrink: bool) -> int:
+    """How many time blocks a bag of `span_s` is cut into (< 2: it cannot be split by time)."""
+    n = max(1, round(span_s / block_s))
+    if n >= 2 or not shrink or val_fraction <= 0:
+        return n
+    # shorter blocks: enough for val_fraction to be one of them, each long enough to keep samples after
+    # losing the gap at a boundary
+    wanted = math.ceil(1.0 / val_fraction - 1e-9)
+    fits = math.floor(span_s / (2.0 * gap_s)) if gap_s > 0 else wanted
+    return max(1, min(wanted, fits))
 
 
 @dataclass(frozen=True)
@@ -64,15 +80,17 @@ def plan_time_blocks(
     before_ns: int,
     after_ns: int,
     where: str,
+    shrink: bool = False,
 ) -> BlockPlan:
     """Blocks over a bag's sample stamps (sorted) and the rows each split keeps; `before_ns`/`after_ns`: how
-    far a sample's inputs reach back and its labels ahead (each sample's window stays in its own split)."""
+    far a sample's inputs reach back and its labels ahead (each sample's window stays in its own split);
+    `shrink`: a bag shorter than two blocks gets shorter blocks (see `block_count`)."""
     if len(stamps_ns) == 0:
         raise DataError(f"{where}: no samples to split")
     t0, t1 = int(stamps_ns[0]), int(stamps_ns[-1])
     span = t1 - t0
-    n = max(1, round(span / (block_s * 1e9)))
     gap_s = (before_ns + after_ns) / 1e9
+    n = block_count(span / 1e9, block_s, val_fraction, gap_s, shrink)
     if n < 2 or val_fraction <= 0:
         why = "val_fraction is 0" if val_fraction <= 0 else f"its samples span {span / 1e9:.1f} s"
         raise DataError(
