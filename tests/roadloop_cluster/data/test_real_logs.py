@@ -243,3 +243,30 @@ def test_a_single_60_s_drive_builds_with_a_val_split_as_shipped(tmp_path: Path) 
     assert len(val["stamp_ns"]) > 50 and len(train["stamp_ns"]) > 2 * len(val["stamp_ns"])
     gap = np.abs(train["stamp_ns"][:, None] - val["stamp_ns"][None, :]).min() / 1e9
     assert gap >= index.split_gap_s
+
+
+@pytest.mark.parametrize("bag", ["mcap/talker", "sqlite3/talker", "sqlite3/empty_bag"])
+def test_check_on_bags_written_by_real_rosbag2_names_every_missing_role_and_nothing_else(
+    conformance_dir: Path, bag: str, tmp_path: Path
+) -> None:
+    """Bags from rosbag2's own test resources (a talker's /chatter, an empty bag): none of this car's topics.
+    Every missing role is an error with its fix, and nothing is judged on data that is not there (no motion
+    check without odometry, no split plan without a usable bag)."""
+    res = roadloop("data", "check", str(conformance_dir / bag), "--config", str(CONFIG), "--topics", str(TOPICS),
+                   "--json", str(tmp_path / "f.json"))  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    doc = json.loads((tmp_path / "f.json").read_text())
+    found = doc["bags"][0]["findings"]
+    assert {(f["code"], f["severity"]) for f in found} == {("missing_topic", "error")}
+    assert {f["subject"] for f in found} == {
+        "/sensing/imu/data (imu)", "/localization/odometry (odometry)", "/vehicle/status (vehicle_status)"
+    }
+    assert doc["split"] is None
+    assert "3 error(s), 0 warning(s) in 1 bag(s)" in res.stdout
+
+
+def test_check_on_a_real_bag_in_an_unknown_serialization_is_one_line(conformance_dir: Path) -> None:
+    res = roadloop("data", "check", str(conformance_dir / "sqlite3" / "wrong_rmw_test"), "--config", str(CONFIG),
+                   "--topics", str(TOPICS))  # fmt: skip
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "uses serialization format 'wrong_format'; only cdr can be read" in " ".join(res.stdout.split())

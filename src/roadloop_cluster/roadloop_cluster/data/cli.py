@@ -79,7 +79,8 @@ def check(
     reports = [] if setup else [check_bag(b, cfg, reg) for b in bags]
     for r in reports:
         _print_report(con, r)
-    split = split_finding(cfg, [r.duration_s for r in reports if not r.errors]) if reports else None
+    usable = [r.duration_s for r in reports if not r.errors]
+    split = split_finding(cfg, usable) if usable else None  # nothing to split when no bag is usable
     if split is not None:
         con.print(f"[{_STYLE[split.severity]}]{split.severity}[/]: {escape(split.text())}")
     errors = len(setup) + sum(len(r.errors) for r in reports)

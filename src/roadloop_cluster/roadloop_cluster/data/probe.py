@@ -180,6 +180,8 @@ class BagProbe:
 
     def _motion_findings(self) -> list[Finding | None]:
         spec, c, labels_cfg = self.cfg.observation, self.cfg.check, self.cfg.build.labels
+        if spec.odometry not in self.streams:
+            return []  # no odometry in the bag: its missing_topic error says so, there is no motion to judge
         pairs = self._pairs()
         odom = self._subject(spec.odometry)
         t_mid, heading, rate, direction, speed, twist, accel, t_a, t_b, twist_rate = pairs.T
