@@ -259,7 +259,9 @@ def test_check_on_bags_written_by_real_rosbag2_names_every_missing_role_and_noth
     found = doc["bags"][0]["findings"]
     assert {(f["code"], f["severity"]) for f in found} == {("missing_topic", "error")}
     assert {f["subject"] for f in found} == {
-        "/sensing/imu/data (imu)", "/localization/odometry (odometry)", "/vehicle/status (vehicle_status)"
+        "/sensing/imu/data (imu)",
+        "/localization/odometry (odometry)",
+        "/vehicle/status (vehicle_status)",
     }
     assert doc["split"] is None
     assert "3 error(s), 0 warning(s) in 1 bag(s)" in res.stdout

@@ -218,7 +218,14 @@ def _split_plans(
             stamps = np.asarray(read_spool(folder, res, STAMP_ARRAY.name))
             plans.append(
                 plan_time_blocks(
-                    stamps, res.sha256, b.split_salt, b.val_fraction, b.split_block_s, before, after, str(res.bag),
+                    stamps,
+                    res.sha256,
+                    b.split_salt,
+                    b.val_fraction,
+                    b.split_block_s,
+                    before,
+                    after,
+                    str(res.bag),
                     shrink=b.split_by == "auto",
                 )
             )
