@@ -1,5 +1,5 @@
-"""Fixtures shared by the training and export tests: small datasets built by the real builder from drive
-bags, tiny configs, a world of one."""
+"""Fixtures shared by the data, training and export tests: small datasets built by the real builder from drive
+bags, a car's own highway log, tiny configs, a world of one."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from roadloop_core.registry import load_registry
 from tests.support.datasets import build_drive_dataset
 from tests.support.drive_bags import SynthDrive
+from tests.support.real_bags import REAL_LOG_CONFIG, RealDrive, write_real_bag
 
 # The model's image size, horizon and dt come from the dataset: these differ from config/dataset.yaml's
 # (64x64, 8) on purpose, and no training config says them.
@@ -81,3 +83,15 @@ def single_rank_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     if dist.is_initialized():
         dist.destroy_process_group()
     os.environ.pop("TORCHELASTIC_RESTART_COUNT", None)
+
+
+# -- a car's own log (tests/support/real_bags.py): one 300 s highway bag on config/real-log/topics.yaml --------
+REAL_DRIVE = RealDrive(duration_s=300.0, seed=1)
+
+
+@pytest.fixture(scope="session")
+def real_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One bag as the car of config/real-log/ records it: no camera, no route, IMU z-down at 100 Hz with a spike,
+    odometry at 20 Hz with a 0.8° heading bias, the steering-wheel angle on /vehicle/status."""
+    registry = load_registry(REAL_LOG_CONFIG / "topics.yaml")
+    return write_real_bag(tmp_path_factory.mktemp("real") / "highway", REAL_DRIVE, registry)

@@ -65,8 +65,8 @@ def _edited(tmp_path: Path, old: str, new: str) -> Path:
             "drive_node.controller.kf: not a parameter of DriveParams",
         ),
         (
-            "    observation_config: dataset.yaml",
-            "    observation_config: dataset.yaml\n    topics_config: topics.yaml",
+            "    public_key: keys/signing.pub",
+            "    public_key: keys/signing.pub\n    topics_config: topics.yaml",
             "drive_node.topics_config: also set under /** (a value is written once)",
         ),
         ("max_braking_mps2: 6.0", "max_braking_mps2: 9.0", "drive_node: controller.max_braking_mps2 9 exceeds"),
@@ -87,3 +87,21 @@ def test_a_bad_value_is_one_line_naming_file_node_and_parameter_exit_2(
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"roadloop: error: {path}: {message}") and "\n" not in err, err
+
+
+def test_the_real_log_car_has_a_complete_params_file_of_its_own(repo_root: Path) -> None:
+    """config/real-log/vehicle.yaml (docs/real-logs.md): every parameter of config/vehicle.yaml, its own topics and
+    observation spec (state-only, no route, the one its bundles are trained on) and a highway speed limit."""
+    from dataclasses import asdict
+
+    from roadloop_core.contract.observation import ObservationSpec
+    from roadloop_vehicle.pipeline import load_observation_spec
+
+    car = load_vehicle_params(repo_root / "config" / "real-log" / "vehicle.yaml")
+    default = load_vehicle_params(repo_root / "config" / "vehicle.yaml")
+    assert asdict(car.drive).keys() == asdict(default.drive).keys()
+    spec = load_observation_spec(car)
+    assert spec == ObservationSpec.from_config(repo_root / "config" / "real-log" / "dataset.yaml")
+    assert (spec.camera, spec.route, spec.route_source) == (None, None, "none")
+    assert car.path(car.drive.topics_config) == repo_root / "config" / "real-log" / "topics.yaml"
+    assert car.drive.vehicle_limits.max_speed_mps == 36.0 and car.safety.safety.extra_monitored_roles == ["command_raw"]

@@ -4,8 +4,8 @@ Replay, the simulator's bundle driver and the ROS 2 nodes all build these two da
 that one file through one schema (`roadloop_core.param_schema`: type, unit, range, meaning on
 each field), so a parameter cannot differ between a bag replay and the car. No field has a
 default: every value the car runs on is written in the params file, once (a missing one is an
-error, never a silent default). What both nodes read (`topics_config`, `vehicle_limits`) is in
-the file's `/**:` section. Relative paths are relative to the params file's folder.
+error, never a silent default). What both nodes read (`topics_config`, `observation_config`,
+`vehicle_limits`) is in the file's `/**:` section. Relative paths are relative to the params file's folder.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ from roadloop_vehicle.safety.supervisor import SafetyConfig
 __all__ = ["DriveParams", "SafetyParams", "VehicleParams", "load_vehicle_params", "resolve_path"]
 
 TopicsConfig = Annotated[str, Param("the topic registry (config/topics.yaml) both nodes use")]
+ObservationConfig = Annotated[
+    str,
+    Param(
+        "file whose `observation:` section is the vehicle's ObservationSpec; bundles must match it, and the safety "
+        "node monitors the roles it reads"
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,7 @@ class DriveParams:
 
     bundle: Annotated[str, Param('a bundle folder to load once; "" follows model_manager.models_dir/current')]
     public_key: Annotated[str, Param("Ed25519 public key every bundle must be signed with")]
-    observation_config: Annotated[
-        str, Param("file whose `observation:` section is the vehicle's ObservationSpec; bundles must match it")
-    ]
+    observation_config: ObservationConfig
     topics_config: TopicsConfig
     vehicle_limits: VehicleLimits
     runtime: RuntimeConfig
@@ -56,6 +61,7 @@ class SafetyParams:
     """safety_node: gates command_raw -> command."""
 
     topics_config: TopicsConfig
+    observation_config: ObservationConfig
     diagnostics_period_s: Annotated[
         float, Param("/diagnostics at least this often (and at every state change)", unit="s", range=(0.01, 3600.0))
     ]

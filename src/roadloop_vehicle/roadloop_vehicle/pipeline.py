@@ -23,7 +23,7 @@ from roadloop_vehicle.model_manager.manager import ModelManager
 from roadloop_vehicle.output_messages import command_msg, trajectory_msg
 from roadloop_vehicle.params import VehicleParams
 from roadloop_vehicle.safety.core import SafetyCore
-from roadloop_vehicle.safety.supervisor import SafetyOutput, State
+from roadloop_vehicle.safety.supervisor import SafetyOutput, State, observed_roles
 
 __all__ = ["EGO_FRAME", "PRODUCED_ROLES", "FrameReport", "OutMessage", "Pipeline", "load_observation_spec"]
 
@@ -94,7 +94,11 @@ class Pipeline:
         """A fresh episode: new synchronizer, controller and supervisor state; the loaded model stays."""
         self.drive = DriveCore(self.params.drive, self.registry, self.observation, self.drive.manager)
         s = self.params.safety
-        self.safety = SafetyCore(s.safety, s.vehicle_limits, self.registry, s.diagnostics_period_s)
+        # the model's inputs are monitored: the observation spec is the loaded bundle's (the manager refuses others)
+        self.safety = SafetyCore(
+            s.safety, s.vehicle_limits, self.registry, s.diagnostics_period_s,
+            observed_roles=observed_roles(self.observation),
+        )  # fmt: skip
         self.last_seen: dict[str, int | None] = {}
         self.reports: list[FrameReport] = []
 

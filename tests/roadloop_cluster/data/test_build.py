@@ -147,7 +147,11 @@ def test_bad_bags_are_skipped_and_listed(bag_root: Path, no_camera_bag: Path, tm
     assert reasons.keys() == {"truncated", no_camera_bag.name}
     # the bag layer refuses the damaged file (or, recovering it, reports what disagrees with metadata.yaml)
     assert re.search(r"damaged|truncated", reasons["truncated"]), reasons["truncated"]
-    assert reasons[no_camera_bag.name] == "missing topic /sensors/camera/front/image (role camera)"
+    assert reasons[no_camera_bag.name] == (
+        "refused: /sensors/camera/front/image (camera): not in the bag (observation.camera) -> record "
+        "/sensors/camera/front/image, or set observation.camera to another role; a log without video: set "
+        "observation.camera: null (state-only)"
+    )
     assert [Path(s.path) for s in index.sources] == [good]
 
 

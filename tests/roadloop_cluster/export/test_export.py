@@ -47,7 +47,7 @@ def test_bundle_follows_the_contract_and_verifies(
     assert doc["observation"] == index["observation"] and doc["dataset_id"] == index["dataset_id"]
     assert not {"variant", "image_size", "horizon", "dt"} & set(doc["training_config"]["model"])
     assert {"l2_1s", "l2_2s", "l2_3s", "ade", "fde"} <= set(doc["metrics"]["open_loop"])
-    assert set(doc["metrics"]["baselines"]) == {"constant_velocity", "ego_mlp"}
+    assert set(doc["metrics"]["baselines"]) == {"constant_velocity", "ego_mlp", "kinematic_ctra"}
     assert doc["metrics"]["parity"]["max_abs_diff"] <= 1e-4 == doc["metrics"]["parity"]["tolerance"]
     assert manifest.files["policy.onnx"] == doc["files"]["policy.onnx"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -14,6 +16,7 @@ from roadloop_cluster.models import (
     SmallCNN,
     build_policy,
 )
+from roadloop_cluster.models.prior import ctra
 from roadloop_core.contract.observation import ObservationSpec
 
 
@@ -98,3 +101,53 @@ def test_ego_status_mlp_shape() -> None:
 def test_bad_model_config_is_refused(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         ModelConfig(**{field: value})  # type: ignore[arg-type]
+
+
+# -- real logs: no route input, an ego history, the kinematic prior ----------------------------------------
+
+REAL_OBS = ObservationSpec(camera=None, route=None, route_source="none", ego_history_steps=10, label_horizon=8)
+
+
+def test_a_model_without_route_input_takes_the_ego_history() -> None:
+    a = ModelArgs.from_observation(ModelConfig(hidden=32), REAL_OBS)
+    assert a.inputs == {"ego_state": (4,), "ego_history": (10, 4)} and a.route_dim == 0
+    model = build_policy(a).eval()
+    wp, speed = model(inputs(a, 3))
+    assert wp.shape == (3, 8, 2) and speed.shape == (3, 1)
+    history = inputs(a, 1)
+    other = {**history, "ego_history": history["ego_history"] + 1.0}
+    assert not torch.equal(model(history)[0], model(other)[0])  # the history reaches the prediction
+
+
+@pytest.mark.parametrize(
+    ("ego", "k", "expected"),
+    [
+        ((30.0, 0.0, 0.0), 7, (120.0, 0.0)),  # constant velocity, 4 s
+        ((30.0, 0.05, 0.0), 7, (600 * math.sin(0.2), 600 * (1 - math.cos(0.2)))),  # a 600 m radius left curve
+        ((30.0, -0.05, 0.0), 7, (600 * math.sin(0.2), -600 * (1 - math.cos(0.2)))),
+        ((10.0, 0.0, 1.0), 7, (48.0, 0.0)),  # accelerating at 1 m/s²
+        ((20.0, 0.0, -5.0), 7, (40.0, 0.0)),  # braking: stops after 4 s and 40 m, never reverses
+        ((20.0, 0.0, -5.0), 1, (17.5, 0.0)),
+    ],
+)
+def test_ctra_prior(ego: tuple[float, float, float], k: int, expected: tuple[float, float]) -> None:
+    state = torch.tensor([[ego[0], ego[1], ego[2], 0.0]], dtype=torch.float64)
+    got = ctra(state, 8, 0.5)
+    assert got.shape == (1, 8, 2)
+    assert got[0, k].tolist() == pytest.approx(expected, abs=1e-3)
+
+
+def test_an_untrained_model_with_a_prior_predicts_the_prior() -> None:
+    """The correction head starts at zero, so training starts from physics; the prior de-normalises the ego
+    state with the training statistics it keeps as buffers (exported with the graph)."""
+    mean, std = [29.0, 0.0, 0.0, 0.0], [2.0, 0.02, 0.3, 0.5]
+    a = ModelArgs.from_observation(ModelConfig(hidden=32, prior="ctra"), REAL_OBS)
+    model = build_policy(a, step_scale=0.2, ego_state_norm=(mean, std)).eval()
+    raw = torch.tensor([[31.0, 0.04, 0.5, 0.0]])
+    x = inputs(a, 1)
+    x["ego_state"] = (raw - torch.tensor(mean)) / torch.tensor(std)
+    wp, _ = model(x)
+    torch.testing.assert_close(wp, ctra(raw, 8, 0.5))
+    assert set(model.state_dict()) >= {"ego_mean", "ego_std", "step_scale"}
+    with pytest.raises(ValueError, match="prior must be one of none, ctra"):
+        ModelConfig(prior="bicycle")

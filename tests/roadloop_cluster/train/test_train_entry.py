@@ -38,7 +38,7 @@ def test_rank_entry_trains_with_each_comm_hook_on_camera_and_state_only_data(
     run = json.loads((out / "run.json").read_text())
     assert run["config"]["run"]["comm_hook"] == hook and run["dataset"]["dataset_id"]
     assert run["observation"] == read_dataset_index(data).observation.to_dict()
-    assert set(run["config"]["model"]) == {"encoder", "channels", "state_hidden", "hidden"}
+    assert set(run["config"]["model"]) == {"encoder", "channels", "state_hidden", "hidden", "prior"}
     weights = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.isfinite(w).all() for w in weights.values())
     assert ("encoder.body.0.weight" in weights) == (data_kind == "camera")

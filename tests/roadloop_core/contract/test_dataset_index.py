@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from roadloop_core.contract.dataset_index import (
     Skipped,
     Source,
     Split,
+    TimeBlock,
     read_dataset_index,
     write_dataset_index,
 )
@@ -54,11 +56,43 @@ def test_round_trip_is_lossless_and_the_bytes_stable(tmp_path: Path) -> None:
     assert path.read_bytes() == first
     doc = json.loads(first)
     assert list(doc) == ["format", "dataset_id", "count", "arrays", "observation", "label", "topics", "splits",
-                         "stats", "stats_split", "sources", "drops", "skipped", "config"]  # fmt: skip
+                         "stats", "stats_split", "sources", "drops", "skipped", "config", "split_by", "split_gap_s",
+                         "time_blocks", "array_sources"]  # fmt: skip
     assert doc["label"] == {"horizon": 6, "dt": 0.5} and doc["topics"]["camera"] == ["/cam", "sensor_msgs/msg/Image"]
     assert list(doc["stats"]["waypoints"]) == ["count", "mean", "std", "per_step_mean", "per_step_std"]
     assert list(doc["stats"]["ego_state"]) == ["count", "mean", "std"]
     assert first.endswith(b"}\n") and b'\n "format"' in first  # indent 1, final newline
+
+
+# one bag split inside by time, without a route, with labels from a status topic
+TIME_SPLIT = dataclasses.replace(
+    INDEX,
+    observation=ObservationSpec(camera=None, route=None, route_source="none", ego_history_steps=5, label_horizon=6),
+    sources=(Source("/bags/a", "d" * 64, "time", 30),),
+    split_by="time",
+    split_gap_s=4.2,
+    time_blocks=(TimeBlock(0, "train", 100, 200, 20), TimeBlock(0, "val", 200, 300, 10)),
+    array_sources={"command": "drive of /vehicle/status (role vehicle_status) nearest the frame"},
+)
+
+
+def test_time_splits_and_label_sources_round_trip(tmp_path: Path) -> None:
+    write_dataset_index(tmp_path, TIME_SPLIT)
+    assert read_dataset_index(tmp_path) == TIME_SPLIT
+    doc = json.loads((tmp_path / "index.json").read_text())
+    assert doc["time_blocks"][1] == {"source": 0, "split": "val", "start_ns": 200, "end_ns": 300, "samples": 10}
+    assert doc["observation"]["route_source"] == "none" and doc["split_gap_s"] == 4.2
+
+
+def test_an_index_from_before_the_time_splits_reads_as_split_by_bag(tmp_path: Path) -> None:
+    doc = INDEX.to_json()
+    for key in ("split_by", "split_gap_s", "time_blocks", "array_sources"):
+        del doc[key]
+    for key in ("route_source", "imu_frame", "imu_accel_unit", "imu_aggregate", "odometry_yaw_offset_deg",
+                "ego_history_steps", "ego_history_dt_s"):  # fmt: skip
+        del doc["observation"][key]
+    (tmp_path / "index.json").write_text(json.dumps(doc))
+    assert read_dataset_index(tmp_path) == INDEX  # the defaults of the newer fields are the earlier behaviour
 
 
 def _broken(edit: str) -> Any:
@@ -79,6 +113,11 @@ def _broken(edit: str) -> Any:
         doc["topics"]["camera"] = ["/cam"]
     elif edit == "not-object":
         doc = [doc]
+    elif edit == "block":
+        doc = TIME_SPLIT.to_json()
+        del doc["time_blocks"][1]["end_ns"]
+    elif edit == "split-by":
+        doc["split_by"] = 3
     return doc
 
 
@@ -93,6 +132,8 @@ def _broken(edit: str) -> Any:
         ("observation", r"observation: missing field\(s\) label_dt_s"),
         ("topics", r"field 'topics.camera' must be \[topic name, message type\]"),
         ("not-object", "expected a JSON object"),
+        ("block", r"field 'time_blocks\[1\].end_ns' missing"),
+        ("split-by", "field 'split_by' must be a string, got '3'"),
     ],
 )
 def test_a_bad_index_is_one_line_naming_file_and_field(tmp_path: Path, edit: str, message: str) -> None:

@@ -25,7 +25,7 @@ def by_name(cls: type) -> dict[str, Declaration]:
         (DriveParams, "runtime.device", "STRING", None, None, "one of: cpu, cuda, auto"),
         (DriveParams, "bundle", "STRING", None, None, ""),
         (SafetyParams, "safety.recovery_frames", "INTEGER", None, (1, 10000), "in [1, 10000] frames"),
-        (SafetyParams, "safety.monitored_roles", "STRING_ARRAY", None, None, ""),
+        (SafetyParams, "safety.extra_monitored_roles", "STRING_ARRAY", None, None, ""),
     ],
 )
 def test_declaration_carries_type_range_and_constraints(

@@ -19,7 +19,8 @@ REG = load_registry(config_dir() / "topics.yaml")
 M = 3
 VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
 LIMITS = VEHICLE.safety.vehicle_limits
-CFG = replace(VEHICLE.safety.safety, monitored_roles=["camera", "odometry"], recovery_frames=M)
+CFG = replace(VEHICLE.safety.safety, extra_monitored_roles=[], recovery_frames=M)
+OBSERVED = ("camera", "odometry")  # what a camera model reads (the observation spec's roles)
 DT = 100_000_000  # 10 Hz frames
 # stale after stale_factor / rate: camera 10 Hz -> 0.3 s, odometry 50 Hz -> 0.06 s
 CAM_STALE = int(REG["camera"].stale_after_s(REG.stale_factor) * 1e9)
@@ -68,7 +69,7 @@ class Frame:
 
 
 def run(rows: list[Frame], cfg: SafetyConfig = CFG) -> list[tuple[State, tuple[str, ...], Command]]:
-    sup = SafetySupervisor(cfg, LIMITS, REG)
+    sup = SafetySupervisor(cfg, LIMITS, REG, observed_roles=OBSERVED)
     out = []
     for i, row in enumerate(rows):
         now = 10**12 + i * DT
@@ -149,7 +150,7 @@ def test_scenario(name: str) -> None:
 
 
 def test_never_seen_topic_is_stale() -> None:
-    sup = SafetySupervisor(CFG, LIMITS, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG, observed_roles=OBSERVED)
     res = sup.step(SafetyInput(now_ns=10**12, last_seen_ns={"camera": 10**12}, command=GOOD))
     assert res.faults == ("stale:odometry",) and res.state is S.INIT
 
@@ -178,7 +179,7 @@ def test_controlled_stop_decelerates_with_steering_held_and_limits_obeyed() -> N
     ],
 )
 def test_active_commands_are_clamped_and_rate_limited(cmd: Command, check: object) -> None:
-    sup = SafetySupervisor(CFG, LIMITS, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG, observed_roles=OBSERVED)
     now = 10**12
     res = sup.step(SafetyInput(now_ns=now, last_seen_ns={"camera": now, "odometry": now}, command=cmd))
     assert res.state is S.ACTIVE
@@ -186,7 +187,7 @@ def test_active_commands_are_clamped_and_rate_limited(cmd: Command, check: objec
 
 
 def test_model_unavailable_is_a_fault() -> None:
-    sup = SafetySupervisor(CFG, LIMITS, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG, observed_roles=OBSERVED)
     now = 10**12
     res = sup.step(
         SafetyInput(now_ns=now, last_seen_ns={"camera": now, "odometry": now}, command=None, model_available=False)

@@ -17,7 +17,8 @@ from roadloop_vehicle.safety import SafetyInput, SafetySupervisor, State
 REG = load_registry(config_dir() / "topics.yaml")
 VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
 LIMITS = VEHICLE.safety.vehicle_limits
-CFG = replace(VEHICLE.safety.safety, monitored_roles=["camera", "odometry"], recovery_frames=3)
+CFG = replace(VEHICLE.safety.safety, extra_monitored_roles=[], recovery_frames=3)
+OBSERVED = ("camera", "odometry")  # what a camera model reads (the observation spec's roles)
 DT_S = 0.1
 
 wild = st.one_of(
@@ -38,7 +39,7 @@ frames = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(frames)
 def test_output_always_finite_and_limited(rows: list[tuple[Command | None, int, int]]) -> None:
-    sup = SafetySupervisor(CFG, LIMITS, REG)
+    sup = SafetySupervisor(CFG, LIMITS, REG, observed_roles=OBSERVED)
     prev = Command(0.0, 0.0, 0.0)
     for i, (cmd, cam_age, odom_age) in enumerate(rows):
         now = 10**12 + i * int(DT_S * 1e9)

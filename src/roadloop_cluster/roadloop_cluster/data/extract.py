@@ -1,9 +1,11 @@
-"""One bag -> spooled sample arrays + drop counts + statistics (runs in a pool worker).
+"""One bag -> spooled sample arrays + drop counts + statistics + findings (runs in a pool worker).
 
 Samples are appended to raw per-array files as they are produced, so a worker's
-memory stays bounded by the label horizon whatever the bag's length. Any failure
-inside a bag (truncated file, corrupt chunk, undecodable message) skips that bag
-with its reason; the build carries on with the others.
+memory stays bounded by the label horizon whatever the bag's length. The bag checks
+(`roadloop_cluster.data.check`: topics, rates, clocks, frame conventions) run on the same
+message stream; a bag with an error finding is skipped with all of them, and so is any
+failure inside a bag (truncated file, corrupt chunk, undecodable message), with its reason;
+the build carries on with the others.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from typing import BinaryIO
 
 import numpy as np
 
+from roadloop_cluster.data.check import PATH, readable_roles, topic_findings
 from roadloop_cluster.data.config import DatasetConfig
+from roadloop_cluster.data.conventions import Finding
 from roadloop_cluster.data.discover import bag_sha256
 from roadloop_cluster.data.errors import DataError
-from roadloop_cluster.data.lazy import LazyMessage
+from roadloop_cluster.data.lazy import read_roles
+from roadloop_cluster.data.probe import BagProbe
 from roadloop_cluster.data.samples import Sample, SampleBuilder
 from roadloop_cluster.data.stats import RunningStats
 from roadloop_core.bag import open_bag
@@ -30,16 +35,6 @@ from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
 
 __all__ = ["BagJob", "BagResult", "extract_bag", "read_spool"]
-# types whose first field is a std_msgs/Header (so the stamp can be read without decoding)
-_HEADER_FIRST = frozenset(
-    {
-        "sensor_msgs/msg/Image",
-        "sensor_msgs/msg/Imu",
-        "nav_msgs/msg/Odometry",
-        "nav_msgs/msg/Path",
-        "ackermann_msgs/msg/AckermannDriveStamped",
-    }
-)
 _FLUSH = 128
 
 
@@ -57,6 +52,7 @@ class BagResult:
     sha256: str
     count: int = 0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)  # findings the bag was taken with
     drops: dict[str, int] = field(default_factory=dict)
     stats: dict[str, RunningStats] = field(default_factory=dict)
     shapes: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
@@ -82,7 +78,7 @@ class _Spool:
         self.files: dict[str, BinaryIO] = {a.name: open(folder / f"{a.name}.bin", "wb") for a in arrays}  # noqa: SIM115
         self.buf: list[Sample] = []
         self.count = 0
-        self.stats = {a.name: RunningStats() for a in stats_arrays()}
+        self.stats = {a.name: RunningStats() for a in stats_arrays() if a in arrays}
         self.shapes: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def add(self, sample: Sample) -> None:
@@ -120,42 +116,38 @@ def extract_bag(job: BagJob) -> BagResult:
         sha = hasher.submit(bag_sha256, job.bag)
         hasher.shutdown(wait=False)
         reg = load_registry(job.registry_path)
-        spec = job.config.observation
-        build = job.config.build
+        cfg = job.config
+        spec = cfg.observation
         with open_bag(job.bag, distro=reg.typestore) as bag:
+            info = bag.info
             # the reader recovers what a damaged bag still holds and lists what disagrees with its metadata;
-            # a dataset must not silently take half a drive, so such a bag is skipped with the first problem
-            problems = list(getattr(bag, "problems", []))
-            if problems:
-                result.error = f"truncated or inconsistent: {problems[0]}"
+            # a dataset must not silently take half a drive, so such a bag is skipped with its problems
+            if bag.problems:
+                result.error = "truncated or inconsistent: " + "; ".join(bag.problems)
                 return result
-            present = {t.name for t in bag.info.topics}
-            role_of: dict[str, str] = {}
-            for role in [*spec.roles(), build.command]:
-                topic = reg[role]
-                if topic.name not in present:
-                    result.error = f"missing topic {topic.name} (role {role})"
-                    return result
-                role_of[topic.name] = role
-            builder = SampleBuilder(spec, build.command, build.command_slop_s)
+            bag_topics = {t.name: t.type for t in info.topics}
+            findings: list[Finding] = topic_findings(cfg, reg, bag_topics)
+            role_of = {name: r for r, name in readable_roles(cfg, reg, bag_topics).items()}
+            probe = BagProbe(cfg, reg, list(role_of.values()), info.start_ns, info.end_ns)
+            complete = not findings  # a bag missing a topic is still read for the other findings
+            builder = SampleBuilder(
+                spec, cfg.build.labels, waypoints_from_path=reg[cfg.build.labels.waypoints].type == PATH
+            )
             # every array of the dataset but `source`, which the assembly numbers
             spool = _Spool(job.spool, tuple(a for a in dataset_arrays(spec) if a is not SOURCE_ARRAY))
-            # registry types are the distro's (+ ackermann): decode them with the process-wide store, whose
-            # compiled deserialisers outlive this bag, and only when a frame reads them (most IMU and
-            # odometry messages never are, nor the camera frames sub-sampling drops; an image that is
-            # read is a view of the bag's bytes, decoded to pixels by roadloop_core.codec as on the
-            # vehicle); anything else goes through the bag's own typestore
-            shared = typestore_for(reg.typestore)
-            for raw in bag.messages(topics=sorted(role_of)):
-                if raw.typename in shared.fielddefs and raw.typename in _HEADER_FIRST:
-                    lazy = LazyMessage(shared, raw.typename, raw.data)
-                    samples = builder.step(role_of[raw.topic], lazy, lazy.stamp_ns)
-                else:
-                    samples = builder.step(role_of[raw.topic], bag.decode(raw))
-                for sample in samples:
-                    spool.add(sample)
+            for role, receive_ns, msg in read_roles(bag, typestore_for(reg.typestore), role_of):
+                probe.observe(role, receive_ns, msg)
+                if complete:
+                    for sample in builder.step(role, msg, getattr(msg, "stamp_ns", None)):
+                        spool.add(sample)
             builder.finish()
             spool.close()
+            findings += probe.findings()
+        errors = [f.text() for f in findings if f.severity == "error"]
+        result.warnings = [f.line() for f in findings if f.severity == "warning"]
+        if errors:
+            result.error = "refused: " + "; ".join(errors)
+            return result
         result.count = spool.count
         result.drops = dict(sorted(builder.all_drops().items()))
         result.stats = spool.stats

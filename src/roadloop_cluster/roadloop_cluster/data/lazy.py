@@ -10,11 +10,14 @@ AckermannDriveStamped) and deserialises the rest when an attribute is first read
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rosbags.typesys.store import Typestore
 
-__all__ = ["LazyMessage", "cdr_header_stamp_ns"]
+from roadloop_core.bag import BagReader
+
+__all__ = ["HEADER_FIRST", "LazyMessage", "cdr_header_stamp_ns", "read_roles"]
 
 _LE = struct.Struct("<iI")
 _BE = struct.Struct(">iI")
@@ -49,3 +52,31 @@ class LazyMessage:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.decoded(), name)
+
+
+# types whose first field is a std_msgs/Header (so the stamp can be read without decoding)
+HEADER_FIRST = frozenset(
+    {
+        "sensor_msgs/msg/Image",
+        "sensor_msgs/msg/Imu",
+        "sensor_msgs/msg/NavSatFix",
+        "nav_msgs/msg/Odometry",
+        "nav_msgs/msg/Path",
+        "ackermann_msgs/msg/AckermannDriveStamped",
+    }
+)
+
+
+def read_roles(bag: BagReader, store: Typestore, role_of: Mapping[str, str]) -> Iterator[tuple[str, int, Any]]:
+    """(role, receive ns, message) for every message of the topics in `role_of` (topic -> role), in bag order.
+
+    Registry types are the distro's (+ ackermann): they are decoded with the process-wide `store`,
+    whose compiled deserialisers outlive a bag, and only when read (a LazyMessage: most IMU and
+    odometry messages never are, nor the camera frames sub-sampling drops; an image that is read is
+    a view of the bag's bytes); anything else is decoded by the bag's own typestore.
+    """
+    for raw in bag.messages(topics=sorted(role_of)):
+        if raw.typename in store.fielddefs and raw.typename in HEADER_FIRST:
+            yield role_of[raw.topic], raw.timestamp_ns, LazyMessage(store, raw.typename, raw.data)
+        else:
+            yield role_of[raw.topic], raw.timestamp_ns, bag.decode(raw)

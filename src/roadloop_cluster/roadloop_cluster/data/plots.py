@@ -40,12 +40,15 @@ def plot_dataset(root: Path, index: DatasetIndex, out: Path) -> Path:
         wp = np.asarray(arrays[WAYPOINTS_ARRAY.name][::every])
         for traj in wp:
             ax.plot(traj[:, 1], traj[:, 0], color="tab:green", alpha=0.15, lw=1)
-        rt = np.asarray(arrays[ROUTE_TARGET_ARRAY.name][: len(wp) * every])
-        ax.scatter(rt[:, 1], rt[:, 0], s=3, color="tab:purple", alpha=0.3, label="route target")
+        if ROUTE_TARGET_ARRAY.name in arrays:  # absent with route_source: none
+            rt = np.asarray(arrays[ROUTE_TARGET_ARRAY.name][: len(wp) * every])
+            kind = "hindsight route target" if index.observation.route_source == "hindsight" else "route target"
+            ax.scatter(rt[:, 1], rt[:, 0], s=3, color="tab:purple", alpha=0.3, label=kind)
         ax.invert_xaxis()  # y (left) drawn to the left
         ax.set_xlabel("y left [m]")
         ax.set_ylabel("x forward [m]")
-        ax.legend(loc="lower right")
+        if ROUTE_TARGET_ARRAY.name in arrays:
+            ax.legend(loc="lower right")
         ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(f"label waypoints, ego frame (first train shard, K={index.observation.label_horizon})")
     ax = axes[1, 1]

@@ -54,6 +54,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         section = {k: v for k, v in meta["config"]["model"].items() if k not in FROM_DATASET}
         cfg = dataclass_from_dict(ModelConfig, section, f"{where}: config.model")
         observation = ObservationSpec.from_dict(meta["observation"], f"{where}: observation", complete=True)
+        # the prior's de-normalisation (ego_mean, ego_std) is in the state dict, like the step scale
         model = build_policy(ModelArgs.from_observation(cfg, observation), float(meta["step_scale"]))
         model.load_state_dict(torch.load(paths["model.pt"], map_location="cpu", weights_only=True))
     except (OSError, ValueError, KeyError, RuntimeError, ConfigError) as err:

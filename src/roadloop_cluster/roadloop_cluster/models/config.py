@@ -8,8 +8,10 @@ and dt of the labels, and the network is built from the result.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from roadloop_cluster.models.prior import PRIORS
 from roadloop_core.contract.dataset_index import DatasetIndex
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.contract.tensors import IMAGE, ROUTE_TARGET, model_inputs
@@ -27,8 +29,12 @@ class ModelConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
     state_hidden: int = 64
     hidden: int = 128
+    # waypoints = this kinematic prior from the ego state + the network's correction (none: the network alone)
+    prior: str = "none"
 
     def __post_init__(self) -> None:
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {self.prior!r}")
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if not self.channels or min(self.channels) < 1:
@@ -69,9 +75,14 @@ class ModelArgs:
 
     @property
     def vector_inputs(self) -> list[str]:
-        """The inputs without an image layout (fused by the state MLP), in graph order."""
-        return [name for name, shape in self.inputs.items() if len(shape) == 1]
+        """The inputs but the image (fused, flattened, by the state MLP), in graph order."""
+        return [name for name in self.inputs if name != IMAGE.name]
+
+    def vector_dim(self, name: str) -> int:
+        return math.prod(self.inputs[name])
 
     @property
     def route_dim(self) -> int:
-        return self.inputs[ROUTE_TARGET.name][0]
+        """Size of the route input (0: a model without one, `route_source: none`)."""
+        shape = self.inputs.get(ROUTE_TARGET.name)
+        return 0 if shape is None else shape[0]

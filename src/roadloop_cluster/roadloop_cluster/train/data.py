@@ -44,13 +44,14 @@ class DatasetInfo:
     def observation(self) -> ObservationSpec:
         return self.index.observation
 
-    def stat(self, name: str) -> tuple[list[float], list[float]]:
-        """(mean, std) of an array; a std of ~0 becomes 1 so normalising never divides by zero."""
+    def stat(self, name: str) -> tuple[list[Any], list[Any]]:
+        """(mean, std) of an array, nested like one sample; a std of ~0 becomes 1 so normalising never divides by
+        zero."""
         s = self.index.stats[name]
-        std = [float(x) if float(x) > 1e-6 else 1.0 for x in s.std]
-        return [float(x) for x in s.mean], std
+        std = np.asarray(s.std, dtype=np.float64)
+        return np.asarray(s.mean, dtype=np.float64).tolist(), np.where(std > 1e-6, std, 1.0).tolist()
 
-    def normalization(self) -> dict[str, tuple[list[float], list[float]]]:
+    def normalization(self) -> dict[str, tuple[list[Any], list[Any]]]:
         """(mean, std) of every array a "stats"-normalised model input reads, by array name."""
         return {
             t.array.name: self.stat(t.array.name) for t in model_inputs(self.observation) if t.normalization == "stats"
@@ -66,8 +67,11 @@ def read_dataset_info(root: Path) -> DatasetInfo:
     path = root / INDEX_FILE
     for split in ("train", "val"):
         if split not in index.splits or not index.splits[split].shards:
-            raise TrainError(f"{path}: split '{split}' has no shards")
-    for array in stats_arrays():
+            raise TrainError(
+                f"{path}: split '{split}' has no shards; training needs both: rebuild with build.val_fraction > 0 "
+                "(one bag is split inside by time blocks, build.split_by: auto or time)"
+            )
+    for array in stats_arrays(index.observation):
         if array.name not in index.stats:
             raise TrainError(f"{path}: stats.{array.name} missing")
     return DatasetInfo(root, index)

@@ -74,7 +74,10 @@ def launch(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("failure-rank*.json"):
         stale.unlink()
-    # Baselines (constant velocity, ego-status MLP) here, once, so no rank ever waits on rank 0 for them.
+    # Baselines (constant velocity, ego-status MLP) here, once, so no rank ever waits on rank 0 for them,
+    # on the threads a rank would use (a fixed run.threads_per_rank is what the ranks get too)
+    if cfg.run.threads_per_rank:
+        torch.set_num_threads(cfg.run.threads_per_rank)
     steps.baselines(out, SplitData(info, "train", (EGO_STATE,)), SplitData(info, "val", (EGO_STATE,)), cfg, model_args)
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError

@@ -1,5 +1,9 @@
 """Open-loop metrics and the two baselines they are always reported beside.
 
+Baselines: constant velocity (straight ahead at the current speed), the ego-status-only MLP, and the
+kinematic CTRA extrapolation (constant turn rate and acceleration from the ego state: what the
+`ctra` prior of the policy predicts by itself).
+
 Convention: waypoint k (0-based) is the ego position at t = (k+1)*dt in the ego frame of the
 current sample. L2@Ts is the mean over samples of the Euclidean error of the waypoint at exactly
 t = T (UniAD's "L2 at T", not ST-P3's average over 0..T); ADE averages the error over all K
@@ -13,6 +17,7 @@ import torch
 from numpy.typing import NDArray
 
 from roadloop_cluster.models.policy import EgoStatusMLP
+from roadloop_cluster.models.prior import ctra
 from roadloop_cluster.train.data import SplitData
 from roadloop_core.contract.tensors import EGO_STATE, EGO_STATE_ARRAY, WAYPOINTS, WAYPOINTS_ARRAY
 
@@ -82,10 +87,17 @@ def train_ego_baseline(train: SplitData, horizon: int, steps: int, seed: int) ->
 
 
 def evaluate_baselines(val: SplitData, ego: EgoStatusMLP, horizon: int, dt: float) -> dict[str, dict[str, float]]:
-    cv, em = ErrorSums(horizon), ErrorSums(horizon)
+    cv, em, kin = ErrorSums(horizon), ErrorSums(horizon), ErrorSums(horizon)
+    raw = val.arrays[EGO_STATE_ARRAY.name]
     with torch.no_grad():
         for lo in range(0, len(val), 1024):
-            b = val.batch(np.arange(lo, min(lo + 1024, len(val)), dtype=np.int64))
+            idx = np.arange(lo, min(lo + 1024, len(val)), dtype=np.int64)
+            b = val.batch(idx)
             cv.add(constant_velocity(b.raw_speed, horizon, dt), b.targets[WAYPOINTS.name])
             em.add(ego(b.inputs[EGO_STATE.name]), b.targets[WAYPOINTS.name])
-    return {"constant_velocity": metrics_from_sums(cv.sums, dt), "ego_mlp": metrics_from_sums(em.sums, dt)}
+            kin.add(ctra(torch.from_numpy(raw[idx]).double(), horizon, dt), b.targets[WAYPOINTS.name])
+    return {
+        "constant_velocity": metrics_from_sums(cv.sums, dt),
+        "ego_mlp": metrics_from_sums(em.sums, dt),
+        "kinematic_ctra": metrics_from_sums(kin.sums, dt),
+    }

@@ -15,13 +15,20 @@ import torch
 from torch import nn
 
 from roadloop_cluster.models.config import ModelArgs
-from roadloop_cluster.models.policy import DrivingPolicy
+from roadloop_cluster.models.policy import DrivingPolicy, build_policy
+from roadloop_cluster.models.prior import ctra
 from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
 from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, SplitData
-from roadloop_cluster.train.metrics import ErrorSums, evaluate_baselines, metrics_from_sums, train_ego_baseline
+from roadloop_cluster.train.metrics import (
+    ErrorSums,
+    evaluate_baselines,
+    metrics_from_sums,
+    step_scale,
+    train_ego_baseline,
+)
 from roadloop_cluster.train.parallelize import Dist, all_reduce_sum, autocast
-from roadloop_core.contract.tensors import TARGET_SPEED, WAYPOINTS
+from roadloop_core.contract.tensors import EGO_STATE_ARRAY, TARGET_SPEED, WAYPOINTS, WAYPOINTS_ARRAY
 from roadloop_core.fsio import atomic_write_bytes
 
 __all__ = [
@@ -29,6 +36,7 @@ __all__ = [
     "Logger",
     "Progress",
     "baselines",
+    "build_model",
     "build_optimizer",
     "checkpoint",
     "forward_loss",
@@ -41,6 +49,17 @@ __all__ = [
 ]
 
 FAILURE_FILE = "failure.json"
+
+
+def build_model(args: ModelArgs, train: SplitData, info: DatasetInfo) -> DrivingPolicy:
+    """The policy for `args`, its step scale the training labels' mean displacement per step (of what the
+    network adds to its kinematic prior, with one), the prior de-normalising with the training statistics."""
+    waypoints = train.arrays[WAYPOINTS_ARRAY.name]
+    if args.config.prior == "none":
+        return build_policy(args, step_scale(waypoints))
+    raw = torch.from_numpy(train.arrays[EGO_STATE_ARRAY.name]).double()
+    prior = ctra(raw, args.horizon, args.dt).numpy()
+    return build_policy(args, step_scale(waypoints - prior), info.stat(EGO_STATE_ARRAY.name))
 
 
 def build_optimizer(
@@ -122,9 +141,12 @@ class Progress:
     epoch_s: list[float] = field(default_factory=list)
 
     def summary(self, d: Dist, base: dict[str, dict[str, float]]) -> dict[str, Any]:
+        val, cv = self.history[-1], base.get("constant_velocity", {})
         return {
-            "val": self.history[-1],
+            "val": val,
             "baselines": base,
+            # metres the policy is below constant velocity on the val split (positive: better), per metric
+            "gain_over_constant_velocity": {k: cv[k] - val[k] for k in cv if k in val},
             "history": self.history,
             "world_size": d.world_size,
             "steps": self.step,
@@ -250,7 +272,7 @@ def plot_curves(path: Path, history: list[dict[str, Any]], base: dict[str, dict[
     epochs = [h["epoch"] for h in history]
     for ax, key in zip(axes[0], keys, strict=True):
         ax.plot(epochs, [h[key] for h in history], "o-", label="policy")
-        for (name, m), style in zip(base.items(), ("--", ":"), strict=False):
+        for (name, m), style in zip(base.items(), ("--", ":", "-."), strict=False):
             if key in m:
                 ax.axhline(m[key], linestyle=style, color="gray", label=name.replace("_", " "))
         ax.set_title(f"val {key} (m)")

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import torch
 
-from roadloop_cluster.models import ModelArgs, build_policy
+from roadloop_cluster.models import ModelArgs
 from roadloop_cluster.train import steps
 from roadloop_cluster.train.config import load_train_config, with_run_sizes
 from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
-from roadloop_cluster.train.metrics import step_scale
 from roadloop_cluster.train.parallelize import all_reduce_sum, grad_scaler, init_distributed, parallelize, shutdown
 from roadloop_core.config import dataclass_to_dict
-from roadloop_core.contract.tensors import WAYPOINTS_ARRAY, model_inputs
+from roadloop_core.contract.tensors import model_inputs
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     margs = ModelArgs.from_dataset(cfg.model, info.index)  # image size, inputs, horizon, dt: the dataset's
     inputs = model_inputs(info.observation)
     train, val = SplitData(info, "train", inputs), SplitData(info, "val", inputs)
-    model = build_policy(margs, step_scale(train.arrays[WAYPOINTS_ARRAY.name])).to(d.device)
+    model = steps.build_model(margs, train, info).to(d.device)  # scaled to the data (and its prior's residual)
     ddp = parallelize(model, d, cfg.run)
     stream = BatchStream(train, cfg.run.batch_size, d.rank, d.world_size, cfg.run.seed)
     total = stream.steps_per_epoch * cfg.run.epochs

@@ -34,6 +34,7 @@ __all__ = [
     "Skipped",
     "Source",
     "Split",
+    "TimeBlock",
     "read_dataset_index",
     "write_dataset_index",
 ]
@@ -89,6 +90,17 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class TimeBlock:
+    """A stretch of one source bag in one split (datasets split by time inside bags)."""
+
+    source: int  # index into `sources`
+    split: str
+    start_ns: int  # header-stamp clock, [start, end)
+    end_ns: int
+    samples: int  # kept (samples within the gap of a block of the other split are dropped)
+
+
+@dataclass(frozen=True)
 class DatasetIndex:
     """What index.json says (its JSON form: `to_json`/`from_json`)."""
 
@@ -105,6 +117,14 @@ class DatasetIndex:
     skipped: tuple[Skipped, ...]
     config: dict[str, Any] = field(default_factory=dict)  # the builder's configuration as it ran (provenance)
     format: str = DATASET_FORMAT
+    # how the splits were made: "bag" (whole bags; `Source.split`) or "time" (blocks inside bags, `time_blocks`,
+    # with at least `split_gap_s` between samples of different splits: label horizon + ego history)
+    split_by: str = "bag"
+    split_gap_s: float = 0.0
+    time_blocks: tuple[TimeBlock, ...] = ()
+    # where the values of an array come from when it is not plain from its observed topic (labels, a
+    # hindsight route target): array name -> a sentence naming the role, topic and method
+    array_sources: dict[str, str] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         try:
@@ -130,6 +150,10 @@ class DatasetIndex:
             "drops": dict(self.drops),
             "skipped": [_plain(s) for s in self.skipped],
             "config": self.config,
+            "split_by": self.split_by,
+            "split_gap_s": self.split_gap_s,
+            "time_blocks": [_plain(b) for b in self.time_blocks],
+            "array_sources": dict(self.array_sources),
         }
 
     @classmethod
@@ -181,6 +205,16 @@ class DatasetIndex:
             drops=dict(doc.entries(doc.get(top, "drops", dict), "drops", int)),
             skipped=tuple(doc.record(Skipped, s, f"skipped[{i}]") for i, s in enumerate(doc.get(top, "skipped", list))),
             config=doc.get(top, "config", dict),
+            # written since the time splits; an index without them was split by bag
+            split_by=doc.get(top, "split_by", str) if "split_by" in top else "bag",
+            split_gap_s=doc.get(top, "split_gap_s", float) if "split_gap_s" in top else 0.0,
+            time_blocks=tuple(
+                doc.record(TimeBlock, b, f"time_blocks[{i}]")
+                for i, b in enumerate(doc.get(top, "time_blocks", list) if "time_blocks" in top else [])
+            ),
+            array_sources=dict(doc.entries(doc.get(top, "array_sources", dict), "array_sources", str))
+            if "array_sources" in top
+            else {},
         )
 
 

@@ -10,10 +10,11 @@ via `manifest_tensors`), the vehicle's bundle check (`check_model_io`) and the o
 (IO buffers and normalisation). Shapes are symbolic: "batch" plus the dims of `DIMS`, whose sizes
 come from the ObservationSpec, so the image size and the horizon are written down only there.
 
-Adding an input (a LiDAR grid, ego history) means: a DatasetArray row in ARRAYS (with a DIMS entry
-for a new size), a ModelTensor row in INPUTS, and the function that computes the array from a
-synchronised frame (`roadloop_core.features.compute.FEATURES`). The builder, trainer, exporter and
-runtime loop over the table; only the network itself has to learn what to do with the new tensor.
+Adding an input (a LiDAR grid, say; `ego_history` came in this way) means: a DatasetArray row in
+ARRAYS (with a DIMS entry for a new size), a ModelTensor row in INPUTS, and the function that
+computes the array from a synchronised frame (`roadloop_core.features.compute.FEATURES`). The
+builder, trainer, exporter and runtime loop over the table; only the network itself has to learn
+what to do with the new tensor.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = [
     "BATCH",
     "COMMAND_ARRAY",
     "DIMS",
+    "EGO_HISTORY",
+    "EGO_HISTORY_ARRAY",
     "EGO_STATE",
     "EGO_STATE_ARRAY",
     "IMAGE",
@@ -65,6 +68,7 @@ DIMS: dict[str, Callable[[ObservationSpec], int]] = {
     "H": lambda obs: obs.image_height,
     "W": lambda obs: obs.image_width,
     "K": lambda obs: obs.label_horizon,
+    "P": lambda obs: obs.ego_history_steps,
 }
 
 
@@ -85,10 +89,21 @@ class DatasetArray:
     fields: tuple[str, ...] = ()  # names of the entries along the last axis
     stats: bool = False  # the builder records mean/std (of the train split) in the index
     pooled_stats: bool = False  # ... and also pooled over the leading (per-step) axis
-    needs: str | None = None  # ObservationSpec field that must be set for the array to exist
+    needs: str | None = None  # ObservationSpec field the array's existence depends on ...
+    absent_when: Any = None  # ... the array exists unless that field has this value
 
     def present(self, observation: ObservationSpec) -> bool:
-        return self.needs is None or getattr(observation, self.needs) is not None
+        return self.needs is None or getattr(observation, self.needs) != self.absent_when
+
+    def absence(self) -> str:
+        """What the observation spec says when the array is absent: 'no camera', 'route_source: none'."""
+        return f"no {self.needs}" if self.absent_when is None else f"{self.needs}: {self.absent_when}"
+
+    def presence(self, observation: ObservationSpec) -> str:
+        """Why the array is there: 'a camera', 'route_source: topic'."""
+        if self.needs is None:
+            return "no condition"
+        return f"a {self.needs}" if self.absent_when is None else f"{self.needs}: {getattr(observation, self.needs)}"
 
     def resolve(self, observation: ObservationSpec) -> tuple[int, ...]:
         return resolve_shape(self.shape, observation)
@@ -106,8 +121,14 @@ EGO_STATE_ARRAY = DatasetArray(
     fields=("speed", "yaw_rate", "accel_x", "accel_y"), stats=True,
 )  # fmt: skip
 ROUTE_TARGET_ARRAY = DatasetArray(
-    "route_target", "float32", (2,), "m, ego frame (x forward, y left)", "feature", ("x", "y"), stats=True
-)
+    "route_target", "float32", (2,), "m, ego frame (x forward, y left)", "feature", ("x", "y"), stats=True,
+    needs="route_source", absent_when="none",
+)  # fmt: skip
+EGO_HISTORY_ARRAY = DatasetArray(
+    "ego_history", "float32", ("P", 4), "m/s, rad/s, m/s², rad; row j-1 is the ego at t - j * ego_history_dt_s",
+    "feature", fields=("speed", "yaw_rate", "accel_x", "heading_change"), stats=True,
+    needs="ego_history_steps", absent_when=0,
+)  # fmt: skip
 WAYPOINTS_ARRAY = DatasetArray(
     "waypoints", "float32", ("K", 2), "m, ego frame; waypoint k is the pose at (k+1) * label_dt_s", "label",
     fields=("x", "y"), stats=True, pooled_stats=True,
@@ -117,7 +138,10 @@ COMMAND_ARRAY = DatasetArray(
 )
 STAMP_ARRAY = DatasetArray("stamp_ns", "int64", (), "ns, sensor clock", "index")
 SOURCE_ARRAY = DatasetArray("source", "int32", (), "index into the dataset index's sources", "index")
-ARRAYS = (IMAGE_ARRAY, EGO_STATE_ARRAY, ROUTE_TARGET_ARRAY, WAYPOINTS_ARRAY, COMMAND_ARRAY, STAMP_ARRAY, SOURCE_ARRAY)
+ARRAYS = (
+    IMAGE_ARRAY, EGO_STATE_ARRAY, ROUTE_TARGET_ARRAY, EGO_HISTORY_ARRAY, WAYPOINTS_ARRAY, COMMAND_ARRAY, STAMP_ARRAY,
+    SOURCE_ARRAY,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -162,9 +186,10 @@ IMAGE = ModelTensor(
 )
 EGO_STATE = ModelTensor(EGO_STATE_ARRAY.name, "input", (BATCH, 4), "normalised", EGO_STATE_ARRAY, "stats")
 ROUTE_TARGET = ModelTensor(ROUTE_TARGET_ARRAY.name, "input", (BATCH, 2), "normalised", ROUTE_TARGET_ARRAY, "stats")
+EGO_HISTORY = ModelTensor(EGO_HISTORY_ARRAY.name, "input", (BATCH, "P", 4), "normalised", EGO_HISTORY_ARRAY, "stats")
 WAYPOINTS = ModelTensor(WAYPOINTS_ARRAY.name, "output", (BATCH, "K", 2), "m, ego frame", WAYPOINTS_ARRAY)
 TARGET_SPEED = ModelTensor("target_speed", "output", (BATCH, 1), "m/s", COMMAND_ARRAY, column="speed")
-INPUTS = (IMAGE, EGO_STATE, ROUTE_TARGET)  # the ONNX graph's input order
+INPUTS = (IMAGE, EGO_STATE, ROUTE_TARGET, EGO_HISTORY)  # the ONNX graph's input order
 OUTPUTS = (WAYPOINTS, TARGET_SPEED)  # the ONNX graph's output order (and the policy's return order)
 
 
@@ -178,8 +203,9 @@ def feature_arrays(observation: ObservationSpec) -> tuple[DatasetArray, ...]:
     return tuple(a for a in dataset_arrays(observation) if a.kind == "feature")
 
 
-def stats_arrays() -> tuple[DatasetArray, ...]:
-    return tuple(a for a in ARRAYS if a.stats)
+def stats_arrays(observation: ObservationSpec | None = None) -> tuple[DatasetArray, ...]:
+    """The arrays the index keeps statistics of (of a dataset built with `observation`, when given)."""
+    return tuple(a for a in ARRAYS if a.stats and (observation is None or a.present(observation)))
 
 
 def model_inputs(observation: ObservationSpec) -> tuple[ModelTensor, ...]:
@@ -223,7 +249,7 @@ class TensorSpec:
             raise BundleError(f"{where}: invalid tensor spec ({err})") from None
 
 
-Stats: TypeAlias = Mapping[str, tuple[Sequence[float], Sequence[float]]]  # array name -> (mean, std)
+Stats: TypeAlias = Mapping[str, tuple[Sequence[Any], Sequence[Any]]]  # array name -> (mean, std), nested like a sample
 
 
 def manifest_tensors(
@@ -249,17 +275,34 @@ def _dims_note(t: ModelTensor, observation: ObservationSpec) -> str:
     return f" ({', '.join(f'{d}={DIMS[d](observation)}' for d in named)} from the observation spec)" if named else ""
 
 
-def _check_normalization(t: ModelTensor, given: TensorSpec, where: str) -> None:
+def _nested_shape(values: Any) -> tuple[int, ...] | None:
+    """The shape of a nested list of numbers (None if it is ragged or not a list)."""
+    if not isinstance(values, list):
+        return None
+    if values and isinstance(values[0], list):
+        inner = {_nested_shape(v) for v in values}
+        return None if len(inner) != 1 or None in inner else (len(values), *next(iter(inner)))  # type: ignore[misc]
+    return (len(values),) if all(not isinstance(v, list) for v in values) else None
+
+
+def _flat(values: Any) -> list[Any]:
+    return [x for v in values for x in _flat(v)] if isinstance(values, list) else [values]
+
+
+def _check_normalization(t: ModelTensor, given: TensorSpec, observation: ObservationSpec, where: str) -> None:
     norm = given.normalization or {}
     if t.normalization == "stats":
-        size = math.prod(d for d in t.shape[1:] if isinstance(d, int))
+        want = t.resolve(observation)[1:]  # one sample's shape: [4] for the ego state, [P][4] for its history
         for key in ("mean", "std"):
             values = norm.get(key)
-            if not isinstance(values, list) or len(values) != size:
+            if _nested_shape(values) != want:
+                size = " x ".join(map(str, want))
                 raise BundleError(f"{where}: inputs.{t.name}.normalization.{key} must be a list of {size} numbers")
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            if not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in _flat(values)
+            ):
                 raise BundleError(f"{where}: inputs.{t.name}.normalization.{key} must hold finite numbers")
-        if any(v == 0 for v in norm["std"]):
+        if any(v == 0 for v in _flat(norm["std"])):
             raise BundleError(f"{where}: inputs.{t.name}.normalization.std has a zero")
     elif t.normalization == "scale":
         scale = norm.get("scale")
@@ -280,13 +323,13 @@ def check_model_io(
         raise BundleError(f"{where}: unknown model input(s) {', '.join(unknown)}")
     for t in INPUTS:
         if t.name in given and not t.present(observation):
-            raise BundleError(f"{where}: model input '{t.name}' but the observation spec has no {t.array.needs}")
+            raise BundleError(f"{where}: model input '{t.name}' but the observation spec has {t.array.absence()}")
     for t in model_inputs(observation):
         if t.name not in given:
-            why = f" (the observation spec has a {t.array.needs})" if t.optional else ""
+            why = f" (the observation spec has {t.array.presence(observation)})" if t.optional else ""
             raise BundleError(f"{where}: missing model input '{t.name}'{why}")
         _check_tensor(t, given[t.name], observation, where)
-        _check_normalization(t, given[t.name], where)
+        _check_normalization(t, given[t.name], observation, where)
     produced = {t.name: t for t in outputs}
     for t in OUTPUTS:
         if t.name not in produced:

@@ -1,20 +1,27 @@
 """compute_features: a synchronized Frame -> the model's input features (pure numpy).
 
 One function per feature array of the tensor table (`roadloop_core.contract.tensors`), in `FEATURES`;
-`compute_features` runs those the observation spec has (no image in state-only mode), so the dataset
-builder and the vehicle get the same arrays by the same names from the same frames.
+`compute_features` runs those the observation spec has (no image in state-only mode, no route target
+with `route_source: none`, an ego history with `ego_history_steps`), so the dataset builder and the
+vehicle get the same arrays by the same names from the same frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from roadloop_core.codec import image_to_numpy
 from roadloop_core.contract.observation import ObservationSpec
-from roadloop_core.contract.tensors import EGO_STATE_ARRAY, IMAGE_ARRAY, ROUTE_TARGET_ARRAY, feature_arrays
+from roadloop_core.contract.tensors import (
+    EGO_HISTORY_ARRAY,
+    EGO_STATE_ARRAY,
+    IMAGE_ARRAY,
+    ROUTE_TARGET_ARRAY,
+    feature_arrays,
+)
 from roadloop_core.features.errors import FeatureError
 from roadloop_core.features.geometry import lookahead_point, to_ego_frame
 from roadloop_core.features.image import resize_box
@@ -70,17 +77,30 @@ def _ego_state(frame: Frame, spec: ObservationSpec) -> np.ndarray:
 
 def _route_target(frame: Frame, spec: ObservationSpec) -> np.ndarray:
     """The route point `route_lookahead_m` ahead, in the ego frame."""
+    if frame.route is None:
+        raise FeatureError("a route target needs a route, and this frame has none (no route topic is read)")
     target_map = lookahead_point(frame.route, frame.pose, spec.route_lookahead_m)
     return to_ego_frame(frame.pose, target_map).astype(np.float32)
+
+
+def _ego_history(frame: Frame, spec: ObservationSpec) -> np.ndarray:
+    """Speed, yaw rate, acceleration and heading change at t - j * ego_history_dt_s (the synchronizer's)."""
+    if frame.history is None:
+        raise FeatureError("an ego history needs ego_history_steps > 0 in the synchronizer's spec")
+    return frame.history.astype(np.float32)
 
 
 FEATURES: dict[str, Callable[[Frame, ObservationSpec], np.ndarray]] = {
     IMAGE_ARRAY.name: _image,
     EGO_STATE_ARRAY.name: _ego_state,
     ROUTE_TARGET_ARRAY.name: _route_target,
+    EGO_HISTORY_ARRAY.name: _ego_history,
 }
 
 
-def compute_features(frame: Frame, spec: ObservationSpec) -> Features:
-    """The feature arrays `spec` observes, for `frame`."""
-    return Features(frame.stamp_ns, {a.name: FEATURES[a.name](frame, spec) for a in feature_arrays(spec)})
+def compute_features(frame: Frame, spec: ObservationSpec, *, without: Collection[str] = ()) -> Features:
+    """The feature arrays `spec` observes, for `frame` (but those in `without`: the dataset builder
+    computes a hindsight route target from the logged future itself)."""
+    return Features(
+        frame.stamp_ns, {a.name: FEATURES[a.name](frame, spec) for a in feature_arrays(spec) if a.name not in without}
+    )

@@ -76,14 +76,15 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
     def subscriber(role: str) -> Callable[[bytes, int], None]:
         return lambda data, now: on_message(role, data, now)
 
-    for role in observation.roles():
+    for role in observation.roles(onboard=True):
         io.subscribe(role, subscriber(role))
     io.timer(params.model_manager.poll_period_s, lambda: report_model_events(io.now_ns(), always=True))
     stop = threading.Event()
     loader = threading.Thread(target=_load_loop, args=(manager, params, base, stop), name="model-loader", daemon=True)
     if start_loader:
         loader.start()
-    io.info(f"drive_node: observing {', '.join(observation.roles())}; models from {params.bundle or 'current'}")
+    observed = ", ".join(observation.roles(onboard=True))
+    io.info(f"drive_node: observing {observed}; models from {params.bundle or 'current'}")
     return DriveNode(core, loader, stop)
 
 

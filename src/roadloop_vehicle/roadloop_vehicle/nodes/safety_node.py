@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from roadloop_core.config import config_dir
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_core.stamps import header_stamp_ns
 from roadloop_vehicle.output_messages import command_from_msg, command_msg, waypoints_from_path
@@ -23,7 +24,7 @@ from roadloop_vehicle.params import SafetyParams, resolve_path
 from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.safety.core import SafetyCore
-from roadloop_vehicle.safety.supervisor import SafetyOutput
+from roadloop_vehicle.safety.supervisor import SafetyOutput, observed_roles
 
 __all__ = ["SafetyNode", "main", "wire_safety"]
 
@@ -41,7 +42,12 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
     params = io.parameters(SafetyParams)
     registry = load_registry(resolve_path(params.topics_config, base))
     io.use_registry(registry)
-    node = SafetyNode(SafetyCore(params.safety, params.vehicle_limits, registry, params.diagnostics_period_s))
+    # the drive node's model reads these (its bundle must match this observation spec): they are monitored
+    observed = observed_roles(ObservationSpec.from_config(resolve_path(params.observation_config, base)))
+    core = SafetyCore(
+        params.safety, params.vehicle_limits, registry, params.diagnostics_period_s, observed_roles=observed
+    )
+    node = SafetyNode(core)
     store = node.core.typestore
     publish_cmd = io.publisher("command")
     publish_diag = io.publisher("diagnostics")
@@ -66,7 +72,7 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
         node.speed = float(odom.twist.twist.linear.x)
 
     io.subscribe("odometry", on_odometry)
-    for role in params.safety.monitored_roles:
+    for role in core.supervisor.monitored_roles:
         if role not in ("command_raw", "odometry"):
             seen(role)
 

@@ -3,6 +3,12 @@
 It decodes only the roles the observation spec consumes and hands them to the
 very `FrameSynchronizer` and `compute_features` the dataset builder uses, so the
 policy sees on the car exactly what it was trained on.
+
+Route targets (`route_source`), as the vehicle supports them: `topic` -- from the route role's
+topic, as in training; `none` -- the model has no route input and none is read; `hindsight` --
+the model was trained on the logged future path, which no car can observe: its route input is
+fed from the route role's topic (a planner's route stands in for where the drive went), and a
+spec without a route role is refused.
 """
 
 from __future__ import annotations
@@ -25,11 +31,18 @@ class ObservationAssembler:
     """`step(role, cdr_bytes) -> list[Features]` (usually zero or one)."""
 
     def __init__(self, spec: ObservationSpec, registry: TopicRegistry, typestore: Typestore) -> None:
+        if spec.route_source == "hindsight" and spec.route is None:
+            raise ObservationError(
+                "observation: route_source hindsight, route null: the model has a route input, which a vehicle "
+                "cannot fill from the logged future; name the route role the car's planner publishes (observation."
+                "route), or retrain with route_source: none"
+            )
         self.spec = spec
         self.typestore = typestore
-        self.sync = FrameSynchronizer(spec)
-        self.typenames = {role: registry[role].type for role in spec.roles()}
-        self.topics = {role: registry[role].name for role in spec.roles()}
+        self.sync = FrameSynchronizer(spec, onboard=True)
+        roles = spec.roles(onboard=True)
+        self.typenames = {role: registry[role].type for role in roles}
+        self.topics = {role: registry[role].name for role in roles}
 
     @property
     def drops(self) -> Counter[str]:

@@ -4,7 +4,9 @@ Determinism: the clock is the bag's receive stamps, the model runs with the
 configured (fixed) thread count, latency-based rollback is off, and nothing
 measured (latencies) is written into the output bag. The stats JSON keeps the
 deterministic figures (`frames`, `drops`, `fallbacks`, ...) apart from the
-measured ones (`measured`: per-stage latency percentiles, real-time factor).
+measured ones (`measured`: per-stage latency percentiles, real-time factor). A frame that never
+left INIT is a fault of the replay, not a quiet success: `init_frames` counts them and `problems`
+says why (the faults that held the supervisor there), so "0 fallbacks" is never the whole story.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from roadloop_core.errors import BagError
 from roadloop_core.fsio import atomic_write_json
 from roadloop_vehicle.errors import ReplayError
 from roadloop_vehicle.params import VehicleParams
-from roadloop_vehicle.pipeline import PRODUCED_ROLES, Pipeline
+from roadloop_vehicle.pipeline import PRODUCED_ROLES, FrameReport, Pipeline
 from roadloop_vehicle.safety.supervisor import State
 
 __all__ = ["ReplayResult", "replay_bag", "write_stats"]
@@ -85,7 +87,7 @@ def replay_bag(
     with open_bag(bag_path) as bag:
         info = bag.info
         present = {t.name for t in info.topics}
-        missing = [f"{reg[r].name} ({r})" for r in spec.roles() if reg[r].name not in present]
+        missing = [f"{reg[r].name} ({r})" for r in spec.roles(onboard=True) if reg[r].name not in present]
         if missing:
             raise ReplayError(
                 f"{bag_path}: bag has no {', '.join(missing)} topic; it holds {', '.join(sorted(present))}"
@@ -143,6 +145,7 @@ def replay_bag(
     reports = [r for r in pipeline.reports if r.kind == "frame"]
     ticks = [r for r in pipeline.reports if r.kind == "watchdog"]
     states = Counter(r.state.value for r in reports)
+    init_frames = sum(1 for r in reports if r.state is State.INIT)
     result = ReplayResult()
     result.deterministic = {
         "bag": bag_path.name,
@@ -152,6 +155,9 @@ def replay_bag(
         "drops": dict(sorted(pipeline.drive.assembler.drops.items())),
         "fallbacks": pipeline.safety.fallback_entries,
         "fallback_frames": sum(1 for r in reports if r.state is not State.ACTIVE),
+        "init_frames": init_frames,
+        "monitored_roles": list(pipeline.safety.supervisor.monitored_roles),
+        "problems": _problems(reports, init_frames),
         "watchdog_ticks": len(ticks),
         "states": dict(sorted(states.items())),
         "faults": dict(sorted(Counter(f for r in pipeline.reports for f in r.faults).items())),
@@ -169,6 +175,21 @@ def replay_bag(
         "realtime_factor": round(info.duration_s / wall, 3) if wall > 0 else 0.0,
     }
     return result
+
+
+def _problems(reports: list[FrameReport], init_frames: int) -> list[str]:
+    """What went wrong in a replay that fallbacks do not count: frames that never left INIT, a run without one
+    ACTIVE frame, no frames at all."""
+    if not reports:
+        return ["no frames: the synchronizer never had all the inputs the observation spec reads (see drops)"]
+    out: list[str] = []
+    if init_frames:
+        held = Counter(f for r in reports if r.state is State.INIT for f in r.faults).most_common(3)
+        why = ", ".join(f"{f} {n}" for f, n in held) or "no fault recorded"
+        out.append(f"{init_frames} of {len(reports)} frames never left INIT ({why})")
+    if not any(r.state is State.ACTIVE for r in reports):
+        out.append("the policy never drove: no ACTIVE frame")
+    return out
 
 
 def write_stats(result: ReplayResult, path: Path) -> None:

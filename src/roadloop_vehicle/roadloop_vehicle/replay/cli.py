@@ -39,7 +39,8 @@ def replay(
 
     Deterministic: the same bag and bundle give a byte-identical output bag and the
     same deterministic stats (latencies and the real-time factor are measured, kept
-    under "measured" in the stats and never in the bag).
+    under "measured" in the stats and never in the bag). Exit code 1 (after writing
+    everything) when frames never left INIT or the policy never drove.
     """
     vehicle = load_vehicle_params(params if params is not None else config_dir() / "vehicle.yaml")
     with Progress(
@@ -70,10 +71,15 @@ def replay(
         plot_replay(out, load_registry(vehicle.path(vehicle.drive.topics_config)), plot)
     d, m = result.deterministic, result.measured
     frame = m["latency_ms"]["frame"]
+    active = d["states"].get("active", 0)
     typer.echo(
-        f"{d['frames']} frames, {sum(d['drops'].values())} dropped, {d['fallbacks']} fallback(s); "
-        f"frame p50 {frame['p50']:.2f} ms p99 {frame['p99']:.2f} ms; "
+        f"{d['frames']} frames ({active} active, {d['init_frames']} in INIT), {sum(d['drops'].values())} dropped, "
+        f"{d['fallbacks']} fallback(s); frame p50 {frame['p50']:.2f} ms p99 {frame['p99']:.2f} ms; "
         f"real-time factor {m['realtime_factor']:.1f}x -> {out}"
     )
     if stats is None:
         typer.echo(json.dumps(d["drops"]))
+    for problem in d["problems"]:
+        typer.echo(f"FAULT: {problem} (monitored: {', '.join(d['monitored_roles'])})", err=True)
+    if d["problems"]:
+        raise typer.Exit(1)

@@ -8,6 +8,7 @@ from roadloop_vehicle.safety.supervisor import (
     SafetyOutput,
     SafetySupervisor,
     State,
+    observed_roles,
     transition,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "SafetyOutput",
     "SafetySupervisor",
     "State",
+    "observed_roles",
     "transition",
 ]

@@ -8,7 +8,7 @@ model) still ends in a controlled stop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,10 +38,17 @@ def safety_status(out: SafetyOutput) -> Status:
 
 class SafetyCore:
     def __init__(
-        self, config: SafetyConfig, limits: VehicleLimits, registry: TopicRegistry, diagnostics_period_s: float
+        self,
+        config: SafetyConfig,
+        limits: VehicleLimits,
+        registry: TopicRegistry,
+        diagnostics_period_s: float,
+        *,
+        observed_roles: Sequence[str],
     ) -> None:
+        """`observed_roles`: the model's inputs to watch (`supervisor.observed_roles(observation spec)`)."""
         self.registry = registry
-        self.supervisor = SafetySupervisor(config, limits, registry)
+        self.supervisor = SafetySupervisor(config, limits, registry, observed_roles=observed_roles)
         cmd = registry["command_raw"]
         self.watchdog_after_ns = int(cmd.stale_after_s(registry.stale_factor) * 1e9)
         self.tick_period_s = 1.0 / cmd.rate_hz

@@ -15,7 +15,7 @@ Every command leaving the supervisor, fallback included, obeys the vehicle's lim
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated
@@ -23,12 +23,22 @@ from typing import Annotated
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.param_schema import Param, check_fields
 from roadloop_core.registry import TopicRegistry
 from roadloop_vehicle.control.controller import Command
 from roadloop_vehicle.limits import VehicleLimits
 
-__all__ = ["Fault", "SafetyConfig", "SafetyInput", "SafetyOutput", "SafetySupervisor", "State", "transition"]
+__all__ = [
+    "Fault",
+    "SafetyConfig",
+    "SafetyInput",
+    "SafetyOutput",
+    "SafetySupervisor",
+    "State",
+    "observed_roles",
+    "transition",
+]
 
 
 class State(str, Enum):
@@ -50,8 +60,12 @@ class Fault(str, Enum):
 class SafetyConfig:
     """How the supervisor judges and stops; the limits it enforces are the vehicle's (`VehicleLimits`)."""
 
-    monitored_roles: Annotated[
-        list[str], Param("registry roles that fault as stale:<role> when silent for stale_factor / rate_hz")
+    extra_monitored_roles: Annotated[
+        list[str],
+        Param(
+            "registry roles that fault as stale:<role> when silent for stale_factor / rate_hz, on top of the roles "
+            "the model's observation spec reads (its inputs, always monitored): e.g. command_raw"
+        ),
     ]
     recovery_frames: Annotated[
         int, Param("healthy frames in a row before leaving the fallback", unit="frames", range=(1, 10000))
@@ -93,6 +107,14 @@ class SafetyOutput:
     changed: bool  # state differs from the previous frame
 
 
+def observed_roles(spec: ObservationSpec) -> list[str]:
+    """The model's inputs the supervisor watches for staleness: what the observation spec reads on the car
+    (camera, IMU, odometry), but the route: a latched route is republished at will, and how old it may be is
+    the synchronizer's rule (`route_max_age_s`: its frames are dropped, so the watchdog stops the car)."""
+    route = spec.route_role(onboard=True)
+    return [r for r in spec.roles(onboard=True) if r != route]
+
+
 def transition(state: State, healthy: bool, healthy_count: int, recovery_frames: int) -> tuple[State, int]:
     """(state, frame healthy?, healthy frames so far) -> (next state, healthy frames so far)."""
     if not healthy:
@@ -106,13 +128,21 @@ def transition(state: State, healthy: bool, healthy_count: int, recovery_frames:
 
 
 class SafetySupervisor:
-    """`step(SafetyInput) -> SafetyOutput`."""
+    """`step(SafetyInput) -> SafetyOutput`.
 
-    def __init__(self, config: SafetyConfig, limits: VehicleLimits, registry: TopicRegistry) -> None:
+    Monitored for staleness: `observed_roles` -- what the model reads, from its observation spec (the
+    loaded bundle's, which the model manager makes sure is the vehicle's) -- plus the config's
+    `extra_monitored_roles`; never a topic the model does not read unless the config asks for it.
+    """
+
+    def __init__(
+        self, config: SafetyConfig, limits: VehicleLimits, registry: TopicRegistry, *, observed_roles: Sequence[str]
+    ) -> None:
         self.config = config
         self.limits = limits
+        self.monitored_roles = tuple(dict.fromkeys([*observed_roles, *config.extra_monitored_roles]))
         self.stale_after_ns = {
-            role: int(registry[role].stale_after_s(registry.stale_factor) * 1e9) for role in config.monitored_roles
+            role: int(registry[role].stale_after_s(registry.stale_factor) * 1e9) for role in self.monitored_roles
         }
         self.state = State.INIT
         self._healthy = 0
