@@ -14,6 +14,8 @@ import pytest
 
 from roadloop_core.bag import BagWriter
 from roadloop_core.bundle import Manifest, TensorSpec, generate_keypair, write_bundle
+from roadloop_core.config import config_dir
+from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.contract.wire import TarStream
 from roadloop_core.errors import HubClientError, HubRefused, HubUnavailable, RoadloopError
 from roadloop_core.hub_client import PIECE, HubClient, read_token
@@ -132,7 +134,8 @@ def test_registry_operations_and_ranged_download(hub: Hub, tmp_path: Path) -> No
     bundles = [tmp_path / "b1", tmp_path / "b2"]
     for v, folder in enumerate(bundles, start=1):
         spec = (TensorSpec("x", (1, 4)),), (TensorSpec("y", (1, 2)),)
-        manifest = Manifest(name="pilot", version=v, inputs=spec[0], outputs=spec[1], observation={})
+        observation = ObservationSpec.from_config(config_dir() / "dataset.yaml")
+        manifest = Manifest(name="pilot", version=v, inputs=spec[0], outputs=spec[1], observation=observation)
         key = hub.signing_key  # type: ignore[attr-defined]
         write_bundle(folder, files={"policy.onnx": tmp_path / "p.onnx"}, manifest=manifest, signing_key=key)
     with HubClient(hub.url, hub.admin) as admin, HubClient(hub.url, hub.car) as car:
