@@ -11,12 +11,13 @@ RCLPY_SRC = $(shell $(BIN)/python -c "import importlib.util,os;s=importlib.util.
 export SDL_VIDEODRIVER := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck pytest colcon bench demo clean help
+.PHONY: setup test lint typecheck pytest soak colcon bench demo clean help
 
 help:
 	@echo "make demo   - run the whole fleet loop on embedded defaults (report in demo-out/)"
 	@echo "make test   - set up .venv, then ruff, mypy --strict, pytest, colcon build + test"
 	@echo "make bench  - benchmarks, one line per figure with side-by-side ratios"
+	@echo "make soak   - the long fault-injection sweeps (bags: flips/truncations, recorder SIGKILLs)"
 	@echo "make setup  - only create/update .venv with the pinned dependencies"
 
 # Idempotent: re-runs only when the pins or a package's setup.py change.
@@ -42,6 +43,10 @@ typecheck: setup
 
 pytest: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests
+
+# The long fault-injection sweeps (marker `soak`, deselected in `make test`); each prints tried/survived.
+soak: setup
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -s -m soak tests
 
 # Prove the tree builds the ROS way, in a throw-away folder: colcon build, then colcon test
 # (each package's ament-style test/ via pytest); on failure the failing tests are listed.

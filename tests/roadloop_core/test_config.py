@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,21 @@ def test_numbers_read_as_yaml_1_2_and_ros_2_read_them(tmp_path: Path) -> None:
     p = tmp_path / "n.yaml"
     p.write_text("a: [1e9, 1.0e9, 1e-12, -2.5E-3, 30, 30.0, .inf, 1e, abc]\n")
     assert load_yaml(p)["a"] == [1e9, 1e9, 1e-12, -2.5e-3, 30, 30.0, float("inf"), "1e", "abc"]
+
+
+@pytest.mark.parametrize("kind", ["binary", "folder", "fifo", "device", "latin-1"])
+def test_load_yaml_turns_every_unreadable_path_into_one_config_error(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "cfg.yaml"
+    if kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # a blocking open would wait here for a writer forever
+    elif kind == "device":
+        path = Path("/dev/null")
+    else:
+        path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as err:
+        load_yaml(path)
+    assert str(err.value).startswith(f"{path}:") and "\n" not in str(err.value)

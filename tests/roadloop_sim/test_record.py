@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from roadloop_core.bag import open_bag
 from roadloop_core.registry import TopicRegistry
@@ -155,3 +157,60 @@ def test_bad_intervention_report(tmp_path: Path, content: str, match: str) -> No
         interventions_from_report(p)
     with pytest.raises(SimError, match="no such eval report"):
         interventions_from_report(tmp_path / "missing.json")
+
+
+def test_a_killed_runs_partial_bag_is_kept_not_deleted(
+    tmp_path: Path, short_scenarios: ScenarioSet, registry: TopicRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    leftover = tmp_path / ".partial" / "000_highway_dense_s1000"
+    leftover.mkdir(parents=True)
+    (leftover / "000_highway_dense_s1000_0.mcap.active").write_bytes(b"\x89MCAP0\r\n flushed chunks of a killed run")
+    done = record_episodes(
+        tmp_path,
+        scenarios="highway_dense",
+        episodes=1,
+        seed=1,
+        scenario_set=short_scenarios,
+        registry=registry,
+        progress=False,
+    )
+    kept = tmp_path / ".partial" / "000_highway_dense_s1000.interrupted"
+    assert (kept / "000_highway_dense_s1000_0.mcap.active").read_bytes().endswith(b"of a killed run")
+    assert f"kept the unfinished bag of an interrupted run as {kept}" in capsys.readouterr().err
+    assert done[0].path.is_dir() and _messages(done[0].path)  # and this run's bag is complete
+    # a second leftover gets its own name: the first is never overwritten
+    (tmp_path / ".partial" / "000_highway_dense_s1000").mkdir()
+    shutil.rmtree(done[0].path)
+    record_episodes(
+        tmp_path,
+        scenarios="highway_dense",
+        episodes=1,
+        seed=1,
+        scenario_set=short_scenarios,
+        registry=registry,
+        progress=False,
+    )
+    assert kept.is_dir() and (tmp_path / ".partial" / "000_highway_dense_s1000.interrupted-2").is_dir()
+
+
+def test_recording_for_humble_writes_metadata_version_5(
+    tmp_path: Path, short_scenarios: ScenarioSet, registry: TopicRegistry, recorded: list[Path]
+) -> None:
+    done = record_episodes(
+        tmp_path,
+        scenarios="highway_dense",
+        episodes=1,
+        seed=1,
+        scenario_set=short_scenarios,
+        registry=registry,
+        progress=False,
+        distro="humble",
+    )
+    info = yaml.safe_load((done[0].path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert info["version"] == 5 and "custom_data" not in info and "ros_distro" not in info
+    for t in info["topics_with_message_count"]:
+        assert isinstance(t["topic_metadata"]["offered_qos_profiles"], str)  # Humble parses QoS from a string
+        assert "type_description_hash" not in t["topic_metadata"]
+    with open_bag(done[0].path) as bag:
+        assert bag.info.custom_data["roadloop.scenario"] == "highway_dense"  # kept in the mcap files
+    assert _messages(done[0].path) == _messages(recorded[0])  # the same messages as for Jazzy

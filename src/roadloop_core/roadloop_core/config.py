@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 import yaml
 
 from roadloop_core.errors import ConfigError
+from roadloop_core.fsio import read_regular_file
 
-__all__ = ["config_dir", "dataclass_from_dict", "dataclass_to_dict", "load_params", "load_yaml"]
+__all__ = ["MAX_CONFIG_BYTES", "config_dir", "dataclass_from_dict", "dataclass_to_dict", "load_params", "load_yaml"]
 
 T = TypeVar("T")
 
@@ -45,17 +46,28 @@ _Loader.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789."),
 )
+MAX_CONFIG_BYTES = 16 << 20  # a config file is a few KiB; anything this large is not one
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping; any fault becomes one ConfigError naming the file."""
+    """Read a YAML mapping; any fault (missing, folder/FIFO/device, binary, bad YAML) is one ConfigError naming it."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_Loader)  # a SafeLoader: no arbitrary objects
+        raw = read_regular_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = raw[err.start]
+        raise ConfigError(f"{path}: not a YAML text file (not UTF-8: byte {err.start} is {bad:#04x})") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from err
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

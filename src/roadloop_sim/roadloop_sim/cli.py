@@ -129,6 +129,12 @@ def record(
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
     params: VehicleParamsOpt = None,
+    distro: str | None = typer.Option(
+        None,
+        "--distro",
+        help="ROS distro whose rosbag2 must read the bags: humble (metadata version 5) or jazzy (version 9); "
+        "default: config/topics.yaml's typestore.",
+    ),
 ) -> None:
     """Record episodes as rosbag2 mcap bags with every registry topic (same seed -> same messages)."""
     from roadloop_sim.record import record_episodes
@@ -149,6 +155,7 @@ def record(
             registry=registry,
             vehicle=vehicle,
             simulator=sim,
+            distro=distro,
         )
     for ep in done:
         m = ep.metrics

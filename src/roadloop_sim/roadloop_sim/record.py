@@ -2,8 +2,11 @@
 
 `record_episodes(out, ...)` runs `--episodes` episodes and writes `out/<NNN>_<scenario>_s<seed>/`.
 A bag is written under a hidden `.partial` name and renamed only once closed, so a folder
-with the final name is always a complete bag. Custom data: roadloop.scenario, roadloop.seed,
-roadloop.episode, roadloop.driver, roadloop.intervention (+ roadloop.takeover_s).
+with the final name is always a complete bag. A `.partial/<bag>` left by a killed run holds
+every chunk that run flushed: it is never deleted, but moved aside to
+`.partial/<bag>.interrupted[-N]` (said on stderr) where `roadloop bag reindex` recovers it.
+Custom data: roadloop.scenario, roadloop.seed, roadloop.episode, roadloop.driver,
+roadloop.intervention (+ roadloop.takeover_s).
 
 Interventions (the loop's round 2): `intervene_on=EVAL_JSON` replays every failed episode of a
 `roadloop sim eval` report with the same scenario, seed and driver, lets the expert take over
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,6 +86,22 @@ def interventions_from_report(report_path: Path, lead_s: float = 2.0, driver: st
     return jobs
 
 
+def _keep_interrupted(partial: Path) -> Path:
+    """Move a killed run's unfinished bag out of the way (never delete it): `<bag>.interrupted[-N]`."""
+    n, aside = 1, partial.with_name(f"{partial.name}.interrupted")
+    while aside.exists():
+        n += 1
+        aside = partial.with_name(f"{partial.name}.interrupted-{n}")
+    os.replace(partial, aside)
+    fsync_dir(partial.parent)
+    print(
+        f"roadloop: kept the unfinished bag of an interrupted run as {aside} "
+        f"(recover what it holds with `roadloop bag reindex {aside}`)",
+        file=sys.stderr,
+    )
+    return aside
+
+
 def record_episodes(
     out: Path,
     *,
@@ -97,11 +116,15 @@ def record_episodes(
     vehicle: VehicleParams | None = None,
     simulator: Simulator | None = None,
     progress: bool = True,
+    distro: str | None = None,
 ) -> list[RecordedEpisode]:
     """Record episodes (or the interventions of an eval report) as bags under `out`.
 
     `vehicle`: the onboard parameters for a `bundle:` driver (of `driver` or of the report's episodes).
+    `distro` is the ROS distro whose rosbag2 must read the bags (humble: metadata version 5, jazzy:
+    9); default the registry's typestore.
     """
+    bag_distro = distro or registry.typestore
     if intervene_on is not None:
         jobs = interventions_from_report(intervene_on, takeover_lead_s, None if driver == "expert" else driver)
     else:
@@ -128,8 +151,8 @@ def record_episodes(
             if final.exists():
                 raise SimError(f"{final}: already exists (choose another --out or remove it)")
             partial = out / ".partial" / final.name
-            if partial.exists():
-                shutil.rmtree(partial)  # left over by an interrupted run: never a complete bag
+            if partial.exists() or partial.is_symlink():
+                _keep_interrupted(partial)  # a killed run's flushed chunks: recoverable, so never deleted
             partial.parent.mkdir(exist_ok=True)
             drv = make_driver(job.driver, registry, vehicle)
             label = driver_name(job.driver, drv)
@@ -142,7 +165,7 @@ def record_episodes(
             }
             if job.takeover_s is not None:
                 custom["roadloop.takeover_s"] = f"{job.takeover_s:.3f}"
-            writer = BagWriter(partial, distro=registry.typestore, custom_data=custom)
+            writer = BagWriter(partial, distro=bag_distro, custom_data=custom)
             for spec in registry.recorded():
                 writer.add_topic(spec.name, spec.type, spec.qos)
             try:

@@ -171,7 +171,7 @@ def test_the_unchanged_train_yaml_trains_and_exports_any_image_size_and_horizon(
 ) -> None:
     """config/train.yaml as shipped on a 48x32, 6-waypoint dataset (config/dataset.yaml says 64x64, 8):
     the model takes both from the dataset; nothing is rewritten, nothing has to be kept in step."""
-    from roadloop_vehicle.runtime.base import RuntimeConfig
+    from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
     from roadloop_vehicle.runtime.spec import PolicySpec
 
@@ -187,7 +187,9 @@ def test_the_unchanged_train_yaml_trains_and_exports_any_image_size_and_horizon(
     assert (manifest.inputs[0].name, manifest.inputs[0].shape) == ("image", (1, 3, 32, 48))
     assert [(t.name, t.shape) for t in manifest.outputs] == [("waypoints", (1, 6, 2)), ("target_speed", (1, 1))]
     assert (manifest.observation.image_width, manifest.observation.label_horizon) == (48, 6)
-    runtime_cfg = dataclasses.replace(load_vehicle_params(repo_root / "config" / "vehicle.yaml").drive.runtime, warmup_runs=1)
+    runtime_cfg = dataclasses.replace(
+        load_vehicle_params(repo_root / "config" / "vehicle.yaml").drive.runtime, warmup_runs=1
+    )
     runtime = PolicyRuntime(out / "policy.onnx", PolicySpec.from_manifest(manifest), runtime_cfg)
     warm = runtime.warmup(1)
     assert warm is not None and warm.finite and warm.waypoints.shape == (6, 2)

@@ -1,12 +1,20 @@
-"""Bag-test fixtures: `make_message` builds a message of any known type with random field values."""
+"""Bag-test fixtures: random messages of any known type, bags with known content, tools to damage them."""
 
 from __future__ import annotations
 
+import shutil
+import stat
+import struct
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 from rosbags.typesys.store import Typestore
+
+from roadloop_core.bag import BagWriter, open_bag
+from roadloop_core.registry import load_registry
 
 NUMPY = {
     "bool": np.bool_,
@@ -75,3 +83,82 @@ def make_message(store: Typestore, typename: str, rng: np.random.Generator, big:
 def message_factory() -> Any:
     """`message_factory(store, typename, rng, big=0)` -> a random message of `typename`."""
     return make_message
+
+
+# -- bags with known content, and the layout of an mcap file (for tests that damage them) ---------------
+
+Written = list[tuple[str, int, bytes]]  # (topic, timestamp ns, CDR bytes) in write order
+
+
+def write_imu_bag(
+    path: Path,
+    n: int = 1900,
+    *,
+    chunk_bytes: int = 4096,
+    compression: str = "zstd",
+    distro: str = "jazzy",
+    custom: dict[str, str] | None = None,
+    max_bytes: int | None = None,
+) -> Written:
+    """A bag of `n` messages on /imu (Imu) and every 10th on /status (String), small chunks; what was written."""
+    registry = load_registry()
+    written: Written = []
+    with BagWriter(
+        path, chunk_bytes=chunk_bytes, compression=compression, distro=distro, custom_data=custom, max_bytes=max_bytes
+    ) as w:
+        w.add_topic("/imu", "sensor_msgs/msg/Imu", registry["imu"].qos)
+        w.add_topic("/status", "std_msgs/msg/String", registry["command"].qos)
+        store = w.typestore
+        rng = np.random.default_rng(7)
+        for i in range(n):
+            topic = "/status" if i % 10 == 9 else "/imu"
+            typename = "std_msgs/msg/String" if topic == "/status" else "sensor_msgs/msg/Imu"
+            data = bytes(store.serialize_cdr(make_message(store, typename, rng), typename))
+            ts = 1_700_000_000_000_000_000 + i * 5_000_000
+            w.write(topic, ts, data)
+            written.append((topic, ts, data))
+    return written
+
+
+def mcap_layout(path: Path) -> list[tuple[int, int, int]]:
+    """(opcode, offset, record length) of every top-level record, data section and summary, up to the footer."""
+    data = path.read_bytes()
+    out, pos = [], 8
+    while pos + 9 <= len(data) - 8:
+        op, length = struct.unpack_from("<BQ", data, pos)
+        out.append((op, pos, length))
+        pos += 9 + length
+        if op == 0x02:
+            break
+    return out
+
+
+def read_all(bag: Path) -> Written:
+    """Every message of `bag` (timestamp order) as plain tuples."""
+    with open_bag(bag) as reader:
+        return [(m.topic, m.timestamp_ns, bytes(m.data)) for m in reader.messages()]
+
+
+def copy_bag(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    for p in [dst, *dst.iterdir()]:
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+    return dst
+
+
+def flip_bit(path: Path, byte: int, bit: int = 0) -> None:
+    data = bytearray(path.read_bytes())
+    data[byte] ^= 1 << bit
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="session")
+def imu_bag() -> Any:
+    """`imu_bag(path, n=1900, chunk_bytes=4096, compression="zstd", ...)` -> what was written, in order."""
+    return write_imu_bag
+
+
+@pytest.fixture(scope="session")
+def bag_tools() -> Any:
+    """Helpers for tests that damage bags: layout (mcap records), read_all, copy_bag, flip_bit."""
+    return SimpleNamespace(layout=mcap_layout, read_all=read_all, copy_bag=copy_bag, flip_bit=flip_bit)

@@ -139,6 +139,6 @@ def test_error_kinds_let_callers_tell_unfinished_unsupported_and_damaged(conform
     for storage in ("sqlite3", "mcap"):
         bag = _copy(conformance_dir / storage / "talker", tmp_path / storage)
         f = next(p for p in bag.iterdir() if p.suffix in (".db3", ".mcap"))
-        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 8])  # inside the data: messages are lost
         with pytest.raises(BagDamagedError):
             _read_all(bag)

@@ -192,3 +192,17 @@ def test_realtime_pacing_changes_nothing_but_the_pace(
     paced = replay_bag(bag, tmp_path / "p" / "out", bundle, params=VEHICLE, public_key=keypair[1], realtime=True)
     assert digest(tmp_path / "f" / "out") == digest(tmp_path / "p" / "out")
     assert fast.deterministic == paced.deterministic
+
+
+def test_cli_replay_writes_the_output_bag_for_the_chosen_distro(
+    drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    args = ["replay", str(drive_bag), "--bundle", str(bundle), "--public-key", str(keypair[1])]
+    assert run_cli([*args, "--out", str(tmp_path / "h" / "out"), "--distro", "humble"]) == 0
+    assert run_cli([*args, "--out", str(tmp_path / "j" / "out")]) == 0  # default: the registry's typestore (jazzy)
+    with open_bag(tmp_path / "h" / "out") as humble, open_bag(tmp_path / "j" / "out") as jazzy:
+        assert (humble.info.version, humble.info.ros_distro) == (5, "humble")
+        assert (jazzy.info.version, jazzy.info.ros_distro) == (9, "jazzy")
+        assert [bytes(m.data) for m in humble.messages()] == [bytes(m.data) for m in jazzy.messages()]
+    assert run_cli([*args, "--out", str(tmp_path / "x" / "out"), "--distro", "rolling"]) == 2
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())  # nothing left behind

@@ -10,10 +10,23 @@ Layers, each testable alone: storage files -> raw messages (bytes + timestamps) 
     with BagWriter(out, registry=...) as w:     # mcap + zstd chunks, split by size/duration
         w.add_topic(name, typename, qos)
         w.write(name, timestamp_ns, cdr_bytes)
+
+    meta = read_metadata(bag_dir)               # the one metadata parser: bounded cost, BagError naming the field
 """
 
+from roadloop_core.bag.metadata import BagMetadata, parse_metadata, read_metadata
 from roadloop_core.bag.reader import BagReader, open_bag
 from roadloop_core.bag.types import BagInfo, RawMessage, TopicInfo
 from roadloop_core.bag.writer import BagWriter
 
-__all__ = ["BagInfo", "BagReader", "BagWriter", "RawMessage", "TopicInfo", "open_bag"]
+__all__ = [
+    "BagInfo",
+    "BagMetadata",
+    "BagReader",
+    "BagWriter",
+    "RawMessage",
+    "TopicInfo",
+    "open_bag",
+    "parse_metadata",
+    "read_metadata",
+]

@@ -7,12 +7,19 @@ the bag carries (mcap schemas, the sqlite3 `message_definitions` table), includi
 service-event types built from `.srv` text. Types the typestore has are decoded with the
 typestore (the selected distro): some recorders stored truncated definitions (the
 rosbag2 `talker` sqlite3 bag), so the store is the safer source for what it knows.
+
+What is read is verified, never assumed: every storage file's messages are counted as they are
+read and compared, at the end of the pass, with the file's own index (mcap summary statistics,
+sqlite3 row counts) and with metadata.yaml; mcap chunks are CRC-checked. A mismatch is a
+BagDamagedError (and a line in `problems`), never a short read that looks complete.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
@@ -22,11 +29,12 @@ from typing import Any
 import zstandard
 from rosbags.typesys.store import Typestore
 
-from roadloop_core.bag.metadata import NO_START, BagMetadata, read_metadata
+from roadloop_core.bag.metadata import NO_START, BagMetadata, distro_for_version, read_metadata
 from roadloop_core.bag.plugins import open_storage
 from roadloop_core.bag.storage import ACTIVE_SUFFIX, STORAGE_SUFFIXES, StorageReader, storage_id_for
 from roadloop_core.bag.types import BagInfo, RawMessage, TopicInfo
 from roadloop_core.errors import BagDamagedError, BagError, BagUnfinishedError, BagUnsupportedError, TypesysError
+from roadloop_core.fsio import file_kind
 from roadloop_core.typesys import make_typestore, register_definition
 
 __all__ = ["ACTIVE_SUFFIX", "BagReader", "open_bag"]
@@ -43,15 +51,29 @@ def _active_files(folder: Path) -> list[Path]:
 
 
 class BagReader:
-    """A rosbag2 bag (a folder with metadata.yaml, or one .mcap/.db3 file) opened for reading."""
+    """A rosbag2 bag (a folder with metadata.yaml, or one .mcap/.db3 file) opened for reading.
+
+    `problems` lists, one line each, what disagrees or was found damaged but could be worked around:
+    filled while opening (metadata.yaml counts vs the storage files' own indexes, a damaged mcap
+    summary read by a linear scan instead, rows on undeclared topics) and extended by every complete
+    pass of `messages()` (what was read vs metadata.yaml). A consumer that must not take a partial or
+    inconsistent bag (the dataset builder) refuses a bag whose `problems` is not empty; `messages()`
+    itself raises BagDamagedError when what it read falls short of what a file's index promised.
+    """
 
     def __init__(self, path: Path | str, distro: str = "jazzy") -> None:
         self.path = Path(path)
         self._storages: list[StorageReader] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self.problems: list[str] = []  # count mismatches etc. found while opening
-        if not self.path.exists():
-            raise BagError(f"{self.path}: no such file or directory")
+        self.problems: list[str] = []
+        try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            raise BagError(f"{self.path}: no such file or directory") from None
+        except OSError as err:
+            raise BagError(f"{self.path}: cannot read: {err.strerror}") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO would block the first read: never opened
+            raise BagError(f"{self.path}: not a bag: {file_kind(mode)}, not a bag folder or a .mcap/.db3 file")
         try:
             self._open(distro)
         except BaseException:
@@ -70,7 +92,7 @@ class BagReader:
             files = [self.path]
             meta = None
         else:
-            if not (self.path / "metadata.yaml").is_file():
+            if not (self.path / "metadata.yaml").exists():
                 if _storage_files(self.path) or _active_files(self.path):
                     raise BagUnfinishedError(
                         f"{self.path}: no metadata.yaml (the bag was not closed, or was copied without it); "
@@ -85,6 +107,7 @@ class BagReader:
             files = self._decompress_files(files)
         for f in files:
             self._storages.append(open_storage(f))
+            self.problems.extend(self._storages[-1].problems)
         self._check_storage_ids(meta)
         self._build_topics(meta)
         self.typestore: Typestore = make_typestore(distro)
@@ -106,9 +129,15 @@ class BagReader:
         if not meta.relative_file_paths and meta.message_count:
             raise BagError(f"{where}: relative_file_paths is empty but message_count is {meta.message_count}")
         files = [self.path / PurePath(p).name for p in meta.relative_file_paths]
-        missing = [f.name for f in files if not f.is_file()]
+        if len({f.name for f in files}) != len(files):  # parse_metadata refuses this too; never read a file twice
+            raise BagError(f"{where}: relative_file_paths lists a storage file twice")
+        missing = [f.name for f in files if not f.exists()]
         if missing:
             raise BagError(f"{where}: storage file(s) missing: {', '.join(missing)}")
+        for f in files:
+            mode = f.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise BagError(f"{f}: {file_kind(mode)}, not a storage file")
         return files
 
     def _check_formats(self, topics: Iterable[Any]) -> None:
@@ -155,10 +184,12 @@ class BagReader:
                 first.setdefault(key, t)
             self._topic_of.append(ids)
         topics: dict[tuple[str, str], TopicInfo] = {}
+        self._flagged: set[str] = set()  # metadata counts already found wrong at open ("" = the total)
         for mt in meta.topics if meta else []:
             key = (mt.name, mt.type)
             n = counts.get(key, 0)
             if n != mt.message_count:
+                self._flagged.add(mt.name)
                 self.problems.append(
                     f"{self.path / 'metadata.yaml'}: topic {mt.name} has {mt.message_count} messages in metadata "
                     f"but {n} in the storage files"
@@ -188,6 +219,7 @@ class BagReader:
                     self._definitions.setdefault(typ, (text, enc))
         total = sum(counts.values())
         if meta is not None and total != meta.message_count:
+            self._flagged.add("")
             self.problems.append(
                 f"{self.path / 'metadata.yaml'}: message_count is {meta.message_count}, the storage files hold {total}"
             )
@@ -238,6 +270,15 @@ class BagReader:
         if not spans and meta is not None and meta.message_count and meta.start_ns != NO_START:
             start, end = meta.start_ns, meta.start_ns + meta.duration_ns
         files = tuple(self.path / PurePath(p).name for p in meta.relative_file_paths) if meta else (self.path,)
+        custom: dict[str, str] = {}
+        for s in self._storages:  # what the writer stored in the files themselves (metadata v5 has no custom data)
+            custom.update(s.custom_data)
+        if meta is not None and meta.custom_data:
+            custom = dict(meta.custom_data)
+        distro = meta.ros_distro if meta else ""
+        inferred = bool(meta and not distro and distro_for_version(meta.version))
+        if meta is not None and inferred:
+            distro = distro_for_version(meta.version)
         return BagInfo(
             path=self.path,
             storage=meta.storage_identifier if meta else self._storages[0].storage_id,
@@ -248,16 +289,49 @@ class BagReader:
             end_ns=end,
             message_count=sum(t.message_count for t in self._topics.values()),
             topics=self.topics,
-            custom_data=dict(meta.custom_data) if meta else {},
+            custom_data=custom,
             version=meta.version if meta else 0,
-            ros_distro=meta.ros_distro if meta else "",
+            ros_distro=distro,
+            ros_distro_inferred=inferred,
             chunk_compression=next((s.chunk_compression for s in self._storages if s.chunk_compression), ""),
             size_bytes=sum(f.stat().st_size for f in files if f.is_file()),
         )
 
+    def verify_files(self) -> list[str]:
+        """Whole-file checks (mcap data-section CRC, sqlite3 quick_check): the failures, also added to `problems`.
+
+        One more pass over every file; `bag check` runs it after reading, a plain read does not.
+        """
+        found = [why for s in self._storages if (why := s.verify_file())]
+        for line in found:
+            self._problem(line)
+        return found
+
     def undecodable_reason(self, typename: str) -> str | None:
         """Why messages of `typename` cannot be decoded, or None if they can."""
         return self._undecodable.get(typename)
+
+    def _problem(self, line: str) -> None:
+        line = " ".join(line.split())  # one line each, whatever a backend's message held
+        if line not in self.problems:
+            self.problems.append(line)
+
+    def _verify_pass(self, storage: StorageReader, sel: list[int], read: dict[int, int], undeclared: int) -> None:
+        """After a complete pass over one file: what was read against what the file's own index promised."""
+        promised = {t.id: t for t in storage.topics}
+        short = [
+            f"{storage.path}: read {read.get(i, 0)} message(s) of {promised[i].name}, but the file's index says "
+            f"{promised[i].message_count}"
+            for i in sel
+            if read.get(i, 0) != promised[i].message_count
+        ]
+        if undeclared:
+            self._problem(f"{storage.path}: {undeclared} message(s) on topic/channel ids the file does not declare")
+        for line in short:
+            self._problem(line)
+        if short:
+            more = f" (and {len(short) - 1} more topic(s))" if len(short) > 1 else ""
+            raise BagDamagedError(short[0] + more)
 
     def _iter_storage(self, index: int, wanted: set[str] | None) -> Iterator[RawMessage]:
         storage, ids = self._storages[index], self._topic_of[index]
@@ -267,25 +341,55 @@ class BagReader:
         decompress = None
         if self.metadata is not None and self.metadata.compression_mode == "message":
             decompress = zstandard.ZstdDecompressor()
+        read = dict.fromkeys(ids, 0)  # what this pass yields per topic id: checked against the file's index
+        self._pass_counts[index] = read
+        undeclared = 0
         for tid, ts, data in storage.messages(None if wanted is None else sel):
-            key = ids.get(tid)
-            if key is None:
+            try:
+                name, typ = ids[tid]
+            except KeyError:
+                undeclared += 1
                 continue
+            read[tid] += 1
             if decompress is not None:
                 try:
                     data = decompress.decompress(data)
                 except zstandard.ZstdError as err:
-                    raise BagDamagedError(f"{storage.path}: {key[0]} @ {ts}: cannot decompress message: {err}") from err
-            yield RawMessage(key[0], key[1], ts, data)
+                    raise BagDamagedError(f"{storage.path}: {name} @ {ts}: cannot decompress message: {err}") from err
+            yield RawMessage(name, typ, ts, data)
+        self._verify_pass(storage, sel, read, undeclared)
 
     def messages(self, topics: Iterable[str] | None = None) -> Iterator[RawMessage]:
-        """Every message of `topics` (default: all) in timestamp order across all storage files."""
+        """Every message of `topics` (default: all) in timestamp order across all storage files.
+
+        Verified: mcap chunks are CRC-checked as they are read, and when a file's stream ends, the
+        messages read per topic are compared with that file's index; a shortfall raises
+        BagDamagedError (also added to `problems`). A complete pass over all topics also compares
+        the totals with metadata.yaml (a mismatch is added to `problems`).
+        """
         wanted = set(topics) if topics is not None else None
+        self._pass_counts: dict[int, dict[int, int]] = {}
         streams = [self._iter_storage(i, wanted) for i in range(len(self._storages))]
-        if len(streams) == 1:
-            yield from streams[0]
-        else:
-            yield from heapq.merge(*streams, key=lambda m: m.timestamp_ns)
+        yield from streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda m: m.timestamp_ns)
+        meta = self.metadata
+        if meta is None or wanted is not None:
+            return
+        read: dict[str, int] = {}
+        for index, counts in self._pass_counts.items():
+            for tid, n in counts.items():
+                name = self._topic_of[index][tid][0]
+                read[name] = read.get(name, 0) + n
+        for t in meta.topics:
+            if t.name in self._flagged or sum(1 for x in meta.topics if x.name == t.name) > 1:
+                continue
+            if read.get(t.name, 0) != t.message_count:
+                self._problem(
+                    f"{self.path / 'metadata.yaml'}: topic {t.name} has {t.message_count} messages in metadata, "
+                    f"{read.get(t.name, 0)} were read"
+                )
+        total = sum(read.values())
+        if total != meta.message_count and "" not in self._flagged:
+            self._problem(f"{self.path / 'metadata.yaml'}: message_count is {meta.message_count}, {total} were read")
 
     def decode(self, raw: RawMessage) -> Any:
         reason = self._undecodable.get(raw.typename)

@@ -27,7 +27,7 @@ class StorageReader(Protocol):
 
     path: Path
     storage_id: str  # "sqlite3" | "mcap"
-    damage: str  # why a linear read stopped before the end of the file ("" = intact)
+    problems: list[str]  # damage the backend worked around while opening (e.g. a bad mcap summary), one line each
     custom_data: dict[str, str]  # custom data the writer stored in the file itself
 
     @property
@@ -52,7 +52,18 @@ class StorageReader(Protocol):
         ...
 
     def messages(self, topic_ids: Collection[int] | None = None) -> Iterator[tuple[int, int, bytes | memoryview]]:
-        """(topic id, timestamp ns, data) in timestamp order; BagError on a damaged file."""
+        """(topic id, timestamp ns, data) in timestamp order; BagDamagedError on damage met while reading.
+
+        What is yielded is verified as far as the format allows (mcap chunk CRCs); the caller compares
+        how many messages it got per topic with `topics[i].message_count` (the file's own index).
+        """
+        ...
+
+    def verify_file(self) -> str:
+        """The whole-file check the format offers (mcap data-section CRC, sqlite3 quick_check): "" or why it fails.
+
+        Costs one pass over the file; `bag check` and `bag reindex` run it, plain reads do not.
+        """
         ...
 
     def close(self) -> None: ...

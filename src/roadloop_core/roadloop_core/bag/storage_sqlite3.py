@@ -42,11 +42,11 @@ class Sqlite3Storage(ScannedStorage):
 
     storage_id = "sqlite3"
     chunk_compression = ""
-    damage = ""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.custom_data: dict[str, str] = {}
+        self.problems: list[str] = []
         _check_file_size(path)
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
@@ -57,6 +57,9 @@ class Sqlite3Storage(ScannedStorage):
         except sqlite3.Error as err:
             self._db.close()
             raise BagDamagedError(f"{path}: damaged or not a rosbag2 sqlite3 file: {err}") from err
+        except (TypeError, ValueError) as err:  # a NULL or a string where the schema has an integer
+            self._db.close()
+            raise BagDamagedError(f"{path}: damaged rosbag2 sqlite3 file: a malformed value ({err})") from err
         except BagError:
             self._db.close()
             raise
@@ -83,6 +86,12 @@ class Sqlite3Storage(ScannedStorage):
         spans = [(int(lo), int(hi)) for tid, _, lo, hi in stats if int(tid) in known]
         for tid, n, _, _ in stats:
             counts[int(tid)] = int(n)
+        orphans = {int(tid): int(n) for tid, n, _, _ in stats if int(tid) not in known}
+        if orphans:
+            self.problems.append(
+                f"{self.path}: {sum(orphans.values())} message(s) refer to topic id(s) {sorted(orphans)} that the "
+                "topics table does not hold; they cannot be read"
+            )
         if spans:
             first, last = min(s[0] for s in spans), max(s[1] for s in spans)
         defs: dict[str, tuple[str, str]] = {}
@@ -125,10 +134,22 @@ class Sqlite3Storage(ScannedStorage):
         try:
             # Not `yield from`: that would call cursor.close() when the generator is dropped, which
             # raises once the database is closed.
-            for row in self._db.execute(query, args):  # noqa: UP028
+            for row in self._db.execute(query, args):
+                if type(row[0]) is not int or type(row[1]) is not int or not isinstance(row[2], bytes):
+                    raise BagDamagedError(f"{self.path}: damaged sqlite3 file: a message row holds {row[:2]!r}")
                 yield row
         except sqlite3.Error as err:
             raise BagDamagedError(f"{self.path}: damaged sqlite3 file while reading messages: {err}") from err
+
+    def verify_file(self) -> str:
+        try:
+            rows = [str(r[0]) for r in self._db.execute("PRAGMA quick_check")]
+        except sqlite3.Error as err:
+            return f"{self.path}: sqlite3 integrity check failed: {err}"
+        if rows == ["ok"]:
+            return ""
+        found = "; ".join(" ".join(r.split()) for r in rows[:3])  # sqlite's report spans lines: one line here
+        return f"{self.path}: sqlite3 integrity check: {found}"
 
     def close(self) -> None:
         self._db.close()

@@ -51,9 +51,10 @@ class BagInfo:
     topics: tuple[TopicInfo, ...]
     custom_data: dict[str, str] = field(default_factory=dict)
     version: int = 0  # metadata.yaml version (0: no metadata.yaml, built from storage)
-    ros_distro: str = ""
+    ros_distro: str = ""  # what metadata says, or the distro its version implies (ros_distro_inferred)
     chunk_compression: str = ""  # mcap chunk compression ("zstd", "lz4", "" = none or sqlite3)
     size_bytes: int = 0
+    ros_distro_inferred: bool = False  # metadata (version 5) has no ros_distro field: it is the version's distro
 
     @property
     def duration_s(self) -> float:

@@ -5,6 +5,15 @@ Written directly with the `mcap` library, following rosbag2's mcap conventions (
 `offered_qos_profiles` and `topic_type_hash`, a `rosbag2` metadata record at close), so
 `ros2 bag`, rosbags and our reader all read it.
 
+For the target distro (`distro=`): Jazzy and later read metadata version 9 (QoS as YAML mappings
+with enum names, type hashes); Humble reads version 5 only (QoS as a YAML *string* with numeric
+enums, no type hashes, no custom_data or ros_distro fields). The channels' `offered_qos_profiles`
+follow the same form, because Humble's mcap plugin parses them the same way. Custom data always
+travels in each file's `roadloop.custom_data` record as well, so a version-5 bag keeps it.
+
+Integrity: chunk CRCs, the summary CRC and the data-section CRC (DataEnd) are all written, so a
+reader can tell a damaged file from a short one.
+
 Crash safety (what a reader can rely on):
 - a file being written is named `<bag>_<n>.mcap.active` and holds an exclusive `flock`;
   it is renamed to `<bag>_<n>.mcap` only once finished (summary written, fsynced);
@@ -28,7 +37,13 @@ from mcap.writer import CompressionType
 from mcap.writer import Writer as McapWriter
 from rosbags.typesys.store import Typestore
 
-from roadloop_core.bag.metadata import BagMetadata, dump_metadata, write_metadata
+from roadloop_core.bag.metadata import (
+    BagMetadata,
+    dump_metadata,
+    qos_text_for_version,
+    version_for_distro,
+    write_metadata,
+)
 from roadloop_core.bag.storage import ACTIVE_SUFFIX
 from roadloop_core.bag.storage_mcap import CUSTOM_DATA_RECORD
 from roadloop_core.bag.types import FileInfo, TopicInfo
@@ -87,7 +102,7 @@ class _File:
             raise BagError(f"{self.active}: locked by another writer") from err
         comp = CompressionType.ZSTD if compression == "zstd" else CompressionType.NONE
         # Chunks are cut by us (flush below), never by the library, so a cut is always a flush.
-        self.mcap = McapWriter(self.stream, chunk_size=2**62, compression=comp)
+        self.mcap = McapWriter(self.stream, chunk_size=2**62, compression=comp, enable_data_crcs=True)
         self.chunk_bytes = chunk_bytes
         self.pending = 0
         self.schemas: dict[str, int] = {}
@@ -104,7 +119,9 @@ class _File:
             if sid is None:
                 sid = self.mcap.register_schema(t.typename, t.encoding, t.definition.encode())
                 self.schemas[t.typename] = sid
-            meta = {"offered_qos_profiles": t.qos_text, "topic_type_hash": t.type_hash}
+            meta = {"offered_qos_profiles": t.qos_text}
+            if t.type_hash:
+                meta["topic_type_hash"] = t.type_hash
             cid = self.mcap.register_channel(t.name, "cdr", sid, meta)
             self.channels[t.name] = cid
         return cid
@@ -147,7 +164,7 @@ class BagWriter:
         self,
         path: Path | str,
         *,
-        distro: str = "jazzy",
+        distro: str = "jazzy",  # the ROS distro whose rosbag2 must read the bag: metadata version 5 (humble) or 9
         compression: str = "zstd",
         max_bytes: int | None = None,
         max_duration_s: float | None = None,
@@ -161,14 +178,15 @@ class BagWriter:
             raise BagError(f"{self.path}: max_bytes must be > 0")
         if max_duration_s is not None and max_duration_s <= 0:
             raise BagError(f"{self.path}: max_duration_s must be > 0")
+        self.distro = distro.lower()
+        self.metadata_version = version_for_distro(self.distro)  # before anything is created: a bad name leaves nothing
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise BagError(f"{self.path}: already exists")
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise BagError(f"{self.path}: cannot create the bag folder: {err.strerror}") from err
-        self.distro = distro
-        self.typestore: Typestore = typestore_for(distro)
+        self.typestore: Typestore = typestore_for(self.distro)
         self._private_store = False
         self.compression = "zstd" if compression == "zstd" else ""
         self.max_bytes = max_bytes
@@ -198,7 +216,7 @@ class BagWriter:
         start = min((f.start_ns for f in counted), default=0)
         end = max((f.start_ns + f.duration_ns for f in counted), default=0)
         return BagMetadata(
-            version=9,
+            version=self.metadata_version,
             storage_identifier="mcap",
             relative_file_paths=[f.path for f in files],
             start_ns=start,
@@ -216,9 +234,7 @@ class BagWriter:
         assert self._file is not None
         f, self._file = self._file, None
         pending = FileInfo(f.final.name, f.first, f.last - f.first, f.total)
-        text = dump_metadata(self._metadata([*self._files, pending]))
-        inner = yaml.safe_load(text)["rosbag2_bagfile_information"]
-        self._files.append(f.finish(yaml.safe_dump(inner, sort_keys=False)))
+        self._files.append(f.finish(dump_metadata(self._metadata([*self._files, pending]), embedded=True)))
 
     def _maybe_split(self, timestamp_ns: int) -> None:
         f = self._file
@@ -269,11 +285,14 @@ class BagWriter:
         if definition is None:
             definition, _ = self.typestore.generate_msgdef(typename, ros_version=2)
             encoding = "ros2msg"
-        try:
-            type_hash = self.typestore.hash_rihs01(typename)
-        except Exception:  # rosbags cannot hash every registered shape; the hash is optional metadata
-            type_hash = ""
-        t = _Topic(name, typename, qos_profiles_text(qos), type_hash, definition, encoding)
+        type_hash = ""
+        if self.metadata_version > 5:  # Humble has no type hashes
+            try:
+                type_hash = self.typestore.hash_rihs01(typename)
+            except Exception:  # rosbags cannot hash every registered shape; the hash is optional metadata
+                type_hash = ""
+        qos_text = qos_text_for_version(qos_profiles_text(qos), self.metadata_version)
+        t = _Topic(name, typename, qos_text, type_hash, definition, encoding)
         self._topics[name] = t
         if self._file is not None:
             self._file.channel(t)

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from roadloop_core.bag import BagInfo, open_bag
+from roadloop_core.bag.metadata import load_untrusted_yaml
 from roadloop_core.bag.reindex import reindex_bag
-from roadloop_core.errors import BagError
+from roadloop_core.errors import BagError, RoadloopError
 
-__all__ = ["app", "qos_summary"]
+__all__ = ["app", "config_distro", "qos_summary"]
 
 app = typer.Typer(
     help="Inspect, verify and repair rosbag2 bags (sqlite3 and mcap, Humble..Kilted).",
@@ -25,7 +25,26 @@ app = typer.Typer(
 )
 
 PATH_HELP = "Bag folder (with metadata.yaml), or a single .mcap/.db3 file."
-DISTRO_HELP = "Typestore used to decode known types (jazzy or humble)."
+DISTRO_HELP = "Typestore used to decode known types (jazzy or humble; default: config/topics.yaml's typestore)."
+REINDEX_DISTRO_HELP = (
+    "ROS distro whose rosbag2 must read the bag: humble writes metadata version 5, jazzy version 9 "
+    "(default: what the bag says of itself, else config/topics.yaml's typestore)."
+)
+
+
+def config_distro() -> str:
+    """The distro config/topics.yaml names (its typestore); jazzy when the config cannot be read.
+
+    A bag tool must still work on a machine (or a copied bag) without a readable roadloop config.
+    """
+    try:
+        from roadloop_core.config import config_dir
+        from roadloop_core.registry import load_registry
+
+        return load_registry(config_dir() / "topics.yaml").typestore
+    except RoadloopError:
+        return "jazzy"
+
 
 _NAMES = {
     "reliability": {1: "reliable", 2: "best_effort", 0: "system_default", 3: "unknown"},
@@ -36,9 +55,9 @@ _NAMES = {
 
 def qos_summary(text: str) -> list[dict[str, Any]]:
     """The offered QoS profiles of a topic as plain dicts (reliability, durability, history, depth)."""
-    try:
-        items = yaml.safe_load(text) if text else []
-    except yaml.YAMLError:
+    try:  # QoS text comes from the bag: parsed with bounded cost, like all bag metadata
+        items = load_untrusted_yaml(text, "offered_qos_profiles", max_bytes=1 << 20, max_nodes=100_000) if text else []
+    except BagError:
         return []
     out = []
     for item in items if isinstance(items, list) else []:
@@ -81,6 +100,7 @@ def info_dict(info: BagInfo, problems: list[str]) -> dict[str, Any]:
         "storage": info.storage,
         "version": info.version,
         "ros_distro": info.ros_distro,
+        "ros_distro_inferred": info.ros_distro_inferred,
         "files": [str(f) for f in info.files],
         "size_bytes": info.size_bytes,
         "compression_mode": info.compression_mode,
@@ -109,19 +129,25 @@ def info_dict(info: BagInfo, problems: list[str]) -> dict[str, Any]:
 def info_cmd(
     path: Path = typer.Argument(..., help=PATH_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
-    distro: str = typer.Option("jazzy", "--distro", help=DISTRO_HELP),
+    distro: str | None = typer.Option(None, "--distro", help=DISTRO_HELP),
 ) -> None:
-    """Storage, compression, duration, start/end and, per topic, type, message count and QoS."""
-    with open_bag(path, distro) as bag:
+    """Storage, metadata version and distro, compression, duration, start/end, per topic type, count and QoS.
+
+    Problems found while opening (metadata vs the files' own indexes, a damaged mcap summary) are
+    printed one per line and make the exit status 1.
+    """
+    with open_bag(path, distro or config_distro()) as bag:
         info, problems = bag.info, list(bag.problems)
     if as_json:
         print(json.dumps(info_dict(info, problems)))
+        if problems:
+            raise typer.Exit(1)
         return
     rows = [
         ("Files", ", ".join(f.name for f in info.files)),
         ("Bag size", _size(info.size_bytes)),
         ("Storage id", f"{info.storage}" + (f" (metadata version {info.version})" if info.version else "")),
-        ("ROS distro", info.ros_distro or "-"),
+        ("ROS distro", _distro_text(info)),
         ("Compression", _compression(info)),
         ("Duration", f"{info.duration_s:.3f} s"),
         ("Start", _stamp(info.start_ns) if info.message_count else "-"),
@@ -140,6 +166,16 @@ def info_cmd(
         print(f"Custom data:  {k}={v}")
     for p in problems:
         print(f"PROBLEM: {p}")
+    if problems:
+        raise typer.Exit(1)
+
+
+def _distro_text(info: BagInfo) -> str:
+    if not info.ros_distro:
+        return "-"
+    if info.ros_distro_inferred:
+        return f"{info.ros_distro} (metadata version {info.version} is what its rosbag2 writes)"
+    return info.ros_distro
 
 
 def _progress() -> Progress:
@@ -156,24 +192,40 @@ def _progress() -> Progress:
 @app.command("check")
 def check_cmd(
     path: Path = typer.Argument(..., help=PATH_HELP),
-    distro: str = typer.Option("jazzy", "--distro", help=DISTRO_HELP),
+    distro: str | None = typer.Option(None, "--distro", help=DISTRO_HELP),
 ) -> None:
-    """Decode every message; print decoded/undecodable per topic. Exit 0 only if all decode and counts match."""
+    """Read and decode every message (mcap chunks CRC-checked); exit 0 only if all decode and every count agrees.
+
+    What was read is compared with metadata.yaml and with each file's own index: a damaged chunk, a
+    short read or a count mismatch is a PROBLEM line and exit 1.
+    """
     decoded: dict[str, int] = {}
     failed: dict[str, int] = {}
     first_error: dict[str, str] = {}
-    with open_bag(path, distro) as bag, _progress() as progress:
+    with open_bag(path, distro or config_distro()) as bag, _progress() as progress:
         info = bag.info
         task = progress.add_task("decoding", total=info.message_count)
-        for raw in bag.messages():
-            try:
-                bag.decode(raw)
-                decoded[raw.topic] = decoded.get(raw.topic, 0) + 1
-            except Exception as exc:  # a decode failure is a finding of the check, not a crash
-                failed[raw.topic] = failed.get(raw.topic, 0) + 1
-                first_error.setdefault(raw.topic, str(exc))
-            progress.advance(task)
+        stopped = ""
+        try:
+            for raw in bag.messages():
+                try:
+                    bag.decode(raw)
+                    decoded[raw.topic] = decoded.get(raw.topic, 0) + 1
+                except Exception as exc:  # a decode failure is a finding of the check, not a crash
+                    failed[raw.topic] = failed.get(raw.topic, 0) + 1
+                    first_error.setdefault(raw.topic, str(exc))
+                progress.advance(task)
+        except BagError as err:  # damage met while reading: the check's finding, with what was read before it
+            stopped = str(err)
+        bag.verify_files()
         problems = list(bag.problems)
+        if stopped and stopped not in problems:
+            problems.append(f"reading stopped: {stopped}")
+        read = sum(decoded.values()) + sum(failed.values())
+        if read != info.message_count:
+            problems.append(
+                f"{path}: {read} message(s) read, but the bag holds {info.message_count} by its index and metadata"
+            )
     width = max((len(t.name) for t in info.topics), default=0)
     print(f"{'topic':<{width}}  {'decoded':>8}  {'undecodable':>11}  type")
     for t in info.topics:
@@ -190,22 +242,43 @@ def check_cmd(
 
 
 @app.command("reindex")
-def reindex_cmd(path: Path = typer.Argument(..., help="Bag folder whose metadata.yaml is missing or stale.")) -> None:
-    """Rebuild metadata.yaml from the storage files; finish files a killed writer left (`*.mcap.active`)."""
+def reindex_cmd(
+    path: Path = typer.Argument(..., help="Bag folder whose metadata.yaml is missing or stale."),
+    distro: str | None = typer.Option(None, "--distro", help=REINDEX_DISTRO_HELP),
+) -> None:
+    """Rebuild metadata.yaml from what the storage files verifiably hold; finish what a killed writer left.
+
+    Every file is read through (mcap chunks CRC-checked) and only counts that were read are written;
+    a file that cannot be read to its end is refused (exit 2, nothing written). `*.mcap.active` files
+    of a killed writer are rewritten as complete `.mcap` files up to their last intact chunk; a
+    `.mcap` with a damaged summary is rewritten with a fresh one. metadata.yaml that already agrees
+    is left byte-for-byte unchanged.
+    """
+    target = Path(path) / "metadata.yaml"
+    before = target.read_bytes() if target.is_file() else None
     with _progress() as progress:
         task = progress.add_task("reindex", total=None)
 
         def report(what: str, done: int, total: int) -> None:
             progress.update(task, description=what, completed=done, total=total)
 
-        meta, recovered = reindex_bag(path, report)
+        meta, recovered = reindex_bag(path, report, distro=distro, default_distro=config_distro())
     for r in recovered:
-        tail = f" (stopped at damaged tail: {r.stopped_by})" if r.stopped_by else ""
-        print(f"recovered {r.source.name} -> {r.target.name}: {r.messages} messages{tail}")
-    print(
-        f"wrote {Path(path) / 'metadata.yaml'}: {len(meta.relative_file_paths)} file(s), "
-        f"{len(meta.topics)} topic(s), {meta.message_count} messages"
+        if r.action == "removed":
+            print(f"removed {r.source.name}: {r.stopped_by}")
+        elif r.action == "repaired":
+            print(f"repaired {r.source.name}: rewrote its damaged summary, {r.messages} messages verified and kept")
+        else:
+            tail = f" (stopped at damaged tail: {r.stopped_by})" if r.stopped_by else ""
+            print(f"recovered {r.source.name} -> {r.target.name}: {r.messages} messages{tail}")
+    summary = (
+        f"{len(meta.relative_file_paths)} file(s), {len(meta.topics)} topic(s), {meta.message_count} messages, "
+        f"metadata version {meta.version}"
     )
+    if before is not None and target.read_bytes() == before:
+        print(f"{target} already agrees with the storage files ({summary}); left unchanged")
+    else:
+        print(f"wrote {target}: {summary}")
 
 
 @app.command("plot")

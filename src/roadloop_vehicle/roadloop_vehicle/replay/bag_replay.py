@@ -64,8 +64,13 @@ def replay_bag(
     public_key: Path | None = None,
     realtime: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    distro: str | None = None,
 ) -> ReplayResult:
-    """Replay `bag_path` with `bundle_dir`; write /planning/trajectory, /control/command, /diagnostics."""
+    """Replay `bag_path` with `bundle_dir`; write /planning/trajectory, /control/command, /diagnostics.
+
+    The output bag is written for `distro`'s rosbag2 (humble: metadata version 5, jazzy: 9; default
+    the registry's typestore).
+    """
     if out_path.exists():
         raise ReplayError(f"{out_path}: output already exists (replay never overwrites a bag)")
     pipeline = Pipeline(params, bundle_dir, public_key=public_key, deterministic=True)
@@ -95,8 +100,11 @@ def replay_bag(
             raise ReplayError(f"{out_path}: cannot create the output: {err.strerror}") from err
         tmp = staging / out_path.name
         try:
-            writer = BagWriter(tmp, distro=reg.typestore, custom_data={"roadloop.replay.source": bag_path.name})
+            writer = BagWriter(
+                tmp, distro=distro or reg.typestore, custom_data={"roadloop.replay.source": bag_path.name}
+            )
         except BagError as err:
+            shutil.rmtree(staging, ignore_errors=True)
             raise ReplayError(f"{out_path}: {err}") from err
         for role in OUTPUT_ROLES:
             writer.add_topic(reg[role].name, reg[role].type, reg[role].qos)

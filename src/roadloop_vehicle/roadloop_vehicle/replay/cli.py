@@ -28,6 +28,12 @@ def replay(
     public_key: Path | None = typer.Option(
         None, "--public-key", help="Bundle signing key (default: drive_node public_key in the params)."
     ),
+    distro: str | None = typer.Option(
+        None,
+        "--distro",
+        help="ROS distro whose rosbag2 must read the output bag: humble (metadata version 5) or jazzy (version 9); "
+        "default: the topic registry's typestore.",
+    ),
 ) -> None:
     """Replay BAG through observation -> policy -> controller -> safety on the bag's clock.
 
@@ -46,7 +52,14 @@ def replay(
                 bar.update(task, completed=done, total=total)
 
         result = replay_bag(
-            bag, out, bundle, params=vehicle, public_key=public_key, realtime=realtime, progress=progress
+            bag,
+            out,
+            bundle,
+            params=vehicle,
+            public_key=public_key,
+            realtime=realtime,
+            progress=progress,
+            distro=distro,
         )
     if stats is not None:
         write_stats(result, stats)
