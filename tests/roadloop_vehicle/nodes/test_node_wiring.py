@@ -211,3 +211,55 @@ def test_entry_point_without_ros_is_one_line_exit_2(module: str, capsys: pytest.
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"{module}: ROS 2 (rclpy) cannot run here") and "\n" not in err
+
+
+def test_the_loader_thread_survives_a_broken_bundle_and_takes_the_next(
+    bundle: Path, fx: ModuleType, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 13: policy.onnx replaced by a folder killed the loader thread silently (no refused event, no
+    later update). Now the refusal is on /diagnostics and the next release is loaded."""
+    import os
+    import shutil
+    import threading
+    import time
+
+    models = tmp_path / "MODELS"
+    (models / "versions").mkdir(parents=True)
+    shutil.copytree(bundle, models / "versions" / "tiny-v1")
+    broken = shutil.copytree(bundle, models / "versions" / "tiny-v2")
+    (broken / "policy.onnx").unlink()
+    (broken / "policy.onnx").mkdir()
+
+    def point_at(name: str) -> None:
+        (models / ".tmp").symlink_to(Path("versions") / name)
+        os.replace(models / ".tmp", models / "current")
+
+    def wait_for_event(kind: str, label: str) -> None:
+        deadline = time.monotonic() + 120
+        while not any((e.kind, e.label) == (kind, label) for e in list(manager.events)):
+            assert node.loader.is_alive(), "the loader thread died"
+            assert time.monotonic() < deadline, f"no {kind} {label}: {manager.events}"
+            time.sleep(0.02)
+
+    point_at("tiny-v1")
+    bus = Bus()
+    overrides = {"model_manager.models_dir": str(models), "model_manager.poll_period_s": 0.05,
+                 "public_key": str(keypair[1])}  # fmt: skip
+    node = wire_drive(BusNode(bus, "drive_node", overrides), config_dir())
+    manager = node.core.manager
+    try:
+        wait_for_event("loaded", "tiny-v1")
+        point_at("tiny-v2")
+        wait_for_event("refused", "tiny-v2")
+        fx.make_bundle(models / "versions" / "tiny-v3", keypair[0], version=3)
+        point_at("tiny-v3")
+        wait_for_event("loaded", "tiny-v3")
+        assert node.loader.is_alive() and threading.active_count() >= 2
+    finally:
+        node.stop.set()
+        node.loader.join(timeout=60)
+    bus.advance(bus.now + 10**9)  # the poll tick publishes the model status with what happened
+    store = typestore_for("jazzy")
+    diags = [store.deserialize_cdr(d, "diagnostic_msgs/msg/DiagnosticArray") for d in bus.log["/diagnostics"]]
+    values = [kv.value for d in diags for s in d.status for kv in s.values]
+    assert any(v.startswith("refused tiny-v2:") and "regular file" in v for v in values), values

@@ -23,7 +23,7 @@ from roadloop_vehicle.bridge.config import BridgeConfig
 from roadloop_vehicle.bridge.decisions import backoff_delay, disk_status, plan_deletions
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses
 from roadloop_vehicle.bridge.errors import BridgeError
-from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, current_label
+from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, RetryPolicy, current_label
 from roadloop_vehicle.bridge.pacing import bandwidth_pacer
 from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
 from roadloop_vehicle.bridge.scanner import bag_size, scan
@@ -283,6 +283,7 @@ class Bridge:
                 observation,
                 params,
                 golden,
+                RetryPolicy(self.cfg.max_attempts, self.cfg.backoff_base_s, self.cfg.backoff_max_s),
             )
         return self.puller.poll()
 
