@@ -287,3 +287,21 @@ def test_a_proof_is_answered_once_and_the_same_whether_or_not_the_object_exists(
         assert "proof" not in hub.uploads.status(OTHER, up["upload_id"])
     assert answers[:2] == answers[2:] == [(409, PROOF_REFUSED)] * 2
     assert hub.bags.list_bags(OTHER) == []
+
+
+def test_gc_drops_what_a_crash_left_behind_but_nothing_newer(hub: Hub, tmp_path: Path) -> None:
+    data = _bag_bytes(tmp_path, "x: 1\n" + "#" * (2 * CHUNK))  # two chunks
+    up = _send(hub, CAR, "b", data)
+    folder = hub.store.upload_dir(up["upload_id"])
+    stale = [folder / ".1.dead.part", hub.store.tmp / "half-unpacked", hub.store.uploads / "old-layout.part"]
+    stale[0].write_bytes(b"cut short")
+    stale[1].mkdir()
+    stale[2].write_bytes(b"x")
+    for path in stale:
+        os.utime(path, (1.0, 1.0))
+    fresh = hub.store.tmp / "in-flight.body"
+    fresh.write_bytes(b"being written right now")
+    hub.uploads.collect_garbage(3600.0)
+    assert [p.exists() for p in stale] == [False, False, False] and fresh.exists()
+    assert hub.uploads.status(CAR, up["upload_id"])["have"] == [0, 1, 2]  # the upload itself is untouched
+    assert hub.uploads.complete(CAR, up["upload_id"])["state"] == "complete"

@@ -196,7 +196,9 @@ class BlobStore:
         Only by age: another process (a serving hub) may be writing the newer ones right now.
         """
         dropped = 0
-        for entry in [*self.uploads.glob(f"*/.*{_PART}"), *self.tmp.iterdir()]:
+        # (`uploads/*.part`: whole-upload part files of hubs before held chunks became files of their own)
+        leftovers = [*self.uploads.glob(f"*/.*{_PART}"), *self.uploads.glob(f"*{_PART}"), *self.tmp.iterdir()]
+        for entry in leftovers:
             try:
                 if entry.lstat().st_mtime >= cutoff:
                     continue

@@ -257,7 +257,7 @@ def tar_members(read_at: Callable[[int, int], bytes], size: int) -> list[TarMemb
         try:
             name = raw_name.decode("ascii")
         except UnicodeDecodeError:
-            raise ValueError(f"tar member name {raw_name!r} at byte {pos} is not ASCII") from None
+            raise ValueError(f"tar member name {raw_name[:40]!r} at byte {pos} is not ASCII") from None
         check_name(name, "tar member")
         if name <= last:
             what = "duplicate" if name == last else "out of order"
