@@ -312,7 +312,12 @@ class UploadService:
             self._reset(upload_id)
             raise RequestRefused(409, f"upload {upload_id}: {len(lost)} held chunk(s) lost on the hub; send again")
         covered, digest = self.hasher.take(upload_id)
-        actual = obj.sha256(covered, digest)  # every byte as stored (held chunks never change)
+        try:
+            actual = obj.sha256(covered, digest)  # every byte as stored (held chunks never change)
+        except (OSError, StoreError) as err:  # a chunk file vanished or shrank under us: start over
+            self._reset(upload_id)
+            detail = f"upload {upload_id}: a held chunk could not be read ({err}); send again"
+            raise RequestRefused(409, detail) from err
         if actual != u.sha256:  # chunks agree with their own hashes but not the whole: start over
             self._reset(upload_id)
             raise RequestRefused(409, f"upload {upload_id}: whole sha256 {actual[:12]}… != declared {u.sha256[:12]}…")
