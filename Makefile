@@ -15,7 +15,7 @@ help:
 	@echo "make demo   - run the whole fleet loop on embedded defaults (report in demo-out/)"
 	@echo "make test   - set up .venv, then ruff, mypy --strict, pytest, colcon build + test"
 	@echo "make bench  - benchmarks, one line per figure with side-by-side ratios"
-	@echo "make soak   - the long fault-injection sweeps (bags: flips/truncations, recorder SIGKILLs)"
+	@echo "make soak   - the long fault-injection sweeps (bags: flips/truncations, recorder SIGKILLs; fleet: bridge/hub SIGKILLs)"
 	@echo "make setup  - only create/update .venv with the pinned dependencies"
 
 # Idempotent: re-runs only when the pins or a package's setup.py change. ROS 2 Jazzy (rclpy, Fast DDS, the message

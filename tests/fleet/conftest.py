@@ -2,17 +2,24 @@
 
 `hub_proc` starts `python -m roadloop_hub serve` (the `roadloop hub` app) on a free
 port; `make_bag` writes small, incompressible mcap bags with `BagWriter`; `run_bridge`
-runs the bridge CLI as a subprocess.
+runs the bridge CLI as a subprocess. For the fault-injection suite (`test_faults.py`):
+`HealthPoller` asks `/v1/health` over and over from another thread while a hostile request
+runs, `upload_bytes` sends arbitrary bytes through the upload protocol, and `TALLY` counts the
+cases tried and survived, printed at the end of the run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +157,86 @@ def run_bridge() -> Callable[..., subprocess.CompletedProcess[str]]:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
     return run
+
+
+# -- fault injection -------------------------------------------------------------------------------
+class Tally:
+    """Fault-injection cases tried and survived (clean 4xx or exact data), per group."""
+
+    def __init__(self) -> None:
+        self.tried: Counter[str] = Counter()
+        self.survived: Counter[str] = Counter()
+
+    @contextmanager
+    def case(self, group: str) -> Iterator[None]:
+        self.tried[group] += 1
+        yield
+        self.survived[group] += 1
+
+
+TALLY = Tally()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TALLY.tried:
+        return
+    terminalreporter.section("fleet fault injection")
+    for group in sorted(TALLY.tried):
+        terminalreporter.write_line(f"{group}: tried {TALLY.tried[group]}, survived {TALLY.survived[group]}")
+    tried, survived = sum(TALLY.tried.values()), sum(TALLY.survived.values())
+    terminalreporter.write_line(f"total: tried {tried}, survived {survived}")
+
+
+class HealthPoller:
+    """Polls `/v1/health` from a thread while the test runs; every poll must be answered (generous timeout)."""
+
+    def __init__(self, url: str, timeout_s: float = 15.0) -> None:
+        self.url, self.timeout_s = f"{url}/v1/health", timeout_s
+        self.answered = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout_s) as c:
+            while not self._stop.is_set():
+                try:
+                    r = c.get(self.url)
+                    if r.status_code == 200:
+                        self.answered += 1
+                    else:
+                        self.failures.append(f"HTTP {r.status_code}")
+                except httpx.HTTPError as err:
+                    self.failures.append(f"{type(err).__name__}: {err}")
+                self._stop.wait(0.05)
+
+    def __enter__(self) -> HealthPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.timeout_s + 5)
+
+
+def put_chunks(c: httpx.Client, upload: dict[str, Any], data: bytes, skip: tuple[int, ...] = ()) -> None:
+    from roadloop_core.contract.wire import chunk_range
+
+    for i in range(int(upload["n_chunks"])):
+        if i in skip:
+            continue
+        off, n = chunk_range(i, len(data), int(upload["chunk_size"]))
+        piece = data[off : off + n]
+        r = c.put(f"/v1/uploads/{upload['upload_id']}/chunks/{i}", content=piece,
+                  headers={"X-Chunk-Sha256": hashlib.sha256(piece).hexdigest()})  # fmt: skip
+        assert r.status_code == 200, r.text
+
+
+def upload_bytes(c: httpx.Client, name: str, data: bytes, chunk: int = 65536) -> tuple[str, httpx.Response]:
+    """Send `data` as an upload (create, every chunk, complete): (upload id, the complete answer)."""
+    sha = hashlib.sha256(data).hexdigest()
+    r = c.post("/v1/uploads", json={"bag_name": name, "size": len(data), "sha256": sha, "chunk_size": chunk})
+    assert r.status_code == 201, r.text
+    up = r.json()
+    put_chunks(c, up, data)
+    return str(up["upload_id"]), c.post(f"/v1/uploads/{up['upload_id']}/complete")

@@ -66,7 +66,9 @@ def test_vehicle_cannot_read_another_vehicles_upload_or_bag(setup) -> None:
             c.put(f"/v1/uploads/{upload_id}/chunks/0", content=b"x", headers={"X-Chunk-Sha256": "0" * 64}).status_code
             == 403
         )
-        assert c.get(f"/v1/bags/{sha}").status_code == 403
+        r, none = c.get(f"/v1/bags/{sha}"), c.get(f"/v1/bags/{'0' * 64}")  # the same answer: nothing revealed
+        assert r.status_code == none.status_code == 404
+        assert r.json()["detail"].replace(sha[:12], "<sha>") == none.json()["detail"].replace("0" * 12, "<sha>")
         assert c.get("/v1/bags").json() == []  # lists only its own
         assert c.get("/v1/uploads").json() == []
     with hub.client(car_a) as c:

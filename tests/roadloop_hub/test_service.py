@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from roadloop_core.contract.wire import TarStream, chunk_count, chunk_range
+from roadloop_core.contract.wire import ProofChallenge, TarStream, chunk_count, chunk_range
 from roadloop_hub import Hub, HubConfig, Principal, RequestRefused, open_hub
+from roadloop_hub.uploads import PROOF_REFUSED
 
 CAR = Principal("car1", "vehicle")
 OTHER = Principal("car2", "vehicle")
@@ -125,7 +127,7 @@ def test_open_upload_cap_and_garbage_collection(tmp_path: Path) -> None:
     assert hub.uploads.create(OTHER, body | {"bag_name": "b2", "sha256": "2" * 64})["state"] == "open"
     assert hub.uploads.collect_garbage(3600.0) == []  # nothing is old yet
     assert sorted(hub.uploads.collect_garbage(-1.0)) == sorted([*ids, hub.uploads.list_uploads(OTHER)[0]["id"]])
-    assert not hub.store.part_path(ids[0]).exists()
+    assert not hub.store.upload_dir(ids[0]).exists()
     assert hub.uploads.status(CAR, ids[0])["state"] == "abandoned"
     with pytest.raises(RequestRefused, match="abandoned; create a new one"):
         hub.uploads.complete(CAR, ids[0])
@@ -154,9 +156,10 @@ def test_complete_again_after_a_crash_between_storing_and_cataloging(hub: Hub, t
     stream = TarStream(folder)
     data = stream.read(0, stream.size)
     up = _send(hub, CAR, "b", data)
-    hub.store.ingest_bag(up["upload_id"], stream.sha256())  # the hub died right after this (part file gone)
-    assert not hub.store.part_path(up["upload_id"]).exists()
-    done = hub.uploads.complete(CAR, up["upload_id"])  # the bridge retries: nothing left to hash, it is stored
+    held = hub.store.held(up["upload_id"], len(data), CHUNK)
+    work, _ = hub.store.unpack_upload(held, stream.sha256(), "test")
+    hub.store.install_bag(work, stream.sha256())  # the hub died right after this, before the catalog commit
+    done = hub.uploads.complete(CAR, up["upload_id"])  # the bridge retries: the chunks are still there
     assert done["state"] == "complete" and done["bag"]["sha256"] == stream.sha256()
     assert [r["bag_name"] for r in hub.bags.list_bags(None)] == ["b"]
 
@@ -169,7 +172,10 @@ def test_dedup_across_vehicles_and_names(hub: Hub, tmp_path: Path) -> None:
     sha = hashlib.sha256(data).hexdigest()
     hub.uploads.complete(CAR, _send(hub, CAR, "mine", data)["upload_id"])
     other = hub.uploads.create(OTHER, {"bag_name": "theirs", "size": len(data), "sha256": sha, "chunk_size": CHUNK})
-    assert other["state"] == "complete" and other["deduplicated"] is True and other["have"] == [0]
+    assert other["state"] == "open" and other["deduplicated"] is False  # the same answer as for new content
+    answer = ProofChallenge.from_json(other["proof"]).answer(lambda off, n: data[off : off + n])
+    done = hub.uploads.prove(OTHER, other["upload_id"], {"sha256": answer})
+    assert done["state"] == "complete" and done["deduplicated"] is True and done["have"] == [0]
     assert [(r["vehicle"], r["bag_name"]) for r in hub.bags.list_bags(ADMIN)] == [("car1", "mine"), ("car2", "theirs")]
     assert [r["bag_name"] for r in hub.bags.list_bags(OTHER)] == ["theirs"]  # a vehicle sees only its own
     rec = hub.bags.get_bag(OTHER, sha)
@@ -189,3 +195,113 @@ def test_dedup_across_vehicles_and_names(hub: Hub, tmp_path: Path) -> None:
 def test_config_refuses_settings_that_cannot_work(field: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         HubConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def _bag_bytes(tmp_path: Path, text: str = "x: 1\n") -> bytes:
+    folder = tmp_path / "bag"
+    folder.mkdir(exist_ok=True)
+    (folder / "metadata.yaml").write_text(text)
+    return TarStream(folder).read(0, TarStream(folder).size)
+
+
+def test_a_held_chunk_never_changes(hub: Hub) -> None:
+    data = os.urandom(3 * CHUNK)
+    up = _send(hub, CAR, "bag", data)
+    held = hub.store.held(up["upload_id"], len(data), CHUNK)
+    before = held.read_chunk(1)
+    evil = bytearray(before)
+    evil[7] ^= 1
+    for declared in ["0" * 64, hashlib.sha256(evil).hexdigest()]:
+        with pytest.raises(RequestRefused, match="held chunks never change") as err:
+            hub.uploads.put_chunk(CAR, up["upload_id"], 1, declared, bytes(evil))
+        assert err.value.status == 409
+    assert held.read_chunk(1) == before and held.sha256() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_reader_crash_keeps_the_bytes_and_completes(hub: Hub, tmp_path: Path, monkeypatch) -> None:
+    """The wedge of issue 13: a non-RoadloopError while reading the bag left the upload open, its folder
+    moved and its part file gone, and every retry failed. Now the bag is kept as unreadable, once."""
+    import roadloop_hub.bags as bags_module
+
+    def boom(*_: object, **__: object) -> None:
+        raise MemoryError("the reader blew up")
+
+    monkeypatch.setattr(bags_module, "open_bag", boom)
+    data = _bag_bytes(tmp_path)
+    up = _send(hub, CAR, "b", data)
+    done = hub.uploads.complete(CAR, up["upload_id"])
+    assert done["state"] == "complete" and done["bag"]["readable"] is False
+    assert "MemoryError: the reader blew up" in done["bag"]["error"]
+    assert hub.uploads.complete(CAR, up["upload_id"])["state"] == "complete"  # a retry is answered the same
+
+
+def test_a_failed_store_leaves_the_upload_retryable(hub: Hub, tmp_path: Path, monkeypatch) -> None:
+    data = _bag_bytes(tmp_path)
+    up = _send(hub, CAR, "b", data)
+    real = hub.store.install_bag
+
+    def full_disk(*_: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hub.store, "install_bag", full_disk)
+    with pytest.raises(RequestRefused, match="No space left on device") as err:
+        hub.uploads.complete(CAR, up["upload_id"])
+    assert err.value.status == 503
+    assert hub.uploads.status(CAR, up["upload_id"])["state"] == "open" and list(hub.store.tmp.iterdir()) == []
+    monkeypatch.setattr(hub.store, "install_bag", real)
+    done = hub.uploads.complete(CAR, up["upload_id"])
+    assert done["state"] == "complete" and done["bag"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_refused_object_fails_the_upload_cleanly(hub: Hub, tmp_path: Path) -> None:
+    data = _bag_bytes(tmp_path, "a: &a [x, x]\nb: *b\n")  # an alias to an anchor that does not exist
+    up = _send(hub, CAR, "b", data)
+    with pytest.raises(RequestRefused, match=r"metadata\.yaml") as err:
+        hub.uploads.complete(CAR, up["upload_id"])
+    assert err.value.status == 422
+    status = hub.uploads.status(CAR, up["upload_id"])
+    assert status["state"] == "failed" and "metadata.yaml" in status["error"]
+    assert not hub.store.upload_dir(up["upload_id"]).exists() and list(hub.store.bags.iterdir()) == []
+    with pytest.raises(RequestRefused, match="was refused") as err:
+        hub.uploads.complete(CAR, up["upload_id"])
+    assert err.value.status == 422
+    with pytest.raises(RequestRefused, match="failed; create a new one"):
+        hub.uploads.prove(CAR, up["upload_id"], {"sha256": []})
+
+
+def test_a_proof_is_answered_once_and_the_same_whether_or_not_the_object_exists(hub: Hub, tmp_path: Path) -> None:
+    data = _bag_bytes(tmp_path)
+    sha = hashlib.sha256(data).hexdigest()
+    hub.uploads.complete(CAR, _send(hub, CAR, "mine", data)["upload_id"])
+    answers = []
+    for digest in (sha, "e" * 64):
+        up = hub.uploads.create(OTHER, {"bag_name": "x" + digest[:4], "size": len(data), "sha256": digest,
+                                        "chunk_size": CHUNK})  # fmt: skip
+        with pytest.raises(RequestRefused) as err:
+            hub.uploads.prove(OTHER, up["upload_id"], {"sha256": ["0" * 64] * 4})
+        answers.append((err.value.status, str(err.value)))
+        with pytest.raises(RequestRefused) as again:  # one answer per upload, even a right one after a wrong one
+            right = ProofChallenge.from_json(up["proof"]).answer(lambda off, n: data[off : off + n])
+            hub.uploads.prove(OTHER, up["upload_id"], {"sha256": right})
+        answers.append((again.value.status, str(again.value)))
+        assert "proof" not in hub.uploads.status(OTHER, up["upload_id"])
+    assert answers[:2] == answers[2:] == [(409, PROOF_REFUSED)] * 2
+    assert hub.bags.list_bags(OTHER) == []
+
+
+def test_gc_drops_what_a_crash_left_behind_but_nothing_newer(hub: Hub, tmp_path: Path) -> None:
+    data = _bag_bytes(tmp_path, "x: 1\n" + "#" * (2 * CHUNK))  # two chunks
+    up = _send(hub, CAR, "b", data)
+    folder = hub.store.upload_dir(up["upload_id"])
+    stale = [folder / ".1.dead.part", hub.store.tmp / "half-unpacked", hub.store.uploads / "old-layout.part"]
+    stale[0].write_bytes(b"cut short")
+    stale[1].mkdir()
+    stale[2].write_bytes(b"x")
+    for path in stale:
+        os.utime(path, (1.0, 1.0))
+    fresh = hub.store.tmp / "in-flight.body"
+    fresh.write_bytes(b"being written right now")
+    hub.uploads.collect_garbage(3600.0)
+    assert [p.exists() for p in stale] == [False, False, False] and fresh.exists()
+    assert hub.uploads.status(CAR, up["upload_id"])["have"] == [0, 1, 2]  # the upload itself is untouched
+    assert hub.uploads.complete(CAR, up["upload_id"])["state"] == "complete"

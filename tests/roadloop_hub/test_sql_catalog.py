@@ -146,3 +146,43 @@ def test_a_transaction_is_all_or_nothing(catalog: SqlCatalog) -> None:
     assert catalog.get_upload(_upload(1).id) is None
     catalog.add_upload(_upload(1))  # the connection is usable afterwards
     assert catalog.get_upload(_upload(1).id) == _upload(1)
+
+
+def test_failed_uploads_keep_their_reason(catalog: SqlCatalog) -> None:
+    catalog.add_upload(_upload(7))
+    catalog.fail_upload(_upload(7).id, "not the wire format's tar stream: duplicate member")
+    got = catalog.get_upload(_upload(7).id)
+    assert got is not None and got.state == "failed" and got.error.endswith("duplicate member")
+    assert catalog.count_open_uploads("car1") == 0
+
+
+def test_a_challenge_is_taken_once(catalog: SqlCatalog) -> None:
+    catalog.add_upload(_upload(8))
+    catalog.add_challenge(_upload(8).id, '{"nonce": "00", "ranges": [[0, 1]]}')
+    assert catalog.get_challenge(_upload(8).id) == '{"nonce": "00", "ranges": [[0, 1]]}'
+    assert catalog.take_challenge(_upload(8).id) == '{"nonce": "00", "ranges": [[0, 1]]}'
+    assert catalog.take_challenge(_upload(8).id) is None and catalog.get_challenge(_upload(8).id) is None
+
+
+def test_a_catalog_from_before_the_error_column_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    conn = sqlite3.connect(tmp_path / "catalog.db")  # the uploads table as the first release created it
+    conn.execute(
+        "CREATE TABLE uploads (id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, bag_name TEXT NOT NULL,"
+        " size BIGINT NOT NULL, sha256 TEXT NOT NULL, chunk_size BIGINT NOT NULL, n_chunks INTEGER NOT NULL,"
+        " priority INTEGER NOT NULL,"
+        " tags TEXT NOT NULL, state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, completed DOUBLE PRECISION)"
+    )
+    row = ("u1", "car1", "b", 5000, "a" * 64, 4096, 2, 0, "[]", "open", 1.0, None)
+    conn.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    conn.commit()
+    conn.close()
+    cat = open_catalog("", tmp_path)
+    try:
+        old = cat.get_upload("u1")
+        assert old is not None and old.error == "" and old.state == "open"
+        cat.fail_upload("u1", "why")
+        assert (cat.get_upload("u1") or old).error == "why"
+    finally:
+        cat.close()

@@ -6,9 +6,10 @@ no connection, a timeout, 5xx or 429 -> `HubUnavailable` (retry after a backoff;
 does); any other 4xx -> `HubRefused(status)` (retrying will not help). Both are
 RoadloopErrors, so a CLI prints them as one line.
 
-Resumable upload: `create_upload` -> `upload_status` (which chunks the hub holds) ->
-`put_chunk` for the missing ones (with `X-Chunk-Sha256`) -> `complete` (the hub checks the
-whole sha256); `send_missing` does the last three with four chunks in flight.
+Resumable upload: `create_upload` -> `upload_status` (which chunks the hub holds, and a proof
+challenge) -> `prove` (content the hub already holds is deduplicated once the answer shows this
+vehicle has the bytes) or `put_chunk` for the missing ones (with `X-Chunk-Sha256`) -> `complete`
+(the hub checks the whole sha256); `send_missing` does all of it with four chunks in flight.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from roadloop_core.contract.wire import (
     PATH_EVENTS,
     PATH_HEALTH,
     PATH_HISTORY,
+    PATH_PROOF,
     PATH_PUBLISH,
     PATH_ROLLBACK,
     PATH_UPLOAD,
     PATH_UPLOADS,
+    ProofChallenge,
     TarStream,
     chunk_count,
     chunk_range,
@@ -64,7 +67,8 @@ def read_token(path: Path) -> str:
 
 
 class UploadReport(dict[str, Any]):
-    """What `send_missing` did: `sent` and `skipped` (already held) chunks, the hub's answer as `result`."""
+    """What `send_missing` did: `sent` and `skipped` (already held) chunks, the hub's answer as `result`,
+    `deduplicated` (the hub held the content and accepted this vehicle's proof of possession)."""
 
 
 class HubClient:
@@ -176,6 +180,20 @@ class HubClient:
             content = self._paced(data, self.pace)
         return self._object("PUT", PATH_CHUNK.format(upload_id=upload_id, idx=idx), content=content, headers=headers)
 
+    def prove(self, upload_id: str, challenge: dict[str, Any], stream: TarStream) -> dict[str, Any] | None:
+        """Answer the upload's proof challenge from the bag's bytes: the completed upload when the hub holds
+        that content, None when it does not (or the answer was not accepted): then send the chunks."""
+        try:
+            digests = ProofChallenge.from_json(challenge).answer(stream.read)
+        except ValueError as err:
+            raise HubUnavailable(f"{self.base_url}: malformed proof challenge: {err}") from err
+        try:
+            return self._object("POST", PATH_PROOF.format(upload_id=upload_id), json={"sha256": digests})
+        except HubRefused as err:
+            if err.status == 409:
+                return None
+            raise
+
     def complete(self, upload_id: str, size: int = 0) -> dict[str, Any]:
         """Ask the hub to check the whole sha256 and store the bag; `size` lengthens the read timeout."""
         timeout = self.http.timeout.read or 60.0
@@ -199,6 +217,10 @@ class HubClient:
         `on_chunk(n)` after each chunk the hub acknowledged (progress).
         """
         status = self.upload_status(str(upload["upload_id"]))
+        if status["state"] == OPEN and not status["have"] and isinstance(status.get("proof"), dict):
+            done = self.prove(str(upload["upload_id"]), status["proof"], stream)
+            if done is not None:
+                return UploadReport(sent=0, skipped=0, result=done, deduplicated=True)
         have = set(status["have"])
         size, chunk = int(status["size"]), int(status["chunk_size"])
         n = chunk_count(size, chunk)
@@ -219,7 +241,7 @@ class HubClient:
             for future in [pool.submit(send, idx) for idx in missing]:
                 future.result()
         done = self.complete(str(upload["upload_id"]), size)
-        return UploadReport(sent=len(missing), skipped=len(have), result=done)
+        return UploadReport(sent=len(missing), skipped=len(have), result=done, deduplicated=False)
 
     # -- catalog ---------------------------------------------------------------------------------
     def list_bags(self, vehicle: str | None = None, tag: str | None = None) -> list[dict[str, Any]]:

@@ -47,15 +47,17 @@ class UploadRecord:
     n_chunks: int
     priority: int
     tags: tuple[str, ...]
-    state: str  # wire.OPEN | wire.COMPLETE | wire.ABANDONED
+    state: str  # wire.OPEN | wire.COMPLETE | wire.ABANDONED | wire.FAILED
     created: float
     completed: float | None = None
+    error: str = ""  # why the hub refused the object (state FAILED)
 
 
 @dataclass(frozen=True)
 class ChunkEvent:
     idx: int
-    outcome: str  # stored | duplicate | bad-sha256 | after-complete | aborted
+    # stored | duplicate | bad-sha256 | conflict | after-complete | aborted; proof-accepted | proof-refused (idx -1)
+    outcome: str
     at: float
 
 
@@ -153,6 +155,20 @@ class UploadCatalog(Transactional, Protocol):
         ...
 
     def set_upload_state(self, upload_id: str, state: str, completed: float | None = None) -> None: ...
+
+    def fail_upload(self, upload_id: str, error: str) -> None:
+        """State FAILED with the reason (the hub refused the object for good)."""
+        ...
+
+    def add_challenge(self, upload_id: str, challenge: str) -> None:
+        """Keep an upload's proof-of-possession challenge (`wire.ProofChallenge` as JSON text)."""
+        ...
+
+    def get_challenge(self, upload_id: str) -> str | None: ...
+
+    def take_challenge(self, upload_id: str) -> str | None:
+        """Remove and return the challenge: each one is answered at most once."""
+        ...
 
     def stale_uploads(self, cutoff: float) -> list[str]:
         """Ids of open uploads created before `cutoff` with no chunk event since."""

@@ -44,8 +44,13 @@ class HubConfig:
 
 
 def load_hub_config(path: Path) -> HubConfig:
+    """The `hub:` section of `path`; an empty file or one without that section is an error, never silent defaults."""
     data = load_yaml(path)
-    section = data.get("hub", {})
+    if not data:
+        raise ConfigError(f"{path}: empty; expected a 'hub:' section (see config/hub.yaml)")
+    if "hub" not in data:
+        raise ConfigError(f"{path}: no 'hub:' section (top-level keys: {', '.join(map(str, data))})")
+    section = data["hub"]
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: 'hub:' must be a mapping")
     return dataclass_from_dict(HubConfig, section, f"{path}: hub")

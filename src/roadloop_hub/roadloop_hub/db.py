@@ -26,11 +26,13 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS uploads (
         id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, bag_name TEXT NOT NULL, size BIGINT NOT NULL,
         sha256 TEXT NOT NULL, chunk_size BIGINT NOT NULL, n_chunks INTEGER NOT NULL, priority INTEGER NOT NULL,
-        tags TEXT NOT NULL, state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, completed DOUBLE PRECISION)""",
+        tags TEXT NOT NULL, state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, completed DOUBLE PRECISION,
+        error TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (vehicle, bag_name, sha256)",
     """CREATE TABLE IF NOT EXISTS chunks (
         upload_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
         PRIMARY KEY (upload_id, idx))""",
+    """CREATE TABLE IF NOT EXISTS challenges (upload_id TEXT PRIMARY KEY, challenge TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS chunk_events (
         upload_id TEXT NOT NULL, idx INTEGER NOT NULL, outcome TEXT NOT NULL, at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS chunk_events_by_upload ON chunk_events (upload_id)",
@@ -52,6 +54,8 @@ SCHEMA = [
         channel TEXT NOT NULL, seq INTEGER NOT NULL, bundle_id TEXT NOT NULL, action TEXT NOT NULL,
         principal TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, PRIMARY KEY (channel, seq))""",
 ]
+# Columns added after a table's first release: (table, column, definition), added to older catalogs at open.
+ADDED_COLUMNS = [("uploads", "error", "TEXT NOT NULL DEFAULT ''")]
 
 
 class Database:
@@ -122,6 +126,13 @@ class Database:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def columns(self, table: str) -> set[str]:
+        """The column names of `table` (portable: the cursor description of an empty select)."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            return {str(d[0]) for d in cur.description}
+
     def commit(self) -> None:
         with self._lock:
             self._conn.commit()
@@ -156,4 +167,7 @@ def open_database(url: str, root: Path) -> Database:
     with db.transaction():
         for stmt in SCHEMA:
             db.execute(stmt)
+        for table, column, definition in ADDED_COLUMNS:
+            if column not in db.columns(table):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     return db

@@ -1,8 +1,10 @@
 """The whole-object sha256 of an upload, advanced in the background while its chunks arrive.
 
 A worker extends the digest over the contiguous prefix of held chunks (re-reading them from
-the page cache), so `complete` hashes only what is left. The state is in memory only: after a
-hub restart `complete` re-reads the whole part file, so correctness never depends on it.
+the page cache), so `complete` hashes only what is left. A held chunk's file is immutable until
+the upload completes or is reset (`store.ChunkFile`), and a reset stops the tracking, so the
+digest always covers the bytes as stored. The state is in memory only: after a hub restart
+`complete` re-reads every chunk, so correctness never depends on it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from roadloop_core.contract.wire import chunk_range
 from roadloop_hub.catalog import UploadCatalog, UploadRecord
 from roadloop_hub.errors import HubError
 from roadloop_hub.store import BlobStore
@@ -56,14 +57,15 @@ class PrefixHasher:
             if upload.id not in self._locks:
                 return
             covered, digest = self._running.get(upload.id, (0, hashlib.sha256()))
+            held = self.store.held(upload.id, upload.size, upload.chunk_size)
             try:
                 while covered < upload.size:
                     idx = covered // upload.chunk_size
                     if self.catalog.held_chunk_sha256(upload.id, idx) is None:
                         break
-                    off, length = chunk_range(idx, upload.size, upload.chunk_size)
-                    digest.update(self.store.read_part(upload.id, off, length))
-                    covered += length
+                    data = held.read_chunk(idx)
+                    digest.update(data)
+                    covered += len(data)
             except (OSError, HubError) as err:  # only an optimisation: `complete` hashes what is left
                 log.warning("prefix hash of upload %s stopped: %s", upload.id, err)
             self._running[upload.id] = (covered, digest)

@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from roadloop_core.bundle import MANIFEST_FILE, verify_bundle
+from roadloop_core.bundle import MANIFEST_FILE, SIGNATURE_FILE, verify_bundle
 from roadloop_core.errors import RoadloopError
 from roadloop_hub.auth import Principal
 from roadloop_hub.catalog import BundleRecord, ModelRegistry, Release
@@ -66,6 +66,12 @@ class RegistryService:
             raise RequestRefused(500, f"{where}: bundle {release.bundle_id[:12]}… is not in the catalog")
         bdir = self.store.bundle_dir(release.bundle_id)
         files = {p.name: p.stat().st_size for p in sorted(bdir.iterdir()) if p.is_file()}
+        manifest = json.loads(bundle.manifest)
+        # What each file's bytes must hash to, so a vehicle tells a corrupt download (retry) from a refused bundle.
+        hashes = {**dict(manifest.get("files", {})), MANIFEST_FILE: release.bundle_id}
+        sig = bdir / SIGNATURE_FILE
+        if sig.is_file():
+            hashes[SIGNATURE_FILE] = hashlib.sha256(sig.read_bytes()).hexdigest()
         return {
             "channel": release.channel,
             "seq": release.seq,
@@ -75,7 +81,8 @@ class RegistryService:
             "name": bundle.name,
             "version": bundle.version,
             "files": files,
-            "manifest": json.loads(bundle.manifest),  # for display; the vehicle verifies the downloaded bytes
+            "sha256": hashes,
+            "manifest": manifest,  # for display; the vehicle verifies the downloaded bytes
         }
 
     def current(self, channel: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +29,7 @@ from roadloop_core.contract.wire import (
     PATH_EVENTS,
     PATH_HEALTH,
     PATH_HISTORY,
+    PATH_PROOF,
     PATH_PUBLISH,
     PATH_ROLLBACK,
     PATH_UPLOAD,
@@ -38,7 +38,6 @@ from roadloop_core.contract.wire import (
 from roadloop_hub.auth import Principal
 from roadloop_hub.errors import RequestRefused
 from roadloop_hub.service import Hub
-from roadloop_hub.store import PartFile
 
 __all__ = [
     "bag",
@@ -51,6 +50,7 @@ __all__ = [
     "health",
     "history",
     "list_uploads",
+    "prove",
     "publish",
     "put_chunk",
     "rollback",
@@ -97,8 +97,10 @@ Admin = Annotated[Principal, Depends(admin)]
 async def json_object(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except ValueError:
-        raise RequestRefused(400, "request body must be a JSON object") from None
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
+        raise RequestRefused(400, "request body must be a JSON object (UTF-8, not nested too deeply)") from None
+    except ClientDisconnect:
+        raise RequestRefused(400, "request body ended early (shorter than its Content-Length)") from None
     if not isinstance(body, dict):
         raise RequestRefused(400, "request body must be a JSON object")
     return body
@@ -113,6 +115,9 @@ async def spool(request: Request, directory: Path) -> Path:
                 f.write(block)
             f.flush()
             os.fsync(f.fileno())
+    except ClientDisconnect:
+        os.unlink(name)
+        raise RequestRefused(400, "request body ended early (shorter than its Content-Length)") from None
     except BaseException:
         os.unlink(name)
         raise
@@ -154,23 +159,28 @@ async def put_chunk(
     if x_chunk_sha256 is None:
         raise RequestRefused(400, "chunk PUT needs an X-Chunk-Sha256 header")
     slot = await run_in_threadpool(hub.uploads.chunk_slot, who, upload_id, idx, x_chunk_sha256)
-    # Hash and write the body while it streams in (as a plain upload would), never past the slot:
-    # a bad body lands only in the not-yet-held region of this chunk and is not recorded.
+    # Hash the body while it streams into its own temp file (as a plain upload would write it); it
+    # becomes the held chunk only if it arrived whole with the declared sha256 and none is held there.
     digest, received = hashlib.sha256(), 0
-    part: PartFile | None
-    with hub.store.open_part(upload_id) if slot.write else nullcontext(None) as part:
+    with hub.uploads.body_for(slot) as body:
         try:
             async for piece in request.stream():
                 if received + len(piece) > slot.length:
                     raise RequestRefused(400, f"chunk {idx} must be {slot.length} bytes, got more")
                 digest.update(piece)
-                if part is not None and piece:
-                    part.write_at(slot.offset + received, piece)
+                if body is not None and piece:
+                    body.write(piece)
                 received += len(piece)
         except ClientDisconnect:  # the vehicle went away mid-chunk: log it, record nothing
             await run_in_threadpool(hub.uploads.chunk_aborted, who, upload_id, idx)
             return JSONResponse({"detail": f"chunk {idx}: body ended early"}, status_code=400)
-    return await run_in_threadpool(hub.uploads.finish_chunk, slot, digest.hexdigest(), received)
+        return await run_in_threadpool(hub.uploads.finish_chunk, slot, digest.hexdigest(), received, body)
+
+
+@router.post(PATH_PROOF)
+async def prove(upload_id: str, request: Request, hub: HubDep, who: Who) -> dict[str, Any]:
+    body = await json_object(request)
+    return await run_in_threadpool(hub.uploads.prove, who, upload_id, body)
 
 
 @router.post(PATH_COMPLETE)

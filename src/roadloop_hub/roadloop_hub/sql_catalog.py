@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.contract.wire import OPEN
+from roadloop_core.contract.wire import FAILED, OPEN
 from roadloop_hub.catalog import (
     BagEntry,
     BundleRecord,
@@ -48,6 +48,7 @@ def _upload(row: dict[str, Any]) -> UploadRecord:
         state=str(row["state"]),
         created=float(row["created"]),
         completed=None if row["completed"] is None else float(row["completed"]),
+        error=str(row.get("error") or ""),
     )
 
 
@@ -123,9 +124,9 @@ class SqlCatalog:
         u = upload
         self.db.execute(
             "INSERT INTO uploads (id, vehicle, bag_name, size, sha256, chunk_size, n_chunks, priority, tags, state,"
-            " created, completed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created, completed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (u.id, u.vehicle, u.bag_name, u.size, u.sha256, u.chunk_size, u.n_chunks, u.priority,
-             json.dumps(list(u.tags)), u.state, u.created, u.completed),
+             json.dumps(list(u.tags)), u.state, u.created, u.completed, u.error),
         )  # fmt: skip
 
     def get_upload(self, upload_id: str) -> UploadRecord | None:
@@ -155,6 +156,23 @@ class SqlCatalog:
             self.db.execute("UPDATE uploads SET state = ? WHERE id = ?", (state, upload_id))
         else:
             self.db.execute("UPDATE uploads SET state = ?, completed = ? WHERE id = ?", (state, completed, upload_id))
+
+    def fail_upload(self, upload_id: str, error: str) -> None:
+        self.db.execute("UPDATE uploads SET state = ?, error = ? WHERE id = ?", (FAILED, error, upload_id))
+
+    def add_challenge(self, upload_id: str, challenge: str) -> None:
+        self.db.execute("INSERT INTO challenges (upload_id, challenge) VALUES (?, ?)", (upload_id, challenge))
+
+    def get_challenge(self, upload_id: str) -> str | None:
+        row = self.db.one("SELECT challenge FROM challenges WHERE upload_id = ?", (upload_id,))
+        return None if row is None else str(row["challenge"])
+
+    def take_challenge(self, upload_id: str) -> str | None:
+        with self.db.transaction():
+            found = self.get_challenge(upload_id)
+            if found is not None:
+                self.db.execute("DELETE FROM challenges WHERE upload_id = ?", (upload_id,))
+        return found
 
     def stale_uploads(self, cutoff: float) -> list[str]:
         rows = self.db.query(

@@ -1,12 +1,17 @@
 """The hub's content-addressed store on disk.
 
-    ROOT/uploads/<upload_id>.part   chunks written in place at their offsets
-    ROOT/bags/<sha256>/             a bag as a plain rosbag2 folder, named by the sha256 of its tar stream
-    ROOT/bundles/<sha256>/          a verified model bundle, named by the sha256 of its manifest.json
-    ROOT/tmp/                       half-built objects; renamed into place only when complete
+    ROOT/uploads/<upload_id>/<idx>          a held chunk: immutable, renamed into place after its sha256 matched
+    ROOT/uploads/<upload_id>/.<idx>.*.part  a chunk body arriving (never read as a chunk)
+    ROOT/bags/<sha256>/                     a bag as a plain rosbag2 folder, named by the sha256 of its tar stream
+    ROOT/bundles/<sha256>/                  a verified model bundle, named by the sha256 of its manifest.json
+    ROOT/tmp/                               half-built objects; renamed into place only when complete
 
-Objects appear under `bags/` and `bundles/` only by rename of a finished, fsynced
-folder, so a reader (or `roadloop data build`) never sees a partial one.
+A chunk body never lands where a held chunk is: it is written to its own temp file and renamed
+into place only once its sha256 matched and no chunk is held at that index (`ChunkFile`), so the
+bytes of a held chunk are the bytes its checksum was computed over, until the upload completes or
+is reset. Objects appear under `bags/` and `bundles/` only by rename of a finished, verified,
+fsynced folder, so a reader (or `roadloop data build`) never sees a partial one, and a stored bag
+folder re-tarred (`wire.TarStream`) gives exactly the bytes whose sha256 names it.
 """
 
 from __future__ import annotations
@@ -14,40 +19,165 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tarfile
 import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.contract.wire import check_name
+from roadloop_core.contract.wire import TarMember, chunk_count, chunk_range, tar_members
 from roadloop_core.fsio import fsync_dir
 from roadloop_hub.errors import StoreError
 
-__all__ = ["BlobStore", "PartFile"]
+__all__ = ["BlobStore", "ChunkFile", "HeldObject"]
+
+_PART = ".part"
 
 
-class PartFile:
-    """An upload's part file open for writing chunks at their offsets (several chunks may write at once)."""
+class ChunkFile:
+    """One chunk body arriving: written to a temp file, put in place only by `install` (else discarded)."""
 
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    def __init__(self, tmp: Path, final: Path) -> None:
+        self.tmp, self.final = tmp, final
+        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        self.installed = False
 
-    def write_at(self, offset: int, data: bytes) -> None:
+    def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            n = os.pwrite(self._fd, view, offset)
-            view, offset = view[n:], offset + n
+            view = view[os.write(self._fd, view) :]
 
-    def close(self) -> None:
+    def install(self) -> None:
+        """Rename the body into place as the held chunk (the caller checked that none is held there).
+
+        Not fsynced: a held chunk survives a hub process crash (page cache); after a power loss a
+        chunk the catalog lists may be short or gone, which `complete` finds (size check, then the
+        whole-object sha256) before anything is acknowledged.
+        """
+        self._close()
+        os.replace(self.tmp, self.final)
+        self.installed = True
+
+    def discard(self) -> None:
+        self._close()
+        if not self.installed:
+            self.tmp.unlink(missing_ok=True)
+
+    def _close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> PartFile:
+    def __enter__(self) -> ChunkFile:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.close()
+        self.discard()
+
+
+class HeldObject:
+    """An upload's held chunks read as the one object they make up (offsets in the whole stream)."""
+
+    def __init__(self, folder: Path, size: int, chunk_size: int) -> None:
+        self.folder, self.size, self.chunk_size = folder, size, chunk_size
+        self.n_chunks = chunk_count(size, chunk_size)
+
+    def chunk_path(self, idx: int) -> Path:
+        return self.folder / str(idx)
+
+    def missing(self, held: list[int]) -> list[int]:
+        """Held chunks (per the catalog) whose file is absent or has the wrong size (e.g. after a power loss)."""
+        out = []
+        for idx in held:
+            try:
+                ok = self.chunk_path(idx).stat().st_size == chunk_range(idx, self.size, self.chunk_size)[1]
+            except FileNotFoundError:
+                ok = False
+            if not ok:
+                out.append(idx)
+        return out
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[int, int, int]]:
+        """(chunk index, offset in that chunk, length) covering [offset, offset+length)."""
+        out = []
+        end = min(offset + length, self.size)
+        while offset < end:
+            idx = offset // self.chunk_size
+            inner = offset - idx * self.chunk_size
+            n = min(end - offset, self.chunk_size - inner)
+            out.append((idx, inner, n))
+            offset += n
+        return out
+
+    def _each(self, offset: int, length: int, use: Callable[[int, int, int], None]) -> None:
+        for idx, inner, n in self._pieces(offset, length):
+            fd = os.open(self.chunk_path(idx), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                use(fd, inner, n)
+            finally:
+                os.close(fd)
+
+    def read(self, offset: int, length: int) -> bytes:
+        parts: list[bytes] = []
+
+        def take(fd: int, inner: int, n: int) -> None:
+            got = os.pread(fd, n, inner)
+            if len(got) != n:
+                raise StoreError(f"{self.folder}: a held chunk is shorter than it was")
+            parts.append(got)
+
+        self._each(offset, length, take)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read_chunk(self, idx: int) -> bytes:
+        off, n = chunk_range(idx, self.size, self.chunk_size)
+        return self.read(off, n)
+
+    def sha256(self, start: int = 0, h: Any = None) -> str:
+        """sha256 of the object as stored, continuing `h` (which already covers bytes [0, start))."""
+        h = h if h is not None else hashlib.sha256()
+        pos = start
+        while pos < self.size:
+            n = min(8 << 20, self.size - pos)
+            h.update(self.read(pos, n))
+            pos += n
+        return str(h.hexdigest())
+
+    def copy_to(self, out_fd: int, offset: int, length: int) -> None:
+        def copy(fd: int, inner: int, n: int) -> None:
+            while n:
+                done = os.copy_file_range(fd, out_fd, n, inner)
+                if done == 0:
+                    raise StoreError(f"{self.folder}: a held chunk is shorter than it was")
+                inner, n = inner + done, n - done
+
+        self._each(offset, length, copy)
+
+
+class _FileObject:
+    """A single file (a spooled request body) with HeldObject's read/copy_to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def copy_to(self, out_fd: int, offset: int, length: int) -> None:
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            while length:
+                done = os.copy_file_range(fd, out_fd, length, offset)
+                if done == 0:
+                    raise StoreError(f"{self.path}: shorter than its tar headers say")
+                offset, length = offset + done, length - done
+        finally:
+            os.close(fd)
 
 
 class BlobStore:
@@ -60,47 +190,45 @@ class BlobStore:
         for d in (self.uploads, self.bags, self.bundles, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
 
-    # -- uploads in progress -------------------------------------------------------------------
-    def part_path(self, upload_id: str) -> Path:
-        return self.uploads / f"{upload_id}.part"
+    def drop_leftovers(self, cutoff: float) -> int:
+        """Chunk bodies and half-built objects older than `cutoff` (UNIX s): left by a crash, unreferenced.
 
-    def open_part(self, upload_id: str) -> PartFile:
-        """The part file to write chunks into, at their offsets (chunks of one upload may arrive concurrently).
-
-        Not fsynced: a held chunk survives a hub process crash (page cache); after a power loss a
-        chunk the catalog lists may be gone, which the whole-object sha256 at `complete` catches
-        (the upload restarts). What `complete` acknowledges, the unpacked bag, is fsynced.
+        Only by age: another process (a serving hub) may be writing the newer ones right now.
         """
-        return PartFile(self.part_path(upload_id))
+        dropped = 0
+        # (`uploads/*.part`: whole-upload part files of hubs before held chunks became files of their own)
+        leftovers = [*self.uploads.glob(f"*/.*{_PART}"), *self.uploads.glob(f"*{_PART}"), *self.tmp.iterdir()]
+        for entry in leftovers:
+            try:
+                if entry.lstat().st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            dropped += 1
+        return dropped
 
-    def write_chunk(self, upload_id: str, offset: int, data: bytes) -> None:
-        """Write one whole chunk at its offset (see `open_part`)."""
-        with self.open_part(upload_id) as part:
-            part.write_at(offset, data)
+    # -- uploads in progress -------------------------------------------------------------------
+    def upload_dir(self, upload_id: str) -> Path:
+        return self.uploads / upload_id
 
-    def read_part(self, upload_id: str, offset: int, length: int) -> bytes:
-        fd = os.open(self.part_path(upload_id), os.O_RDONLY)
-        try:
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
+    def held(self, upload_id: str, size: int, chunk_size: int) -> HeldObject:
+        return HeldObject(self.upload_dir(upload_id), size, chunk_size)
 
-    def hash_part(self, upload_id: str, size: int, start: int = 0, h: Any = None) -> str:
-        """sha256 of the part file, continuing `h` (which already covers bytes [0, start))."""
-        h = h if h is not None else hashlib.sha256()
-        with open(self.part_path(upload_id), "rb") as f:
-            f.seek(start)
-            remaining = size - start
-            while remaining:
-                block = f.read(min(8 << 20, remaining))
-                if not block:
-                    break
-                h.update(block)
-                remaining -= len(block)
-        return str(h.hexdigest())
+    def new_chunk(self, upload_id: str, idx: int) -> ChunkFile:
+        """A temp file for chunk `idx`'s body, next to where the held chunk goes (see ChunkFile.install)."""
+        folder = self.upload_dir(upload_id)
+        folder.mkdir(exist_ok=True)
+        return ChunkFile(folder / f".{idx}.{uuid.uuid4().hex}{_PART}", folder / str(idx))
 
-    def drop_part(self, upload_id: str) -> None:
-        self.part_path(upload_id).unlink(missing_ok=True)
+    def drop_upload(self, upload_id: str) -> None:
+        shutil.rmtree(self.upload_dir(upload_id), ignore_errors=True)
+
+    def upload_dirs(self) -> list[str]:
+        return [p.name for p in self.uploads.iterdir() if p.is_dir()]
 
     # -- bags ------------------------------------------------------------------------------------
     def bag_dir(self, sha256: str) -> Path:
@@ -109,54 +237,55 @@ class BlobStore:
     def has_bag(self, sha256: str) -> bool:
         return self.bag_dir(sha256).is_dir()
 
-    def ingest_bag(self, upload_id: str, sha256: str) -> Path:
-        """Unpack a verified upload's tar into bags/<sha256>/ (flat, regular files only), then drop the part."""
-        target = self.bag_dir(sha256)
-        if target.is_dir():
-            self.drop_part(upload_id)
-            return target
+    def unpack_upload(self, obj: HeldObject, sha256: str, what: str) -> tuple[Path, list[TarMember]]:
+        """Unpack a verified upload into a new folder under tmp/ (not yet visible); StoreError if it is not
+        the wire's tar. The caller installs it (`install_bag`) or deletes it."""
         work = Path(tempfile.mkdtemp(prefix=f"{sha256[:16]}.", dir=self.tmp))
         try:
-            self._unpack(self.part_path(upload_id), work, what=f"upload {upload_id}")
-            fsync_dir(work)
-            try:
-                os.rename(work, target)
-            except OSError:
-                if not target.is_dir():  # not "another upload of the same content won the race"
-                    raise
-                shutil.rmtree(work, ignore_errors=True)
-            fsync_dir(self.bags)
+            members = self._unpack(obj, work, what)
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
-        self.drop_part(upload_id)
-        return target
+        return work, members
 
     @staticmethod
-    def _unpack(tar_path: Path, out: Path, what: str) -> None:
+    def discard(work: Path) -> None:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def install_bag(self, work: Path, sha256: str) -> Path:
+        """Rename an unpacked, checked folder into bags/<sha256>/ (if another upload of the same content
+        won the race, its folder stays and `work` is dropped: the bytes are the same)."""
+        target = self.bag_dir(sha256)
         try:
-            with tarfile.open(tar_path, "r:") as tar, open(tar_path, "rb") as src:
-                for member in tar:
-                    try:
-                        check_name(member.name, "tar member")
-                    except ValueError as err:
-                        raise StoreError(f"{what}: {err}") from None
-                    if not member.isreg():
-                        raise StoreError(f"{what}: tar member {member.name!r} is not a regular file")
-                    dest = out / member.name
-                    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                    try:
-                        offset, left = member.offset_data, member.size
-                        while left:
-                            n = os.copy_file_range(src.fileno(), fd, left, offset)
-                            if n == 0:
-                                raise StoreError(f"{what}: tar member {member.name!r} is truncated")
-                            offset, left = offset + n, left - n
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
-        except tarfile.TarError as err:
-            raise StoreError(f"{what}: not a tar stream ({err})") from err
+            os.rename(work, target)
+        except OSError:
+            shutil.rmtree(work, ignore_errors=True)
+            if not target.is_dir():
+                raise
+        fsync_dir(self.bags)
+        return target
+
+    def read_bag(self, sha256: str) -> Callable[[int, int], bytes]:
+        """Any byte range of a stored bag's tar stream, rebuilt from its folder (the wire format is exact)."""
+        from roadloop_core.contract.wire import TarStream
+
+        return TarStream(self.bag_dir(sha256)).read
+
+    @staticmethod
+    def _unpack(obj: HeldObject | _FileObject, out: Path, what: str) -> list[TarMember]:
+        try:
+            members = tar_members(obj.read, obj.size)
+        except ValueError as err:
+            raise StoreError(f"{what}: not the wire format's tar stream: {err}") from None
+        for m in members:
+            fd = os.open(out / m.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                obj.copy_to(fd, m.offset, m.size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(out)
+        return members
 
     # -- bundles ---------------------------------------------------------------------------------
     def bundle_dir(self, bundle_id: str) -> Path:
@@ -166,7 +295,7 @@ class BlobStore:
         return Path(tempfile.mkdtemp(prefix="bundle.", dir=self.tmp))
 
     def unpack_bundle(self, tar_path: Path, out: Path) -> None:
-        self._unpack(tar_path, out, what="bundle")
+        self._unpack(_FileObject(tar_path), out, what="bundle")
 
     def commit_bundle(self, staged: Path, bundle_id: str) -> Path:
         target = self.bundle_dir(bundle_id)

@@ -1,33 +1,59 @@
-"""Resumable uploads: create (resume, dedup), chunk bookkeeping, completion, garbage collection.
+"""Resumable uploads: create (resume, proof-of-possession dedup), chunk bookkeeping, completion, gc.
 
 Every method takes the authenticated `Principal` and enforces who may do what (an upload is
 its vehicle's; admins read all; only vehicles upload); refusals are `RequestRefused(status,
 detail)`. The upload and bag catalogs are one backend, so one transaction covers both.
+
+Integrity: a held chunk is immutable (a different body for it is refused before a byte is read,
+and a new body is installed only after its sha256 matched, `store.ChunkFile`); `complete` hashes
+every byte as stored, checks that it is the wire's tar and that its metadata parses at bounded
+cost, then installs and catalogs it. A failure before the catalog commit leaves the upload open
+with its chunks (retry `complete`) or, for an object the hub refuses, cleanly `failed`.
+
+Ownership: every new upload carries a proof challenge (`wire.ProofChallenge`, random ranges of
+the object); content the hub already holds from another vehicle is deduplicated onto this upload
+only when the answer matches the stored bytes. The create answer and a refused proof are the same
+whether or not the object exists, so knowing a sha256 and a size reveals nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
+import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from roadloop_core.contract.wire import ABANDONED, COMPLETE, MIN_CHUNK_BYTES, OPEN, chunk_count, chunk_range
+from roadloop_core.contract.wire import (
+    ABANDONED,
+    COMPLETE,
+    FAILED,
+    MIN_CHUNK_BYTES,
+    OPEN,
+    ProofChallenge,
+    chunk_count,
+    chunk_range,
+)
 from roadloop_hub.auth import Principal
-from roadloop_hub.bags import BagService
+from roadloop_hub.bags import BagService, check_metadata, read_object
 from roadloop_hub.catalog import UploadCatalog, UploadRecord
 from roadloop_hub.config import HubConfig
 from roadloop_hub.errors import RequestRefused, StoreError
 from roadloop_hub.prefix_hash import PrefixHasher
 from roadloop_hub.request_fields import int_field, name_field, sha256_field
-from roadloop_hub.store import BlobStore
+from roadloop_hub.store import BlobStore, ChunkFile, HeldObject
 
-__all__ = ["ChunkSlot", "UploadService"]
+__all__ = ["PROOF_REFUSED", "ChunkSlot", "UploadService"]
 
 MIN_UPLOAD_BYTES = 1024  # two tar end blocks: no tar stream is shorter
 MAX_TAGS = 32
+# One answer for every refused proof, whether the object exists or not.
+PROOF_REFUSED = "proof of possession not accepted; send the chunks"
+_STRIPES = 64  # locks serialising the install of chunk bodies (per upload, striped: bounded memory)
 
 
 @dataclass(frozen=True)
@@ -46,7 +72,7 @@ class ChunkSlot:
 def _resumable(u: UploadRecord, chunk_size: int) -> bool:
     """A create with an existing upload's key gets that upload: done, or still open with the same chunking.
 
-    An abandoned one (hub gc) is not resumed: the bridge that comes back gets a new upload.
+    An abandoned or failed one is not resumed: the bridge that comes back gets a new upload.
     """
     return u.state == COMPLETE or (u.state == OPEN and u.chunk_size == chunk_size)
 
@@ -57,6 +83,7 @@ class UploadService:
         self.hasher = PrefixHasher(catalog, store)
         self._guard = threading.Lock()
         self._complete_locks: dict[str, threading.Lock] = {}
+        self._install_locks = [threading.Lock() for _ in range(_STRIPES)]
 
     def close(self) -> None:
         self.hasher.close()
@@ -75,7 +102,7 @@ class UploadService:
         return upload
 
     def _status(self, u: UploadRecord) -> dict[str, Any]:
-        return {
+        out = {
             "upload_id": u.id,
             "vehicle": u.vehicle,
             "bag_name": u.bag_name,
@@ -88,6 +115,13 @@ class UploadService:
             "tags": list(u.tags),
             "priority": u.priority,
         }
+        if u.state == OPEN:
+            challenge = self.catalog.get_challenge(u.id)
+            if challenge is not None:
+                out["proof"] = json.loads(challenge)
+        if u.state == FAILED:
+            out["error"] = u.error
+        return out
 
     def status(self, who: Principal, upload_id: str) -> dict[str, Any]:
         return self._status(self._owned(who, upload_id))
@@ -96,7 +130,7 @@ class UploadService:
         """The vehicle's own uploads (an admin: all), oldest first."""
         return [
             {"id": u.id, "vehicle": u.vehicle, "bag_name": u.bag_name, "sha256": u.sha256, "size": u.size,
-             "state": u.state, "created": u.created, "completed": u.completed}
+             "state": u.state, "created": u.created, "completed": u.completed, "error": u.error}
             for u in self.catalog.list_uploads(None if who.is_admin else who.name)
         ]  # fmt: skip
 
@@ -107,7 +141,8 @@ class UploadService:
 
     # -- create ----------------------------------------------------------------------------------
     def create(self, who: Principal, body: dict[str, Any]) -> dict[str, Any]:
-        """A new upload, the same one again (same vehicle, name and sha256), or at once complete (dedup)."""
+        """A new upload (with a proof challenge), the same one again (same vehicle, name and sha256), or at
+        once complete when this vehicle already holds an entry for that content (another name for it)."""
         if who.is_admin:
             raise RequestRefused(403, "uploads are made with a vehicle token")
         bag_name = name_field(body.get("bag_name"), "bag name")
@@ -123,23 +158,62 @@ class UploadService:
             u = self.catalog.find_upload(who.name, bag_name, sha)
             if u is not None and u.size == size and _resumable(u, chunk_size):
                 return self._status(u)  # a bridge that lost its upload id resumes the same upload
-            stored = self.bags.is_stored(sha)
+            # Only the vehicle's own content short-cuts the upload: whether anybody else's exists must not show.
+            own = self.bags.owns(who.name, sha)
             open_now = self.catalog.count_open_uploads(who.name)
-            if not stored and open_now >= self.cfg.max_open_uploads:
+            if not own and open_now >= self.cfg.max_open_uploads:
                 raise RequestRefused(429, f"{who.name} already has {open_now} unfinished uploads; finish them first")
             now = time.time()
             new = UploadRecord(
                 str(uuid.uuid4()), who.name, bag_name, size, sha, chunk_size, chunk_count(size, chunk_size), priority,
-                tuple(tags), COMPLETE if stored else OPEN, now, now if stored else None,
+                tuple(tags), COMPLETE if own else OPEN, now, now if own else None,
             )  # fmt: skip
             self.catalog.add_upload(new)
-            if stored:  # same content already held: acknowledged, stored once
+            if own:
                 self.bags.add_entry(who.name, bag_name, sha, priority, tags, new.id)
-        return self._status(new) | {"deduplicated": stored}
+            else:
+                self.catalog.add_challenge(new.id, json.dumps(ProofChallenge.random(size).to_json()))
+        return self._status(new) | {"deduplicated": own}
+
+    def prove(self, who: Principal, upload_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Answer the upload's proof challenge: complete at once if the hub holds that content and the answer
+        matches its bytes; otherwise 409 with one fixed message (the chunks are needed). One answer per upload."""
+        u = self._owned(who, upload_id)
+        if u.state == COMPLETE:
+            return self._status(u) | {"bag": self.bags.record(u.sha256)}
+        if u.state != OPEN:
+            raise RequestRefused(409, f"upload {upload_id} was {u.state}; create a new one")
+        digests = body.get("sha256")
+        if not isinstance(digests, list) or len(digests) > 64 or not all(isinstance(d, str) for d in digests):
+            raise RequestRefused(400, 'a proof is {"sha256": [hex digest per challenged range]}')
+        raw = self.catalog.take_challenge(upload_id)
+        accepted = raw is not None and self._proof_matches(u, ProofChallenge.from_json(json.loads(raw)), digests)
+        if not accepted:
+            self._event(upload_id, -1, "proof-refused")
+            raise RequestRefused(409, PROOF_REFUSED)
+        with self.catalog.transaction():
+            self.bags.add_entry(u.vehicle, u.bag_name, u.sha256, u.priority, u.tags, upload_id)
+            self.catalog.set_upload_state(upload_id, COMPLETE, time.time())
+            self.catalog.drop_chunks(upload_id)
+            self.catalog.add_chunk_event(upload_id, -1, "proof-accepted", time.time())
+        self.hasher.take(upload_id)
+        self.store.drop_upload(upload_id)
+        return self._status(self._owned(who, upload_id)) | {"bag": self.bags.record(u.sha256), "deduplicated": True}
+
+    def _proof_matches(self, u: UploadRecord, challenge: ProofChallenge, digests: list[str]) -> bool:
+        if not self.bags.is_stored(u.sha256):
+            return False
+        obj = self.bags.catalog.get_object(u.sha256)
+        if obj is None or obj.size != u.size:
+            return False
+        try:
+            return challenge.accepts(self.store.read_bag(u.sha256), digests)
+        except (OSError, ValueError):
+            return False
 
     # -- chunks ----------------------------------------------------------------------------------
     def chunk_slot(self, who: Principal, upload_id: str, idx: int, sha: str) -> ChunkSlot:
-        """Check a chunk PUT before its body is read: where it goes, or why it is not needed."""
+        """Check a chunk PUT before its body is read: where it goes, or why it is not needed or refused."""
         u = self._owned(who, upload_id)
         sha = sha256_field(sha, "X-Chunk-Sha256")
         if u.state != OPEN:
@@ -148,11 +222,20 @@ class UploadService:
             raise RequestRefused(400, f"chunk index {idx} outside [0, {u.n_chunks})")
         offset, length = chunk_range(idx, u.size, u.chunk_size)
         held = self.catalog.held_chunk_sha256(upload_id, idx)
-        # A chunk already held with this checksum is never overwritten (its body is read and dropped).
-        return ChunkSlot(u, idx, sha, offset, length, write=held != sha)
+        if held is not None and held != sha:  # refused before a byte of the body is read
+            self._event(upload_id, idx, "conflict")
+            raise RequestRefused(409, f"chunk {idx} is already held with another sha256; held chunks never change")
+        # A chunk already held with this checksum: its body is read, checked and dropped.
+        return ChunkSlot(u, idx, sha, offset, length, write=held is None)
 
-    def finish_chunk(self, slot: ChunkSlot, actual_sha: str, received: int) -> dict[str, Any]:
-        """Record a chunk whose body was written at its offset (or judge why not)."""
+    def body_for(self, slot: ChunkSlot) -> ChunkFile | nullcontext[None]:
+        """Where the body of `slot` goes while it streams in: a temp file, or nowhere (write=False)."""
+        return self.store.new_chunk(slot.upload.id, slot.idx) if slot.write else nullcontext(None)
+
+    def finish_chunk(
+        self, slot: ChunkSlot, actual_sha: str, received: int, body: ChunkFile | None = None
+    ) -> dict[str, Any]:
+        """Judge a chunk body that arrived whole; install and record it only if it matches and none is held."""
         upload_id, idx = slot.upload.id, slot.idx
         if slot.state != OPEN:
             self._event(upload_id, idx, "after-complete")
@@ -162,20 +245,37 @@ class UploadService:
         if actual_sha != slot.sha:
             self._event(upload_id, idx, "bad-sha256")
             raise RequestRefused(422, f"chunk {idx}: body does not match its X-Chunk-Sha256")
-        if not slot.write:
+        if not slot.write or body is None:
             self._event(upload_id, idx, "duplicate")
             return {"stored": False, "state": OPEN}
-        self.catalog.record_chunk(upload_id, idx, slot.sha, slot.length, time.time())
+        with self._install_locks[zlib.crc32(upload_id.encode()) % _STRIPES]:
+            held = self.catalog.held_chunk_sha256(upload_id, idx)  # again: another PUT may have won meanwhile
+            if held == slot.sha:
+                self._event(upload_id, idx, "duplicate")
+                return {"stored": False, "state": OPEN}
+            if held is not None:
+                self._event(upload_id, idx, "conflict")
+                raise RequestRefused(409, f"chunk {idx} is already held with another sha256; held chunks never change")
+            current = self.catalog.get_upload(upload_id)
+            if current is None or current.state != OPEN:
+                self._event(upload_id, idx, "after-complete")
+                return {"stored": False, "state": current.state if current else ABANDONED}
+            try:
+                body.install()
+            except OSError as err:  # the upload was reset or collected while this body streamed in
+                detail = f"chunk {idx}: upload {upload_id} was reset meanwhile ({err.strerror}); send it again"
+                raise RequestRefused(409, detail) from err
+            self.catalog.record_chunk(upload_id, idx, slot.sha, slot.length, time.time())
         self.hasher.chunk_held(slot.upload)  # the ack does not wait for it
         return {"stored": True, "state": OPEN}
 
     def put_chunk(self, who: Principal, upload_id: str, idx: int, sha: str, data: bytes) -> dict[str, Any]:
-        """One whole chunk at once (the HTTP layer streams instead: chunk_slot, write, finish_chunk)."""
+        """One whole chunk at once (the HTTP layer streams into `body_for` instead, then `finish_chunk`)."""
         slot = self.chunk_slot(who, upload_id, idx, sha)
-        actual = hashlib.sha256(data).hexdigest()
-        if slot.write and len(data) == slot.length and actual == slot.sha:
-            self.store.write_chunk(upload_id, slot.offset, data)
-        return self.finish_chunk(slot, actual, len(data))
+        with self.body_for(slot) as body:
+            if body is not None and len(data) <= slot.length:
+                body.write(data)
+            return self.finish_chunk(slot, hashlib.sha256(data).hexdigest(), len(data), body)
 
     def chunk_aborted(self, who: Principal, upload_id: str, idx: int) -> None:
         """A chunk body that ended early (client gone mid-chunk): logged, nothing stored."""
@@ -199,40 +299,93 @@ class UploadService:
         u = self._owned(who, upload_id)
         if u.state == COMPLETE:
             return self._status(u) | {"bag": self.bags.record(u.sha256)}
+        if u.state == FAILED:
+            raise RequestRefused(422, f"upload {upload_id} was refused: {u.error}")
         if u.state != OPEN:
             raise RequestRefused(409, f"upload {upload_id} was {u.state}; create a new one")
-        missing = sorted(set(range(u.n_chunks)) - set(self.catalog.held_chunks(upload_id)))
+        held = self.catalog.held_chunks(upload_id)
+        missing = sorted(set(range(u.n_chunks)) - set(held))
         if missing:
             raise RequestRefused(409, f"upload {upload_id}: {len(missing)} chunk(s) missing, first {missing[0]}")
+        obj = self.store.held(upload_id, u.size, u.chunk_size)
+        if lost := obj.missing(held):  # listed but gone or short (a power loss): start over
+            self._reset(upload_id)
+            raise RequestRefused(409, f"upload {upload_id}: {len(lost)} held chunk(s) lost on the hub; send again")
         covered, digest = self.hasher.take(upload_id)
-        if self.store.has_bag(u.sha256) and not self.store.part_path(upload_id).exists():
-            actual = u.sha256  # stored by this upload before a crash cut `complete` short: nothing left to check
-        else:
-            actual = self.store.hash_part(upload_id, u.size, covered, digest)
-        if actual != u.sha256:
-            with self.catalog.transaction():  # chunks agree with their own hashes but not the whole: start over
-                self.catalog.drop_chunks(upload_id)
-            self.store.drop_part(upload_id)
-            raise RequestRefused(409, f"upload {upload_id}: whole sha256 {actual[:12]}… != declared {u.sha256[:12]}…")
         try:
-            bag_dir = self.store.ingest_bag(upload_id, actual)
-        except StoreError as err:
-            raise RequestRefused(422, str(err)) from err
-        self.bags.add_object(actual, u.size, bag_dir)  # reads the bag: outside the transaction below
+            actual = obj.sha256(covered, digest)  # every byte as stored (held chunks never change)
+        except (OSError, StoreError) as err:  # a chunk file vanished or shrank under us: start over
+            self._reset(upload_id)
+            detail = f"upload {upload_id}: a held chunk could not be read ({err}); send again"
+            raise RequestRefused(409, detail) from err
+        if actual != u.sha256:  # chunks agree with their own hashes but not the whole: start over
+            self._reset(upload_id)
+            raise RequestRefused(409, f"upload {upload_id}: whole sha256 {actual[:12]}… != declared {u.sha256[:12]}…")
+        if not self.bags.is_stored(actual):
+            self._store(u, obj)
         with self.catalog.transaction():
             self.bags.add_entry(u.vehicle, u.bag_name, actual, u.priority, u.tags, upload_id)
             self.catalog.set_upload_state(upload_id, COMPLETE, time.time())
             self.catalog.drop_chunks(upload_id)
+            self.catalog.take_challenge(upload_id)
+        self.store.drop_upload(upload_id)
         return self._status(self._owned(who, upload_id)) | {"bag": self.bags.record(actual)}
+
+    def _store(self, u: UploadRecord, obj: HeldObject) -> None:
+        """Unpack, check and read the verified object outside any catalog transaction, then install and
+        catalog it. A refused object fails the upload (422); anything else leaves it open for a retry."""
+        what = f"upload {u.id}"
+        try:
+            work, members = self.store.unpack_upload(obj, u.sha256, what)
+            try:
+                check_metadata(work, members, what)
+            except StoreError:
+                self.store.discard(work)
+                raise
+        except StoreError as err:
+            self._fail(u.id, str(err))
+            raise RequestRefused(422, str(err)) from err
+        try:
+            stored = read_object(u.sha256, u.size, work)  # bounded: metadata checked above; never raises
+            self.store.install_bag(work, u.sha256)
+        except OSError as err:  # e.g. a full disk: nothing is acknowledged, the chunks stay for a retry
+            self.store.discard(work)
+            raise RequestRefused(503, f"{what}: cannot store the bag now ({err.strerror or err}); retry") from err
+        except BaseException:
+            self.store.discard(work)
+            raise
+        self.bags.add_object(stored)
+
+    def _reset(self, upload_id: str) -> None:
+        """Drop every held chunk (catalog first, so no stale digest or file is trusted afterwards)."""
+        with self.catalog.transaction():
+            self.catalog.drop_chunks(upload_id)
+        self.hasher.take(upload_id)
+        self.store.drop_upload(upload_id)
+
+    def _fail(self, upload_id: str, reason: str) -> None:
+        with self.catalog.transaction():
+            self.catalog.drop_chunks(upload_id)
+            self.catalog.take_challenge(upload_id)
+            self.catalog.fail_upload(upload_id, reason)
+        self.hasher.take(upload_id)
+        self.store.drop_upload(upload_id)
 
     # -- maintenance -----------------------------------------------------------------------------
     def collect_garbage(self, older_than_s: float) -> list[str]:
-        """Mark open uploads untouched for `older_than_s` abandoned; drop their part files and chunk records."""
-        ids = self.catalog.stale_uploads(time.time() - older_than_s)
+        """Mark open uploads untouched for `older_than_s` abandoned; drop their chunks, and leftovers of crashes."""
+        cutoff = time.time() - older_than_s
+        ids = self.catalog.stale_uploads(cutoff)
         for upload_id in ids:
             with self.catalog.transaction():
                 self.catalog.drop_chunks(upload_id)
+                self.catalog.take_challenge(upload_id)
                 self.catalog.set_upload_state(upload_id, ABANDONED)
             self.hasher.take(upload_id)
-            self.store.drop_part(upload_id)
+            self.store.drop_upload(upload_id)
+        for upload_id in self.store.upload_dirs():  # a crash between the catalog commit and the cleanup
+            u = self.catalog.get_upload(upload_id)
+            if u is None or u.state != OPEN:
+                self.store.drop_upload(upload_id)
+        self.store.drop_leftovers(cutoff)
         return ids

@@ -15,5 +15,5 @@ def model_status(model: str | None, events: list[ModelEvent]) -> Status:
     values = {"active": model or ""}
     for i, ev in enumerate(events):
         values[f"event{i}"] = f"{ev.kind} {ev.label}: {ev.reason}" if ev.reason else f"{ev.kind} {ev.label}"
-    bad = model is None or any(ev.kind in ("refused", "rolled_back") for ev in events)
+    bad = model is None or any(ev.kind in ("refused", "rolled_back", "fell_back") for ev in events)
     return (LEVEL_WARN if bad else LEVEL_OK), "roadloop/model", model or "no model loaded", values

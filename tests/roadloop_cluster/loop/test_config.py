@@ -87,3 +87,20 @@ def test_an_earlier_run_is_moved_aside_never_deleted(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(LoopError, match="not a folder"):
         _prepare_out(tmp_path / "file")
+
+
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "---\n"])
+def test_an_empty_loop_yaml_is_an_error_not_defaults(tmp_path: Path, text: str) -> None:
+    """Issue 13: an empty loop.yaml ran on the defaults, whose scenario name did not exist."""
+    path = tmp_path / "loop.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="empty; expected a 'loop:' section") as info:
+        load_loop_config(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_the_default_scenarios_exist(repo_root: Path) -> None:
+    import yaml
+
+    known = set(yaml.safe_load((repo_root / "config" / "scenarios.yaml").read_text())["scenarios"])
+    assert set(LoopConfig().scenarios) <= known

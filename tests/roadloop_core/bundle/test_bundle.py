@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from roadloop_core.bundle import (
     TensorSpec,
     check_observation_compatible,
     generate_keypair,
+    load_bundle,
     read_manifest,
     verify_bundle,
     write_bundle,
@@ -168,3 +170,76 @@ def test_copy_of_bundle_still_verifies(bundle: Path, keys: tuple[Path, Path], tm
     copy = tmp_path / "copy"
     shutil.copytree(bundle, copy)
     assert verify_bundle(copy, keys[1]).version == 1
+
+
+# -- bundle files are regular files inside the bundle; the verified bytes are the bytes loaded (issue 13) --
+def _finishes(fn: object, deadline_s: float = 60.0) -> object:
+    """Run `fn` in a thread; fail (instead of hanging the suite) if it has not returned by a generous deadline."""
+    import threading
+
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(fn())  # type: ignore[operator]
+        except BaseException as err:
+            out.append(err)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(deadline_s)
+    assert not t.is_alive(), "verification did not finish: it followed something that never ends"
+    return out[0]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p, outside: p.symlink_to("/dev/zero"), "is a symbolic link"),
+        (lambda p, outside: p.symlink_to(outside), "is a symbolic link"),  # same bytes, outside the bundle
+        (lambda p, outside: os.mkfifo(p), "is a FIFO"),
+        (lambda p, outside: p.mkdir(), "is a folder"),
+    ],
+)
+def test_policy_that_is_not_a_regular_file_is_refused_at_once(
+    bundle: Path, keys: tuple[Path, Path], tmp_path: Path, make: object, message: str
+) -> None:
+    outside = tmp_path / "outside.onnx"
+    shutil.copy(bundle / "policy.onnx", outside)  # the exact bytes the manifest lists
+    (bundle / "policy.onnx").unlink()
+    make(bundle / "policy.onnx", outside)  # type: ignore[operator]
+    for check in (verify_bundle, load_bundle):
+        err = _finishes(lambda check=check: check(bundle, keys[1]))
+        assert isinstance(err, BundleError) and message in str(err), err
+        assert str(err).startswith(str(bundle / "policy.onnx"))
+
+
+def test_the_manifest_must_be_a_regular_file_too(bundle: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    real = tmp_path / "manifest.json"
+    shutil.move(bundle / "manifest.json", real)
+    (bundle / "manifest.json").symlink_to(real)
+    with pytest.raises(BundleError, match=r"manifest\.json: is a symbolic link"):
+        verify_bundle(bundle, keys[1])
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(
+    bundle: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import roadloop_core.bundle.store as store
+
+    monkeypatch.setattr(store, "MAX_FILE_BYTES", 100)
+    with pytest.raises(BundleError, match="more than the 100 a bundle file may have"):
+        verify_bundle(bundle, keys[1])
+
+
+def test_load_bundle_keeps_the_bytes_it_verified(bundle: Path, keys: tuple[Path, Path]) -> None:
+    loaded = load_bundle(bundle, keys[1])
+    verified = (bundle / "policy.onnx").read_bytes()
+    (bundle / "policy.onnx").write_bytes(b"swapped after verification")  # what a second read would see
+    assert loaded.files["policy.onnx"] == verified and loaded.manifest.version == 1
+    assert set(loaded.files) == {"policy.onnx"}
+
+
+def test_a_deeply_nested_manifest_is_a_bundle_error() -> None:
+    with pytest.raises(BundleError, match="nested too deeply"):
+        Manifest.from_json_bytes(b"[" * 100_000)

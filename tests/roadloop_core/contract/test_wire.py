@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from roadloop_core.contract.wire import TarStream, check_name, chunk_count, chunk_range, is_safe_name
+from roadloop_core.contract.wire import (
+    ProofChallenge,
+    TarStream,
+    check_name,
+    chunk_count,
+    chunk_range,
+    is_safe_name,
+    tar_members,
+)
 
 
 def _folder(tmp_path: Path) -> Path:
@@ -94,3 +102,55 @@ def test_names(name: str, ok: bool) -> None:
 def test_chunk_math(size: int, chunk: int, n: int, last: tuple[int, int]) -> None:
     assert chunk_count(size, chunk) == n
     assert chunk_range(n - 1, size, chunk) == last
+
+
+def test_tar_members_reads_back_exactly_what_tarstream_wrote(tmp_path: Path) -> None:
+    d = _folder(tmp_path)
+    stream = TarStream(d)
+    members = tar_members(stream.read, stream.size)
+    assert [m.name for m in members] == sorted(p.name for p in d.iterdir())
+    for m in members:
+        assert stream.read(m.offset, m.size) == (d / m.name).read_bytes()
+
+
+def _mutations(good: bytes) -> list[tuple[str, bytes, str]]:
+    head = bytearray(good[:512])
+    head[100:108] = b"0000777\0"  # mode 0777: a header TarStream never writes
+    return [
+        ("truncated header", good[:300], "ends inside a header"),
+        ("no end blocks", good[:-1024], "truncated"),
+        ("extra zeros", good + b"\0" * 512, "exactly two zero blocks"),
+        ("garbage after", good + b"x" * 512, "exactly two zero blocks"),
+        ("foreign header", bytes(head) + good[512:], "header is not the wire format's"),
+    ]
+
+
+def test_tar_members_refuses_anything_else(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "metadata.yaml").write_text("x: 1\n")
+    stream = TarStream(tmp_path / "one")
+    good = stream.read(0, stream.size)
+    for what, data, message in _mutations(good):
+        with pytest.raises(ValueError, match=message):
+            tar_members(lambda off, n, data=data: data[off : off + n], len(data))
+        assert what
+    twice = good[:-1024] * 2 + b"\0" * 1024  # the same member twice: the probe's duplicate-member tar
+    with pytest.raises(ValueError, match=r"'metadata\.yaml' at byte 1024: duplicate"):
+        tar_members(lambda off, n: twice[off : off + n], len(twice))
+
+
+def test_proof_challenge_round_trip_and_answers(tmp_path: Path) -> None:
+    data = os.urandom(50_000)
+    read = lambda off, n: data[off : off + n]  # noqa: E731
+    challenge = ProofChallenge.random(len(data))
+    assert len(challenge.ranges) == 4 and all(0 <= off <= len(data) - n for off, n in challenge.ranges)
+    again = ProofChallenge.from_json(challenge.to_json())
+    assert again == challenge and again.accepts(read, challenge.answer(read))
+    other = bytearray(data)
+    off = challenge.ranges[0][0]
+    other[off] ^= 1
+    assert not challenge.accepts(lambda o, n: bytes(other[o : o + n]), challenge.answer(read))
+    assert not challenge.accepts(read, challenge.answer(read)[:3])
+    assert ProofChallenge.random(1000).ranges[0] == (0, 1000)  # a small object is challenged whole
+    with pytest.raises(ValueError):
+        ProofChallenge.from_json({"nonce": "00", "ranges": [[-1, 5]]})

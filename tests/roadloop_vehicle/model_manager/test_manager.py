@@ -239,3 +239,122 @@ def test_watches_the_current_symlink(
     assert serve(mgr) == "tiny-v2"
     assert not mgr.poll_current()  # a refused target is not retried every poll
     assert [e.kind for e in mgr.drain_events()].count("refused") == 1
+
+
+# -- issue 13: a restarted node falls back, the loader survives anything, verified bytes are loaded bytes --
+def _install(models: Path, *bundles: Path) -> None:
+    (models / "versions").mkdir(parents=True, exist_ok=True)
+    for b in bundles:
+        shutil.copytree(b, models / "versions" / b.name, symlinks=True)
+
+
+def _point_at(models: Path, name: str) -> None:
+    tmp = models / ".current.tmp"
+    tmp.symlink_to(Path("versions") / name)
+    os.replace(tmp, models / "current")
+
+
+def _signed_but_unloadable(out: Path, priv: Path, fx: ModuleType, version: int) -> Path:
+    """Signed by the trusted key, every hash right, but onnxruntime cannot load the model."""
+    from roadloop_core.bundle import read_manifest, write_bundle
+
+    good = fx.make_bundle(out.parent / f".{out.name}.src", priv, version=version)
+    junk = out.parent / f".{out.name}.junk"
+    junk.write_bytes(b"\x08\x07 not a protobuf" * 1000)
+    write_bundle(out, files={"policy.onnx": junk}, manifest=read_manifest(good), signing_key=priv)
+    return out
+
+
+def test_a_restarted_node_falls_back_to_the_last_good_version(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    """The probe: `current` names a signed but unloadable bundle; a drive node that restarts must not be left
+    without a model (every restarted car would stop)."""
+    models = tmp_path / "MODELS"
+    _install(models, bundle, _signed_but_unloadable(tmp_path / "tiny-v2", keypair[0], fx, 2))
+    _point_at(models, "tiny-v2")
+    restarted = manager(keypair[1], models_dir=models)
+    assert restarted.poll_current()
+    assert serve(restarted) == "tiny-v1"
+    events = [(e.kind, e.label) for e in restarted.drain_events()]
+    assert ("refused", "tiny-v2") in events and ("fell_back", "tiny-v1") in events
+    assert not restarted.poll_current()  # the same `current`: nothing retried
+    _install(models, v3 := fx.make_bundle(tmp_path / "tiny-v3", keypair[0], version=3))
+    _point_at(models, v3.name)  # a good release later is still taken
+    assert restarted.poll_current() and serve(restarted) == "tiny-v3"
+
+
+def test_a_running_node_keeps_its_model_when_current_is_unloadable(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    models = tmp_path / "MODELS"
+    _install(models, bundle, _signed_but_unloadable(tmp_path / "tiny-v2", keypair[0], fx, 2))
+    _point_at(models, "tiny-v1")
+    mgr = manager(keypair[1], models_dir=models)
+    assert mgr.poll_current() and serve(mgr) == "tiny-v1"
+    _point_at(models, "tiny-v2")
+    assert not mgr.poll_current() and serve(mgr) == "tiny-v1"
+    assert [e.kind for e in mgr.drain_events()].count("fell_back") == 0
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    [
+        lambda b: (b / "policy.onnx").unlink() or (b / "policy.onnx").mkdir(),  # the probe: a folder
+        lambda b: (b / "policy.onnx").unlink() or (b / "policy.onnx").symlink_to("/dev/zero"),
+    ],
+)
+def test_any_fault_while_loading_is_a_refusal_and_later_updates_are_taken(
+    bundle: Path, v2: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType, break_it: object
+) -> None:
+    models = tmp_path / "MODELS"
+    _install(models, bundle, v2)
+    break_it(models / "versions" / "tiny-v2")  # type: ignore[operator]
+    mgr = manager(keypair[1], models_dir=models)
+    _point_at(models, "tiny-v1")
+    assert mgr.poll_current() and serve(mgr) == "tiny-v1"
+    _point_at(models, "tiny-v2")
+    assert not mgr.poll_current()
+    (refused,) = [e for e in mgr.drain_events() if e.kind == "refused"]
+    assert refused.label == "tiny-v2" and "regular file" in refused.reason
+    _install(models, fx.make_bundle(tmp_path / "tiny-v3", keypair[0], version=3))
+    _point_at(models, "tiny-v3")
+    assert mgr.poll_current() and serve(mgr) == "tiny-v3"
+
+
+def test_an_unexpected_exception_is_reported_not_raised(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import roadloop_vehicle.model_manager.manager as manager_module
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in a backend")
+
+    monkeypatch.setattr(manager_module, "load_model", broken)
+    mgr = manager(keypair[1])
+    assert not mgr.offer(bundle)
+    (event,) = mgr.drain_events()
+    assert (event.kind, event.reason) == ("refused", "RuntimeError: a bug in a backend")
+
+
+def test_the_model_that_runs_is_built_from_the_bytes_that_were_verified(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe: the file was read once to verify and again to load, so the manager reported v2 while
+    running other weights. Swap the file right after verification: the verified bytes still run."""
+    import roadloop_vehicle.model_manager.loader as loader_module
+
+    b = shutil.copytree(bundle, tmp_path / "tiny-v1")
+    nan_model = fx.tiny_policy(tmp_path / "nan.onnx", nan=True)
+    real = loader_module.load_bundle
+
+    def verify_then_swap(folder: Path, key: object) -> object:
+        loaded = real(folder, key)  # type: ignore[arg-type]
+        shutil.copy(nan_model, folder / "policy.onnx")  # replaced between verification and loading
+        return loaded
+
+    monkeypatch.setattr(loader_module, "load_bundle", verify_then_swap)
+    mgr = manager(keypair[1])
+    assert mgr.offer(b), mgr.drain_events()
+    model = mgr.begin_frame()
+    assert model is not None and model.runtime.step(x()).finite  # the verified (finite) model, not the swapped one

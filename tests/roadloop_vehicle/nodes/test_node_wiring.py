@@ -43,12 +43,13 @@ class Bus:
         self.subs: dict[str, list[Callable[[bytes, int], None]]] = defaultdict(list)
         self.log: dict[str, list[bytes]] = defaultdict(list)
         self.timers: list[list[Any]] = []  # [period_ns, next_ns, callback]
-        self.now = 0
+        self.now = 0  # monotonic time: timers run on it
+        self.wall_offset = 0  # the node clock is now + wall_offset (an NTP/GPS correction steps it)
 
     def publish(self, topic: str, data: bytes) -> None:
         self.log[topic].append(data)
         for cb in list(self.subs[topic]):
-            cb(data, self.now)
+            cb(data, self.now + self.wall_offset)
 
     def advance(self, t_ns: int) -> None:
         for timer in sorted(self.timers, key=lambda t: t[1]):
@@ -96,6 +97,9 @@ class BusNode:
         return None
 
     def now_ns(self) -> int:
+        return self.bus.now + self.bus.wall_offset
+
+    def monotonic_ns(self) -> int:
         return self.bus.now
 
     def info(self, text: str) -> None:
@@ -164,6 +168,51 @@ def test_safety_node_stops_the_car_when_drive_node_goes_silent(
     assert last.level == 2 and "stale:command_raw" in last.message
 
 
+@pytest.mark.parametrize(("step_s", "after"), [(-10.0, "last"), (10.0, "half")])
+def test_a_wall_clock_step_neither_delays_nor_fakes_the_watchdog(
+    drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], step_s: float, after: str
+) -> None:
+    """The probe's case: the node clock stepped back 10 s (an NTP/GPS correction) right after the last command
+    took 10.4 s, not 0.4 s, to stop the car. Staleness runs on monotonic time, so a step either way changes
+    nothing: a backward one delays no stop, a forward one mid-drive fakes no stop while commands still come."""
+    reg = load_registry(config_dir() / "topics.yaml")
+    store = typestore_for(reg.typestore)
+    bus = Bus()
+    with open_bag(drive_bag) as b:
+        msgs = list(b.messages())
+    bus.now = msgs[0].timestamp_ns
+    drive = wire_drive(
+        BusNode(bus, "drive_node", {"bundle": str(bundle), "public_key": str(keypair[1])}),
+        config_dir(),
+        start_loader=False,
+    )
+    drive.loader.run()
+    wire_safety(BusNode(bus, "safety_node", {}), config_dir())
+    step_at = len(msgs) if after == "last" else len(msgs) // 2
+    for i, raw in enumerate(msgs):
+        if i == step_at:
+            bus.wall_offset += int(step_s * 1e9)
+        bus.advance(raw.timestamp_ns)
+        bus.publish(raw.topic, bytes(raw.data))
+    if step_at == len(msgs):
+        bus.wall_offset += int(step_s * 1e9)
+
+    def safety_levels(frm: int) -> list[int]:
+        diags = [store.deserialize_cdr(d, reg["diagnostics"].type) for d in bus.log[reg["diagnostics"].name][frm:]]
+        return [s.level for d in diags for s in d.status if s.name == "roadloop/safety"]
+
+    assert safety_levels(0) and max(safety_levels(0)) == 0, "a healthy drive stays active through the step"
+    cmds_before, diags_before = len(bus.log[reg["command"].name]), len(bus.log[reg["diagnostics"].name])
+    stale_s = reg["command_raw"].stale_after_s(reg.stale_factor)
+    bus.advance(bus.now + int((stale_s + 0.5) * 1e9))  # the drive node goes silent
+    stops = bus.log[reg["command"].name][cmds_before:]
+    assert stops, f"no watchdog stop within {stale_s + 0.5:.1f} s of the last command after a {step_s:+.0f} s step"
+    assert 2 in safety_levels(diags_before)
+    stamps = [store.deserialize_cdr(d, reg["command"].type).header.stamp for d in stops]
+    expected = (bus.now + bus.wall_offset) / 1e9
+    assert abs(stamps[-1].sec + stamps[-1].nanosec / 1e9 - expected) < 0.2, "stamps stay node-clock time"
+
+
 @pytest.mark.parametrize(
     ("given", "message"),
     [
@@ -212,3 +261,55 @@ def test_entry_point_without_ros_libraries_is_one_line_exit_2(node: str) -> None
     err = res.stderr.strip()
     assert err.startswith(f"{node}: ROS 2 (rclpy) cannot run here (") and "\n" not in err, err
     assert "cannot open shared object file" in err and "Traceback" not in err
+
+
+def test_the_loader_thread_survives_a_broken_bundle_and_takes_the_next(
+    bundle: Path, fx: ModuleType, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Issue 13: policy.onnx replaced by a folder killed the loader thread silently (no refused event, no
+    later update). Now the refusal is on /diagnostics and the next release is loaded."""
+    import os
+    import shutil
+    import threading
+    import time
+
+    models = tmp_path / "MODELS"
+    (models / "versions").mkdir(parents=True)
+    shutil.copytree(bundle, models / "versions" / "tiny-v1")
+    broken = shutil.copytree(bundle, models / "versions" / "tiny-v2")
+    (broken / "policy.onnx").unlink()
+    (broken / "policy.onnx").mkdir()
+
+    def point_at(name: str) -> None:
+        (models / ".tmp").symlink_to(Path("versions") / name)
+        os.replace(models / ".tmp", models / "current")
+
+    def wait_for_event(kind: str, label: str) -> None:
+        deadline = time.monotonic() + 120
+        while not any((e.kind, e.label) == (kind, label) for e in list(manager.events)):
+            assert node.loader.is_alive(), "the loader thread died"
+            assert time.monotonic() < deadline, f"no {kind} {label}: {manager.events}"
+            time.sleep(0.02)
+
+    point_at("tiny-v1")
+    bus = Bus()
+    overrides = {"model_manager.models_dir": str(models), "model_manager.poll_period_s": 0.05,
+                 "public_key": str(keypair[1])}  # fmt: skip
+    node = wire_drive(BusNode(bus, "drive_node", overrides), config_dir())
+    manager = node.core.manager
+    try:
+        wait_for_event("loaded", "tiny-v1")
+        point_at("tiny-v2")
+        wait_for_event("refused", "tiny-v2")
+        fx.make_bundle(models / "versions" / "tiny-v3", keypair[0], version=3)
+        point_at("tiny-v3")
+        wait_for_event("loaded", "tiny-v3")
+        assert node.loader.is_alive() and threading.active_count() >= 2
+    finally:
+        node.stop.set()
+        node.loader.join(timeout=60)
+    bus.advance(bus.now + 10**9)  # the poll tick publishes the model status with what happened
+    store = typestore_for("jazzy")
+    diags = [store.deserialize_cdr(d, "diagnostic_msgs/msg/DiagnosticArray") for d in bus.log["/diagnostics"]]
+    values = [kv.value for d in diags for s in d.status for kv in s.values]
+    assert any(v.startswith("refused tiny-v2:") and "regular file" in v for v in values), values

@@ -206,3 +206,26 @@ def test_cli_replay_writes_the_output_bag_for_the_chosen_distro(
         assert [bytes(m.data) for m in humble.messages()] == [bytes(m.data) for m in jazzy.messages()]
     assert run_cli([*args, "--out", str(tmp_path / "x" / "out"), "--distro", "rolling"]) == 2
     assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())  # nothing left behind
+
+
+def test_watchdog_stops_are_counted_as_fallback(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    """Issue 13: a run whose camera died for its last 13 s (the watchdog held the car in a controlled stop,
+    no policy frame at all) reported `fallback_frames: 0`. The stats count the watchdog's decisions too."""
+    bag = fx.write_drive_bag(tmp_path / "dies", seconds=16.0, camera_gap=(3.0, 17.0))
+    stats = replay_bag(bag, tmp_path / "a" / "out", bundle, params=VEHICLE, public_key=keypair[1]).deterministic
+    assert stats["fallback_frames"] == 0  # every policy frame (the first 3 s) was ACTIVE ...
+    assert stats["watchdog_fallback_ticks"] > 0 and stats["watchdog_states"].get("fallback", 0) > 0
+    assert stats["fallback_decisions"] == stats["watchdog_fallback_ticks"]  # ... the stop was all the watchdog's
+    assert 12.0 <= stats["fallback_s"] <= 13.5  # the car stood still for the rest of the bag
+    again = replay_bag(bag, tmp_path / "b" / "out", bundle, params=VEHICLE, public_key=keypair[1]).deterministic
+    assert again == stats and digest(tmp_path / "b" / "out") == digest(tmp_path / "a" / "out")
+
+
+def test_a_clean_run_has_no_fallback_decisions(
+    drive_bag: Path, bundle: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    stats = replay_bag(drive_bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1]).deterministic
+    assert stats["fallback_decisions"] == 0 and stats["fallback_s"] == 0.0
+    assert stats["watchdog_fallback_ticks"] == 0

@@ -113,9 +113,13 @@ def load_dataset_config(path: Path | None = None) -> DatasetConfig:
     """Read config/dataset.yaml (or `path`); unknown keys and bad values name the file and field."""
     path = path or config_dir() / "dataset.yaml"
     data = load_yaml(path)
+    if not data:  # an empty file is a mistake, not a request for defaults (the vehicle reads this spec too)
+        raise ConfigError(f"{path}: empty; expected 'observation:' and 'build:' sections (see config/dataset.yaml)")
     unknown = sorted(set(data) - {"observation", "build", "check"})
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; known: observation, build, check")
+    if not isinstance(data.get("observation"), dict):
+        raise ConfigError(f"{path}: no 'observation:' mapping")
     build = data.get("build")
     if isinstance(build, dict):
         for old, new in _MOVED.items():

@@ -89,7 +89,7 @@ class LoopConfig:
 
     vehicle: str = "demo-car-1"
     rounds: int = 2
-    scenarios: list[str] = field(default_factory=lambda: ["highway-light"])
+    scenarios: list[str] = field(default_factory=lambda: ["highway_light"])  # a name in config/scenarios.yaml
     dataset_config: str = "dataset.yaml"
     record: RecordConfig = field(default_factory=RecordConfig)
     train: TrainStageConfig = field(default_factory=TrainStageConfig)
@@ -129,6 +129,8 @@ class LoopConfig:
 def load_loop_config(path: Path) -> LoopConfig:
     """Read `config/loop.yaml`; a bad key or value is a LoopError naming the file and the field."""
     data: dict[str, Any] = load_yaml(path)
+    if not data:  # an empty file is a mistake, not a request for the defaults
+        raise ConfigError(f"{path}: empty; expected a 'loop:' section (see config/loop.yaml)")
     section = data.get("loop", data)
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: 'loop:' must be a mapping")

@@ -61,6 +61,8 @@ class Manifest:
             raw = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise BundleError(f"{where}: not valid JSON ({err})") from None
+        except RecursionError:
+            raise BundleError(f"{where}: not valid JSON (nested too deeply)") from None
         if not isinstance(raw, dict):
             raise BundleError(f"{where}: expected a JSON object")
         if raw.get("format") != BUNDLE_FORMAT:

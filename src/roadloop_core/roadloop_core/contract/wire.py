@@ -10,8 +10,13 @@
   range of it onto the bag's files (headers are built in memory), so a chunk is read straight
   from the bag and a resumed upload re-reads only what it sends. A bundle folder is published
   as the same kind of stream.
+  The hub accepts exactly this layout and nothing else (`tar_members`): a stored bag folder
+  re-tarred gives the uploaded bytes again, so the hub can read any range of an object it holds.
 - **Chunks**: chunk `i` of an object of `size` bytes is `chunk_range(i, size, chunk_size)`; each
   chunk PUT carries its sha256 in the `X-Chunk-Sha256` header.
+- **Proof of possession**: the hub deduplicates an upload onto an object another vehicle sent
+  only when the uploader answers the upload's `proof` challenge: for each hub-chosen random
+  range, `proof_digest(nonce, bytes of that range)` (`ProofChallenge`).
 - **The HTTP protocol** (docs/fleet.md): the route templates below are what the hub declares
   and what the client formats, so the two sides cannot drift apart.
 """
@@ -22,9 +27,10 @@ import hashlib
 import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ABANDONED",
@@ -32,6 +38,7 @@ __all__ = [
     "CHANNEL_RE",
     "CHUNK_SHA256_HEADER",
     "COMPLETE",
+    "FAILED",
     "MIN_CHUNK_BYTES",
     "NAME_RE",
     "OPEN",
@@ -44,16 +51,21 @@ __all__ = [
     "PATH_EVENTS",
     "PATH_HEALTH",
     "PATH_HISTORY",
+    "PATH_PROOF",
     "PATH_PUBLISH",
     "PATH_ROLLBACK",
     "PATH_UPLOAD",
     "PATH_UPLOADS",
     "SHA256_RE",
+    "ProofChallenge",
+    "TarMember",
     "TarStream",
     "check_name",
     "chunk_count",
     "chunk_range",
     "is_safe_name",
+    "proof_digest",
+    "tar_members",
 ]
 
 # One path component, ASCII, starting with a letter or digit (so never ".", ".." or a hidden file),
@@ -66,7 +78,9 @@ BLOCK = 512
 # -- the upload protocol ---------------------------------------------------------------------------
 CHUNK_SHA256_HEADER = "X-Chunk-Sha256"  # a chunk PUT's own checksum (lowercase hex sha256 of its body)
 MIN_CHUNK_BYTES = 64 << 10  # smallest chunk_size an upload may declare (the hub's limit is the largest)
-OPEN, COMPLETE, ABANDONED = "open", "complete", "abandoned"  # an upload's states
+# An upload's states: open (chunks arriving), complete (stored and cataloged), abandoned (hub gc),
+# failed (the hub refused the object for good, e.g. not the wire's tar; `error` says why).
+OPEN, COMPLETE, ABANDONED, FAILED = "open", "complete", "abandoned", "failed"
 
 # Route templates (str.format fields = FastAPI path parameters).
 PATH_HEALTH = "/v1/health"
@@ -75,6 +89,7 @@ PATH_UPLOAD = "/v1/uploads/{upload_id}"
 PATH_CHUNK = "/v1/uploads/{upload_id}/chunks/{idx}"
 PATH_COMPLETE = "/v1/uploads/{upload_id}/complete"
 PATH_EVENTS = "/v1/uploads/{upload_id}/events"
+PATH_PROOF = "/v1/uploads/{upload_id}/proof"
 PATH_BAGS = "/v1/bags"
 PATH_BAG = "/v1/bags/{sha256}"
 PATH_CHANNEL = "/v1/channels/{channel}"
@@ -202,3 +217,115 @@ class TarStream:
             whole.update(data)
             chunks.append(hashlib.sha256(data).hexdigest())
         return whole.hexdigest(), chunks
+
+
+# -- reading the stream back (the hub) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class TarMember:
+    name: str
+    offset: int  # of the member's data in the stream
+    size: int
+
+
+def _parse_size(field: bytes) -> int:
+    text = field.rstrip(b"\0 ").decode("ascii")
+    if not text or not all(c in "01234567" for c in text):
+        raise ValueError(f"size field {field!r} is not octal")
+    return int(text, 8)
+
+
+def tar_members(read_at: Callable[[int, int], bytes], size: int) -> list[TarMember]:
+    """The members of a stream in exactly `TarStream`'s layout, or ValueError saying what differs.
+
+    `read_at(offset, length)` reads the stream. Every header must be the one `TarStream` writes
+    for that name and size, names must be safe and strictly ascending (so never duplicated),
+    padding zero, and the stream must end with exactly two zero blocks. Only headers and padding
+    are read: checking a stream costs a few bytes per file.
+    """
+    members: list[TarMember] = []
+    pos, last = 0, ""
+    zero = b"\0" * BLOCK
+    while True:
+        if pos + BLOCK > size:
+            raise ValueError(f"tar stream ends inside a header at byte {pos} (truncated)")
+        head = read_at(pos, BLOCK)
+        if head == zero:
+            if size - pos != 2 * BLOCK or read_at(pos + BLOCK, BLOCK) != zero:
+                raise ValueError(f"tar stream does not end with exactly two zero blocks at byte {pos}")
+            return members
+        raw_name = head[:100].split(b"\0", 1)[0]
+        try:
+            name = raw_name.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError(f"tar member name {raw_name[:40]!r} at byte {pos} is not ASCII") from None
+        check_name(name, "tar member")
+        if name <= last:
+            what = "duplicate" if name == last else "out of order"
+            raise ValueError(f"tar member {name!r} at byte {pos}: {what} (names are unique and sorted)")
+        length = _parse_size(head[124:136])
+        if head != _header(name, length):
+            raise ValueError(
+                f"tar member {name!r} at byte {pos}: header is not the wire format's "
+                "(a regular file, mode 0644, uid/gid 0, mtime 0, USTAR)"
+            )
+        pad = -length % BLOCK
+        if pos + BLOCK + length + pad > size - 2 * BLOCK:
+            raise ValueError(f"tar member {name!r} at byte {pos}: {length} bytes run past the end (truncated)")
+        if pad and read_at(pos + BLOCK + length, pad) != b"\0" * pad:
+            raise ValueError(f"tar member {name!r}: padding after its data is not zero")
+        members.append(TarMember(name, pos + BLOCK, length))
+        pos += BLOCK + length + pad
+        last = name
+
+
+# -- proof of possession -------------------------------------------------------------------------
+PROOF_RANGES = 4  # ranges per challenge
+PROOF_RANGE_BYTES = 4096
+
+
+def proof_digest(nonce: str, data: bytes) -> str:
+    """The answer for one challenged range: sha256 over the nonce's bytes, then the range's bytes."""
+    return hashlib.sha256(bytes.fromhex(nonce) + data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ProofChallenge:
+    """Hub-chosen random ranges of an object: the uploader proves it holds the bytes, not just their sha256."""
+
+    nonce: str  # hex
+    ranges: tuple[tuple[int, int], ...]  # (offset, length)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"nonce": self.nonce, "ranges": [list(r) for r in self.ranges]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> ProofChallenge:
+        if not isinstance(data, dict) or not isinstance(data.get("nonce"), str):
+            raise ValueError("proof challenge must be {nonce, ranges}")
+        ranges = data.get("ranges")
+        if not isinstance(ranges, list) or not all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) and v >= 0 for v in r) for r in ranges
+        ):
+            raise ValueError("proof challenge ranges must be [[offset, length], ...]")
+        return cls(data["nonce"], tuple((int(r[0]), int(r[1])) for r in ranges))
+
+    @classmethod
+    def random(cls, size: int, n: int = PROOF_RANGES, length: int = PROOF_RANGE_BYTES) -> ProofChallenge:
+        """`n` ranges of `length` bytes (all of a smaller object) at uniformly random offsets."""
+        import secrets
+
+        length = min(length, size)
+        offsets = [secrets.randbelow(size - length + 1) for _ in range(n)]
+        return cls(secrets.token_hex(16), tuple((off, length) for off in offsets))
+
+    def answer(self, read_at: Callable[[int, int], bytes]) -> list[str]:
+        """The digests proving possession of the object `read_at` reads."""
+        return [proof_digest(self.nonce, read_at(off, n)) for off, n in self.ranges]
+
+    def accepts(self, read_at: Callable[[int, int], bytes], digests: Sequence[str]) -> bool:
+        import hmac
+
+        expected = self.answer(read_at)
+        return len(digests) == len(expected) and all(
+            hmac.compare_digest(a, str(b)) for a, b in zip(expected, digests, strict=True)
+        )

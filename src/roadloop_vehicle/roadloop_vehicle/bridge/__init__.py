@@ -13,7 +13,7 @@ from roadloop_vehicle.bridge.config import BridgeConfig, load_bridge_config
 from roadloop_vehicle.bridge.daemon import Bridge, RunReport
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, Status, statuses, to_message
 from roadloop_vehicle.bridge.errors import BridgeError
-from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, switch_current
+from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, RetryPolicy, switch_current
 from roadloop_vehicle.bridge.queue import UploadQueue
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "JsonlSink",
     "ModelPuller",
     "PullResult",
+    "RetryPolicy",
     "RunReport",
     "Status",
     "UploadQueue",

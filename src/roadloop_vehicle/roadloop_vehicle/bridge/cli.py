@@ -103,6 +103,9 @@ def run(
             )
         if report.errors:  # e.g. the model channel could not be read: `--once` callers must know
             raise BridgeError(report.errors[0])
+        if report.model is not None and report.model.action in ("refused", "retry"):  # not on the channel's model
+            what = "refused" if report.model.action == "refused" else "not installed yet (a corrupt download)"
+            raise BridgeError(f"model {report.model.label} {what}: {report.model.reason}")
     finally:
         bridge.close()
 

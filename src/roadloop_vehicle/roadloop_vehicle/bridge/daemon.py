@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roadloop_core.bundle import load_public_key
-from roadloop_core.contract.wire import TarStream, is_safe_name
+from roadloop_core.contract.wire import COMPLETE, FAILED, OPEN, TarStream, is_safe_name
 from roadloop_core.errors import HubRefused, HubUnavailable, RoadloopError
 from roadloop_core.hub_client import HubClient
 from roadloop_vehicle.bridge.config import BridgeConfig
 from roadloop_vehicle.bridge.decisions import backoff_delay, disk_status, plan_deletions
 from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses
 from roadloop_vehicle.bridge.errors import BridgeError
-from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, current_label
+from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, RetryPolicy, current_label
 from roadloop_vehicle.bridge.pacing import bandwidth_pacer
 from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
 from roadloop_vehicle.bridge.scanner import bag_size, scan
@@ -116,14 +116,16 @@ class Bridge:
                 if err.status not in (403, 404):
                     raise
                 upload = None  # the hub lost or never had it: start a new upload
-            if upload is not None and upload["state"] not in ("open", "complete"):
+            if upload is not None and upload["state"] == FAILED:
+                raise HubRefused(422, f"{entry.name}: the hub refused the bag: {upload.get('error', '')}")
+            if upload is not None and upload["state"] not in (OPEN, COMPLETE):
                 upload = None  # abandoned (hub gc): start a new upload
         if upload is None:
             upload = self.client.create_upload(
                 entry.name, stream.size, entry.sha256, self.cfg.chunk_bytes, entry.priority, entry.tags
             )
             self.queue.set_upload(entry.name, str(upload["upload_id"]))
-        if upload["state"] == "complete":
+        if upload["state"] == COMPLETE:
             result: dict[str, Any] = upload
         else:
             known = self._chunk_digests.get(entry.name)
@@ -131,8 +133,11 @@ class Bridge:
             try:
                 sent = self.client.send_missing(upload, stream, self.on_bytes, digests)
             except HubRefused as err:
-                if (err.status == 409 and "whole sha256" in str(err)) or err.status == 422:
-                    # the bag's bytes are not what was hashed: hash again and retry, never give up on it
+                if err.status in (409, 422):
+                    if (reason := self._refused_for_good(str(upload["upload_id"]))) is not None:
+                        raise HubRefused(422, f"{entry.name}: the hub refused the bag: {reason}") from err
+                    # the bag's bytes are not what was hashed (a chunk or the whole sha256 differs, or a held
+                    # chunk is not what we send now): hash again and retry, never give up on it
                     self.queue.set_content(entry.name, stream.size, "", [])
                     self._chunk_digests.pop(entry.name, None)
                     raise HubUnavailable(f"{entry.name}: content changed since it was hashed ({err})") from err
@@ -140,7 +145,7 @@ class Bridge:
             report.chunks_sent += int(sent["sent"])
             report.chunks_skipped += int(sent["skipped"])
             result = sent["result"]
-        if result.get("state") != "complete" or result.get("sha256") != entry.sha256:
+        if result.get("state") != COMPLETE or result.get("sha256") != entry.sha256:
             raise HubUnavailable(f"{entry.name}: hub did not confirm sha256 {entry.sha256[:12]}…")
         if not stream.unchanged():
             self.queue.set_content(entry.name, stream.size, "", [])
@@ -148,6 +153,11 @@ class Bridge:
         self.queue.confirm(entry.name)
         report.uploaded.append(entry.name)
         log.info("confirmed %s sha256 %s", entry.name, entry.sha256[:12])
+
+    def _refused_for_good(self, upload_id: str) -> str | None:
+        """Why the hub failed this upload for good (it will not take these bytes), or None."""
+        status = self.client.upload_status(upload_id)
+        return str(status.get("error", "")) if status.get("state") == FAILED else None
 
     def _hashed(self, entry: QueueEntry, stream: TarStream) -> QueueEntry:
         """The entry with the sha256 of the bag's current content (hashed once; a resume reuses it)."""
@@ -273,6 +283,7 @@ class Bridge:
                 observation,
                 params,
                 golden,
+                RetryPolicy(self.cfg.max_attempts, self.cfg.backoff_base_s, self.cfg.backoff_max_s),
             )
         return self.puller.poll()
 

@@ -1,20 +1,25 @@
 """ModelManager: which model serves the next frame.
 
-Loading (signature, hashes, observation spec, ONNX session, warm-up) happens in
-`load`/`offer`, outside the frame path (the drive node calls it from a worker
-thread; replay calls it before the first frame). A loaded model waits in a
-pending slot; `begin_frame` swaps it in, so a frame is always served start to
-finish by the one model `begin_frame` returned. `report` watches that model's
-outputs and rolls back to the previous one on NaN or on X over-budget frames in
-a row; the failed version is remembered and not loaded again.
+Loading (`loader.load_model`: regular files read once, signature, hashes, observation spec,
+tensor contract, ONNX session from the verified bytes, warm-up) happens in `load`/`offer`,
+outside the frame path (the drive node calls it from a worker thread; replay calls it before
+the first frame). A loaded model waits in a pending slot; `begin_frame` swaps it in, so a frame
+is always served start to finish by the one model `begin_frame` returned. `report` watches that
+model's outputs and rolls back to the previous one on NaN or on X over-budget frames in a row;
+the failed version is remembered and not loaded again.
 
-`MODELS/current` (a symlink the bridge switches atomically) is followed by
-`poll_current`; a bundle that is refused leaves the running model in place.
+`MODELS/current` (a symlink the bridge switches atomically) is followed by `poll_current`; a
+bundle that is refused leaves the running model in place. A node with no model yet (it just
+restarted) whose `current` cannot be loaded falls back to the newest version under
+`MODELS/versions/` that loads, and says so (`fell_back`). Any exception while loading is a
+refusal with its reason, never the end of the loader.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +27,18 @@ from typing import Annotated
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from roadloop_core.bundle import Manifest, check_observation_compatible, load_public_key, verify_bundle
+from roadloop_core.bundle import load_public_key
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.errors import RoadloopError
 from roadloop_core.param_schema import Param, check_fields
-from roadloop_vehicle.errors import ModelError
+from roadloop_vehicle.model_manager.loader import LoadedModel, load_model
 from roadloop_vehicle.runtime.base import RuntimeConfig
-from roadloop_vehicle.runtime.policy_runtime import PolicyRuntime
-from roadloop_vehicle.runtime.spec import ModelOutputs, PolicySpec
+from roadloop_vehicle.runtime.spec import ModelOutputs
 
-__all__ = ["LoadedModel", "ModelEvent", "ModelManager", "ModelManagerConfig"]
+__all__ = ["LoadedModel", "ModelEvent", "ModelManager", "ModelManagerConfig", "versions_newest_first"]
+
+log = logging.getLogger("roadloop.model")
+_VERSION = re.compile(r"-v(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -50,21 +57,30 @@ class ModelManagerConfig:
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    path: Path
-    manifest: Manifest
-    runtime: PolicyRuntime
-
-    @property
-    def label(self) -> str:
-        return f"{self.manifest.name}-v{self.manifest.version}"
-
-
-@dataclass(frozen=True)
 class ModelEvent:
-    kind: str  # loaded | activated | refused | rolled_back
+    kind: str  # loaded | activated | refused | rolled_back | fell_back
     label: str
     reason: str = ""
+
+
+def versions_newest_first(models_dir: Path) -> list[Path]:
+    """MODELS/versions/<name>-v<N>/ folders, highest N first (then by name): the fallback order."""
+    folders = []
+    try:
+        with os.scandir(models_dir / "versions") as it:
+            for entry in it:
+                m = _VERSION.search(entry.name)
+                if m and entry.is_dir(follow_symlinks=False):
+                    folders.append((-int(m.group(1)), entry.name, Path(entry.path)))
+    except OSError:
+        return []
+    return [p for *_, p in sorted(folders)]
+
+
+def _reason(err: BaseException) -> str:
+    """One line: a RoadloopError's own message, anything else with its type (a bug or an OS fault)."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    return text if isinstance(err, RoadloopError) else f"{type(err).__name__}: {text}"
 
 
 class ModelManager:
@@ -94,44 +110,65 @@ class ModelManager:
 
     # -- loading (outside the frame path) -------------------------------------------------
     def load(self, bundle_dir: Path) -> LoadedModel:
-        """Verify and load a bundle; ModelError/BundleError names the reason it is refused."""
-        manifest = verify_bundle(bundle_dir, self.public_key)
-        check_observation_compatible(manifest, self.observation)
-        # the model's tensors against the (now known to be the vehicle's) observation spec: image size, horizon
-        spec = PolicySpec.from_manifest(manifest, f"{bundle_dir}/manifest.json")
-        runtime = PolicyRuntime(bundle_dir / "policy.onnx", spec, self.runtime_config)
-        warm = runtime.warmup(1)
-        if warm is not None and not warm.finite:
-            raise ModelError(f"{bundle_dir}: model outputs NaN/inf on the warm-up input")
-        return LoadedModel(bundle_dir, manifest, runtime)
+        """Verify and load a bundle (`loader.load_model`); ModelError/BundleError names the reason it is refused."""
+        return load_model(bundle_dir, self.public_key, self.observation, self.runtime_config)
 
     def offer(self, bundle_dir: Path) -> bool:
-        """Load `bundle_dir` and queue it for the next frame; on refusal keep the running model."""
+        """Load `bundle_dir` and queue it for the next frame; on refusal (any exception) keep the running model."""
         bundle_dir = Path(bundle_dir)
         try:
             model = self.load(bundle_dir)
-        except RoadloopError as err:
-            self._rejected.add(bundle_dir.resolve())
-            self._event("refused", bundle_dir.name, str(err))
+        except Exception as err:  # a refusal whatever went wrong: the loader must outlive any bundle
+            if not isinstance(err, RoadloopError):
+                log.exception("loading %s failed", bundle_dir)
+            self._reject(bundle_dir)
+            self._event("refused", bundle_dir.name, _reason(err))
             return False
         with self._lock:
             self._pending = model
         self._event("loaded", model.label)
         return True
 
-    def poll_current(self) -> bool:
-        """Offer the bundle `MODELS/current` points at, if it changed. True when one was queued."""
-        link = Path(os.path.expanduser(self.config.models_dir)) / "current"
+    def _reject(self, bundle_dir: Path) -> None:
         try:
-            target = link.resolve(strict=True)
-        except (FileNotFoundError, RuntimeError):
+            self._rejected.add(bundle_dir.resolve())
+        except (OSError, RuntimeError):
+            self._rejected.add(bundle_dir)
+
+    def poll_current(self) -> bool:
+        """Offer the bundle `MODELS/current` points at, if it changed. True when one was queued. Never raises:
+        a fault is a `refused` event (the drive node's loader thread calls this forever)."""
+        try:
+            return self._poll_current()
+        except Exception as err:
+            log.exception("watching %s/current failed", self.config.models_dir)
+            self._event("refused", "current", _reason(err))
+            return False
+
+    def _poll_current(self) -> bool:
+        models = Path(os.path.expanduser(self.config.models_dir))
+        try:
+            target = (models / "current").resolve(strict=True)
+        except (OSError, RuntimeError):  # not there yet, a dangling or looping link
             return False
         if target == self._watched:
             return False
         self._watched = target
-        if target in self._rejected:
-            return False
-        return self.offer(target)
+        if target not in self._rejected and self.offer(target):
+            return True
+        if self.active is None and self._pending is None:  # nothing to drive on: the last good version
+            return self._fall_back(models, target)
+        return False
+
+    def _fall_back(self, models: Path, bad: Path) -> bool:
+        for folder in versions_newest_first(models):
+            resolved = folder.resolve()
+            if resolved == bad or resolved in self._rejected:
+                continue
+            if self.offer(folder):
+                self._event("fell_back", folder.name, f"current ({bad.name}) cannot be loaded")
+                return True
+        return False
 
     # -- the frame path ------------------------------------------------------------------
     def begin_frame(self) -> LoadedModel | None:

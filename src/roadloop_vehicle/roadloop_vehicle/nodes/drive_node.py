@@ -34,6 +34,8 @@ class DriveNode:
 
 
 def _load_loop(manager: ModelManager, params: DriveParams, base: Path, stop: threading.Event) -> None:
+    """The loader thread: `offer`/`poll_current` report every fault as a `refused` event and never raise,
+    so one bad bundle cannot end the thread and leave the car without later updates."""
     if params.bundle:
         manager.offer(resolve_path(params.bundle, base))
         return
@@ -60,7 +62,7 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
         if events or always:
             label = manager.active.label if manager.active is not None else None
             for ev in events:
-                (io.warn if ev.kind in ("refused", "rolled_back") else io.info)(
+                (io.warn if ev.kind in ("refused", "rolled_back", "fell_back") else io.info)(
                     f"model {ev.kind} {ev.label} {ev.reason}"
                 )
             publish_diag(diagnostics_msg(core.typestore, now_ns, [model_status(label, events)]))

@@ -3,6 +3,8 @@
 A separate process from drive_node: a monitor must not share a process (or a GIL,
 or a crash) with what it monitors. It judges each raw command as it arrives and,
 on a timer at the command rate, stops the car when commands stop coming.
+Staleness and the watchdog run on `io.monotonic_ns()` (a wall-clock step must not delay
+the detection of a dead camera or drive node); stamps of what it publishes are node-clock time.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
     publish_cmd = io.publisher("command")
     publish_diag = io.publisher("diagnostics")
 
-    def emit(now_ns: int, stamp_ns: int, out: SafetyOutput) -> None:
+    def emit(mono_ns: int, stamp_ns: int, out: SafetyOutput) -> None:
         publish_cmd(command_msg(store, stamp_ns, out.command, EGO_FRAME))
-        diag = node.core.diagnostics(now_ns, out)
+        diag = node.core.diagnostics(mono_ns, out, stamp_ns=io.now_ns())
         if diag is not None:
             publish_diag(diag)
         if out.changed:
@@ -62,12 +64,12 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
 
     def seen(role: str) -> None:
         def on_message(data: bytes, now_ns: int) -> None:
-            node.last_seen[role] = now_ns
+            node.last_seen[role] = io.monotonic_ns()
 
         io.subscribe(role, on_message)
 
     def on_odometry(data: bytes, now_ns: int) -> None:
-        node.last_seen["odometry"] = now_ns
+        node.last_seen["odometry"] = io.monotonic_ns()
         odom: Any = store.deserialize_cdr(data, registry["odometry"].type)
         node.speed = float(odom.twist.twist.linear.x)
 
@@ -86,13 +88,14 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
         # the trajectory of the same frame (same sensor stamp) is checked for NaN and jumps too
         waypoints = node.trajectory[1] if node.trajectory and node.trajectory[0] == stamp else None
         cmd = command_from_msg(msg, node.speed)
-        emit(now_ns, stamp, node.core.on_command(now_ns, node.last_seen, cmd, waypoints, cmd.speed))
+        mono = io.monotonic_ns()
+        emit(mono, stamp, node.core.on_command(mono, node.last_seen, cmd, waypoints, cmd.speed))
 
     def on_tick() -> None:
-        now = io.now_ns()
-        out = node.core.tick(now, node.last_seen)
+        mono = io.monotonic_ns()
+        out = node.core.tick(mono, node.last_seen)
         if out is not None:
-            emit(now, now, out)
+            emit(mono, io.now_ns(), out)
 
     io.subscribe("trajectory", on_trajectory)
     io.subscribe("command_raw", on_command)

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from roadloop_vehicle.params import VehicleParams
 from roadloop_vehicle.pipeline import PRODUCED_ROLES, FrameReport, Pipeline
 from roadloop_vehicle.safety.supervisor import State
 
-__all__ = ["ReplayResult", "replay_bag", "write_stats"]
+__all__ = ["ReplayResult", "fallback_stats", "replay_bag", "write_stats"]
 
 STAGES = ("sync", "policy", "inference", "control", "safety", "frame")
 OUTPUT_ROLES = ("trajectory", "command", "diagnostics")
@@ -163,6 +164,7 @@ def replay_bag(
         "faults": dict(sorted(Counter(f for r in pipeline.reports for f in r.faults).items())),
         "models": sorted({r.model for r in reports if r.model}),
         "duration_s": round(info.duration_s, 6),
+        **fallback_stats(pipeline.reports),
     }
     timings: dict[str, list[float]] = {s: [] for s in STAGES}
     for r in reports:
@@ -190,6 +192,25 @@ def _problems(reports: list[FrameReport], init_frames: int) -> list[str]:
     if not any(r.state is State.ACTIVE for r in reports):
         out.append("the policy never drove: no ACTIVE frame")
     return out
+
+
+def fallback_stats(decisions: list[FrameReport]) -> dict[str, Any]:
+    """The car stopped by the supervisor, counting the watchdog's decisions too: a camera that dies leaves
+    no frames, so `fallback_frames` alone would say 0 while the car stood in a controlled stop.
+
+    `watchdog_states`: watchdog decisions by state; `watchdog_fallback_ticks`: those not ACTIVE (a stop);
+    `fallback_decisions`: frames and watchdog ticks not ACTIVE; `fallback_s`: bag time from each such
+    decision to the next decision (the last one ends the count).
+    """
+    ordered = sorted(decisions, key=lambda r: r.now_ns)
+    ticks = [r for r in ordered if r.kind == "watchdog"]
+    stopped_s = sum((nxt.now_ns - cur.now_ns) / 1e9 for cur, nxt in pairwise(ordered) if cur.state is not State.ACTIVE)
+    return {
+        "watchdog_states": dict(sorted(Counter(r.state.value for r in ticks).items())),
+        "watchdog_fallback_ticks": sum(1 for r in ticks if r.state is not State.ACTIVE),
+        "fallback_decisions": sum(1 for r in ordered if r.state is not State.ACTIVE),
+        "fallback_s": round(stopped_s, 6),
+    }
 
 
 def write_stats(result: ReplayResult, path: Path) -> None:

@@ -8,16 +8,21 @@ against rclpy's own sources (`make typecheck`):
     and publishers fed `bytes` serialized with the rosbags typestore: the bag is the wire;
   * QoS from the topic registry: sensor = best-effort, command = reliable,
     latched = reliable + transient-local;
-  * the node clock (`use_sim_time` makes it the replayed bag's /clock).
+  * the node clock for message stamps (`use_sim_time` makes it the replayed bag's /clock), and
+    the steady clock for staleness, the watchdog and timers, so a step of the wall clock (an NTP or
+    GPS correction) neither delays nor fakes the detection of a dead sensor or node; under
+    `use_sim_time` both follow /clock (a replay is the only time there is).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -134,13 +139,21 @@ class RosNode:
         self._keep.append(pub)
         return publish
 
+    def _sim_time(self) -> bool:
+        clock = self.node.get_clock()
+        return isinstance(clock, ROSClock) and bool(clock.ros_time_is_active)
+
     def timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
-        t = self.node.create_timer(period_s, callback)
+        clock = None if self._sim_time() else Clock(clock_type=ClockType.STEADY_TIME)
+        t = self.node.create_timer(period_s, callback, clock=clock)
         self._keep.append(t)
         return t
 
     def now_ns(self) -> int:
         return int(self.node.get_clock().now().nanoseconds)
+
+    def monotonic_ns(self) -> int:
+        return self.now_ns() if self._sim_time() else time.monotonic_ns()
 
     def info(self, text: str) -> None:
         self.node.get_logger().info(text)

@@ -18,7 +18,7 @@ from typing import Any
 from roadloop_core.fsio import atomic_write_bytes
 from roadloop_vehicle.errors import BackendUnavailableError, ModelError
 
-__all__ = ["EngineKey", "build_engine", "cache_path", "import_tensorrt", "load_or_build_engine", "sha256_file"]
+__all__ = ["EngineKey", "build_engine", "cache_path", "import_tensorrt", "load_or_build_engine"]
 
 
 def import_tensorrt() -> Any:
@@ -46,14 +46,6 @@ def gpu_name() -> str:
     return (name.decode() if isinstance(name, bytes) else str(name)).rstrip("\x00")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class EngineKey:
     onnx_sha256: str
@@ -70,16 +62,16 @@ def cache_path(cache_dir: Path, key: EngineKey) -> Path:
     return Path(os.path.expanduser(str(cache_dir))) / key.filename()
 
 
-def build_engine(onnx_path: Path, precision: str, workspace_mb: int = 1024) -> bytes:
-    """Build a serialized TensorRT 10 engine from `onnx_path` (explicit batch, named tensors)."""
+def build_engine(model: bytes, precision: str, workspace_mb: int = 1024, where: str = "policy.onnx") -> bytes:
+    """Build a serialized TensorRT 10 engine from the ONNX bytes `model` (explicit batch, named tensors)."""
     trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
+    if not parser.parse(model):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ModelError(f"{onnx_path}: TensorRT cannot parse the ONNX: {errors}")
+        raise ModelError(f"{where}: TensorRT cannot parse the ONNX: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if precision == "fp16":
@@ -88,18 +80,20 @@ def build_engine(onnx_path: Path, precision: str, workspace_mb: int = 1024) -> b
         config.set_flag(trt.BuilderFlag.FP16)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ModelError(f"{onnx_path}: TensorRT failed to build an engine (see the TensorRT log above)")
+        raise ModelError(f"{where}: TensorRT failed to build an engine (see the TensorRT log above)")
     return bytes(serialized)
 
 
-def load_or_build_engine(onnx_path: Path, precision: str, cache_dir: Path) -> tuple[bytes, Path, bool]:
-    """(engine bytes, cache file, whether it was built now). Writes the cache atomically."""
+def load_or_build_engine(
+    model: bytes, precision: str, cache_dir: Path, where: str = "policy.onnx"
+) -> tuple[bytes, Path, bool]:
+    """(engine bytes, cache file, whether it was built now) for the ONNX bytes `model`. Writes the cache atomically."""
     trt = import_tensorrt()
-    key = EngineKey(sha256_file(onnx_path), str(trt.__version__), gpu_name(), precision)
+    key = EngineKey(hashlib.sha256(model).hexdigest(), str(trt.__version__), gpu_name(), precision)
     path = cache_path(cache_dir, key)
     if path.is_file():
         return path.read_bytes(), path, False
-    data = build_engine(onnx_path, precision)
+    data = build_engine(model, precision, where=where)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
     return data, path, True

@@ -42,5 +42,5 @@ def build(
 
     # A TensorRT build takes minutes on an embedded GPU and reports no progress of its own.
     with Console(stderr=True).status(f"building/looking up the {precision} TensorRT engine for {onnx_path} ..."):
-        _, path, built = load_or_build_engine(onnx_path, precision, cache_dir)
+        _, path, built = load_or_build_engine(onnx_path.read_bytes(), precision, cache_dir, str(onnx_path))
     typer.echo(f"{'built' if built else 'cached'}: {path}")

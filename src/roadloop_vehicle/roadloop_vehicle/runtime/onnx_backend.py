@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import onnxruntime as ort
 
 from roadloop_vehicle.errors import BackendUnavailableError, ModelError
@@ -15,7 +13,8 @@ __all__ = ["OnnxBackend"]
 class OnnxBackend:
     name = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, buffers: IOBuffers, config: RuntimeConfig) -> None:
+    def __init__(self, model: bytes, buffers: IOBuffers, config: RuntimeConfig, where: str = "policy.onnx") -> None:
+        """`model`: the ONNX bytes (the session is built from them, never from a file); `where` names it."""
         self.buffers = buffers
         available = ort.get_available_providers()
         if config.device == "cuda" and "CUDAExecutionProvider" not in available:
@@ -32,15 +31,16 @@ class OnnxBackend:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(onnx_path), sess_options=opts, providers=providers)
+            self.session = ort.InferenceSession(model, sess_options=opts, providers=providers)
         except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ModelError(f"{onnx_path}: onnxruntime cannot load the model: {str(err).splitlines()[0]}") from err
+            first = (str(err).splitlines() or [type(err).__name__])[0]
+            raise ModelError(f"{where}: onnxruntime cannot load the model: {first}") from err
         self.providers = self.session.get_providers()
         names_in = {i.name for i in self.session.get_inputs()}
         names_out = {o.name for o in self.session.get_outputs()}
         if names_in != set(buffers.inputs) or not set(buffers.outputs) <= names_out:
             raise ModelError(
-                f"{onnx_path}: tensors {sorted(names_in)} -> {sorted(names_out)} do not match the manifest "
+                f"{where}: tensors {sorted(names_in)} -> {sorted(names_out)} do not match the manifest "
                 f"{sorted(buffers.inputs)} -> {sorted(buffers.outputs)}"
             )
         self._binding = self.session.io_binding()

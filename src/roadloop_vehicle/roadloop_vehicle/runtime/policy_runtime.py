@@ -1,4 +1,8 @@
-"""PolicyRuntime: one model, one backend, preallocated buffers, warmed up at load."""
+"""PolicyRuntime: one model, one backend, preallocated buffers, warmed up at load.
+
+The model is taken as bytes (what `load_bundle` verified): the engine is built from exactly the
+bytes whose sha256 was checked, never from a file read a second time.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from roadloop_core.contract.tensors import ROUTE_TARGET_ARRAY
+from roadloop_vehicle.errors import ModelError
 from roadloop_vehicle.runtime.base import Backend, IOBuffers, RuntimeConfig, timed_run
 from roadloop_vehicle.runtime.spec import ModelInputs, ModelOutputs, PolicySpec
 
@@ -16,19 +21,27 @@ __all__ = ["PolicyRuntime"]
 class PolicyRuntime:
     """`step(ModelInputs) -> ModelOutputs` (with the measured inference time of that frame)."""
 
-    def __init__(self, onnx_path: Path, spec: PolicySpec, config: RuntimeConfig) -> None:
+    def __init__(self, onnx: bytes | Path, spec: PolicySpec, config: RuntimeConfig, where: str = "") -> None:
+        """`onnx`: the model's bytes (or a file, read once here); `where` names it in errors."""
         self.spec = spec
         self.config = config
+        if isinstance(onnx, Path):
+            where = where or str(onnx)
+            try:
+                onnx = onnx.read_bytes()
+            except OSError as err:
+                raise ModelError(f"{where}: cannot read the model: {err.strerror}") from err
+        where = where or "policy.onnx"
         buffers = IOBuffers(spec)
         self.backend: Backend
         if config.backend == "tensorrt":
             from roadloop_vehicle.runtime.tensorrt_backend import TensorRTBackend
 
-            self.backend = TensorRTBackend(onnx_path, buffers, config)
+            self.backend = TensorRTBackend(onnx, buffers, config, where)
         else:
             from roadloop_vehicle.runtime.onnx_backend import OnnxBackend
 
-            self.backend = OnnxBackend(onnx_path, buffers, config)
+            self.backend = OnnxBackend(onnx, buffers, config, where)
         self.warmup(config.warmup_runs)
 
     def warmup(self, runs: int) -> ModelOutputs | None:

@@ -38,12 +38,13 @@ def _check(result: Any, what: str) -> Any:
 class TensorRTBackend:
     name = "tensorrt"
 
-    def __init__(self, onnx_path: Path, buffers: IOBuffers, config: RuntimeConfig) -> None:
+    def __init__(self, model: bytes, buffers: IOBuffers, config: RuntimeConfig, where: str = "policy.onnx") -> None:
+        """`model`: the ONNX bytes the engine is built from (and keyed by); `where` names it in errors."""
         trt = import_tensorrt()
         self._cudart = cudart = _cudart()
         self.buffers = buffers
         data, self.engine_path, self.built = load_or_build_engine(
-            onnx_path, config.precision, Path(config.engine_cache_dir)
+            model, config.precision, Path(config.engine_cache_dir), where
         )
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)

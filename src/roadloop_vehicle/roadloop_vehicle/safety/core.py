@@ -3,7 +3,8 @@
 Commands are judged as they arrive (`on_command`). A timer calls `tick`: when no
 command came for longer than command_raw's staleness, the supervisor runs anyway
 with no command, so a policy that stops publishing (dead node, stalled camera, no
-model) still ends in a controlled stop.
+model) still ends in a controlled stop. Every `now_ns` here is the clock staleness is
+measured on: monotonic on the car (safety_node), the bag's clock in a replay.
 """
 
 from __future__ import annotations
@@ -93,11 +94,20 @@ class SafetyCore:
         return out
 
     def diagnostics(
-        self, now_ns: int, out: SafetyOutput, extra: list[Status] | None = None, news: bool = False
+        self,
+        now_ns: int,
+        out: SafetyOutput,
+        extra: list[Status] | None = None,
+        news: bool = False,
+        stamp_ns: int | None = None,
     ) -> Any | None:
-        """A DiagnosticArray (safety status + `extra`) when due: each period, on a state change, or on `news`."""
+        """A DiagnosticArray (safety status + `extra`) when due: each period, on a state change, or on `news`.
+
+        `now_ns` is the clock the period is measured on; `stamp_ns` (default `now_ns`) the message's stamp.
+        """
         due = self._last_diag_ns is None or now_ns - self._last_diag_ns >= self._diag_period_ns
         if not (due or out.changed or news):
             return None
         self._last_diag_ns = now_ns
-        return diagnostics_msg(self.typestore, now_ns, [safety_status(out), *(extra or [])])
+        return diagnostics_msg(self.typestore, now_ns if stamp_ns is None else stamp_ns,
+                               [safety_status(out), *(extra or [])])  # fmt: skip
