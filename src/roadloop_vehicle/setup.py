@@ -37,6 +37,7 @@ setup(
             "replay = roadloop_vehicle.replay.cli:replay",
             "bridge = roadloop_vehicle.bridge.cli:app",
             "engine = roadloop_vehicle.runtime.engine_cli:app",
+            "vehicle = roadloop_vehicle.provision.cli:app",
         ],
         "roadloop.bag_verbs": [
             "play = roadloop_vehicle.bag_play.cli:play",
