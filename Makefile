@@ -9,14 +9,15 @@ PACKAGES := src/roadloop_core src/roadloop_hub src/roadloop_vehicle src/roadloop
 export SDL_VIDEODRIVER := offscreen
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup test lint typecheck pytest soak colcon bench demo clean help
+.PHONY: setup test lint typecheck pytest pytest-numpy1 soak colcon bench demo clean help
 
 help:
 	@echo "make demo   - run the whole fleet loop on embedded defaults (report in demo-out/)"
-	@echo "make test   - set up .venv, then ruff, mypy --strict, pytest, colcon build + test"
+	@echo "make test   - set up .venv, then ruff, mypy --strict, pytest (+ vehicle side on numpy 1.26), colcon build + test"
 	@echo "make bench  - benchmarks, one line per figure with side-by-side ratios"
 	@echo "make soak   - the long fault-injection sweeps (bags: flips/truncations, recorder SIGKILLs; fleet: bridge/hub SIGKILLs)"
 	@echo "make setup  - only create/update .venv with the pinned dependencies"
+	@echo "make pytest-numpy1 - the vehicle-side tests on numpy 1.26 (Jazzy's apt numpy) in .venv-numpy1"
 
 # Idempotent: re-runs only when the pins or a package's setup.py change. ROS 2 Jazzy (rclpy, Fast DDS, the message
 # packages, the rosidl generators) comes from PyPI wheels in requirements.txt. rclpy-intellisense, pinned before
@@ -52,6 +53,27 @@ typecheck: setup
 pytest: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q tests
 
+# The vehicle side (roadloop_core + roadloop_vehicle) on numpy 1.26, the numpy ROS 2 Jazzy's Python has on Ubuntu
+# 24.04, in its own small environment (requirements-vehicle-numpy1.txt, no ROS wheels: the PyPI ones are built
+# against numpy 2). Python 3.12 (Jazzy's) where there is one, else the workspace venv's interpreter. Tests that need
+# what this environment leaves out (rclpy, the hub, the simulator) carry `@pytest.mark.needs(...)` and skip here
+# (ROADLOOP_TEST_SIDE=vehicle); everywhere else a missing module fails them.
+NP1_VENV := .venv-numpy1
+NP1_STAMP := $(NP1_VENV)/.roadloop-stamp
+NP1_PY ?= $(firstword $(foreach p,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12),\
+	$(shell $(p) -c 'import sys; print(sys.executable)' 2>/dev/null)) $(abspath $(BIN)/python))
+$(NP1_STAMP): requirements-vehicle-numpy1.txt src/roadloop_core/setup.py src/roadloop_vehicle/setup.py | $(STAMP)
+	test -x $(NP1_VENV)/bin/python || $(NP1_PY) -m venv $(NP1_VENV)
+	$(NP1_VENV)/bin/python -m pip --disable-pip-version-check install -q -r requirements-vehicle-numpy1.txt
+	$(NP1_VENV)/bin/python -m pip --disable-pip-version-check install -q --no-deps -e src/roadloop_core -e src/roadloop_vehicle
+	$(NP1_VENV)/bin/python -m pip --disable-pip-version-check check
+	touch $(NP1_STAMP)
+
+pytest-numpy1: $(NP1_STAMP)
+	$(NP1_VENV)/bin/python -c 'import sys, numpy; print("vehicle side on Python", sys.version.split()[0], "numpy", numpy.__version__); assert numpy.__version__.startswith("1.26")'
+	PATH=$(abspath $(NP1_VENV)/bin):$$PATH ROADLOOP_TEST_SIDE=vehicle $(NP1_VENV)/bin/python -m pytest -q \
+	    tests/roadloop_core tests/roadloop_vehicle
+
 # The long fault-injection sweeps (marker `soak`, deselected in `make test`); each prints tried/survived.
 soak: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -s -m soak tests
@@ -66,7 +88,7 @@ colcon: setup
 	    --return-code-on-test-failure || { $(COLCON) test-result --verbose --test-result-base $$d/build; exit 1; }; } && \
 	$(COLCON) test-result --test-result-base $$d/build
 
-test: lint typecheck pytest colcon
+test: lint typecheck pytest pytest-numpy1 colcon
 
 bench: setup
 	$(BIN)/python -m benchmarks

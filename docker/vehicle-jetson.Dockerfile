@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# The vehicle image for NVIDIA Jetson (Orin, JetPack 6): L4T with CUDA and TensorRT 10, ROS 2,
+# The vehicle image for NVIDIA Jetson (Orin, JetPack 6): L4T with CUDA and TensorRT 10 (Python bindings from
+# python3-libnvinfer, CUDA runtime bindings from cuda-python), ROS 2,
 # onnxruntime as the fallback backend, the roadloop workspace built by colcon.
 #
 # JetPack 6 is Ubuntu 22.04, for which ROS 2's binary distribution is Humble (Jazzy targets
@@ -34,15 +35,27 @@ RUN apt-get update \
     && apt-get update \
     && apt-get install -y --no-install-recommends \
         "ros-${ROS_DISTRO}-ros-base" \
+        "ros-${ROS_DISTRO}-ackermann-msgs" \
+        "ros-${ROS_DISTRO}-diagnostic-msgs" \
         "ros-${ROS_DISTRO}-rosbag2-storage-mcap" \
         python3-pip \
         python3-colcon-common-extensions \
+        python3-numpy \
+        python3-yaml \
+        python3-matplotlib \
         python3-libnvinfer \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /ws
 COPY docker/requirements-jetson.txt /tmp/requirements-jetson.txt
-RUN pip3 install --ignore-installed -r /tmp/requirements-jetson.txt
+# Ubuntu 22.04's numpy (1.21.5) and PyYAML stay: pip is constrained to the installed versions. onnxruntime's
+# metadata asks for numpy >= 1.21.6 although its wheels run on 1.21 (built for the numpy 1.x C API), so it goes in
+# without dependencies after the rest; its own dependencies are pinned in requirements-jetson.txt.
+RUN python3 -c 'import numpy, yaml; print(f"numpy=={numpy.__version__}\nPyYAML=={yaml.__version__}")' \
+        > /tmp/distro-constraints.txt \
+    && grep -v '^onnxruntime==' /tmp/requirements-jetson.txt > /tmp/requirements-rest.txt \
+    && pip3 install -c /tmp/distro-constraints.txt -r /tmp/requirements-rest.txt \
+    && pip3 install --no-deps "$(grep '^onnxruntime==' /tmp/requirements-jetson.txt)"
 
 COPY colcon.meta ./
 COPY src/roadloop_core src/roadloop_core

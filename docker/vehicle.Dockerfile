@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# The vehicle image: ROS 2 Jazzy, onnxruntime and the roadloop workspace built by colcon.
+# The vehicle image: ROS 2 Jazzy (or Humble: --build-arg ROS_DISTRO=humble), onnxruntime and the roadloop workspace built by colcon.
 # It holds roadloop_core and roadloop_vehicle only (no torch); its default command is the
 # onboard stack: `ros2 launch roadloop_vehicle vehicle.launch.py`.
 #
@@ -16,19 +16,31 @@ ENV PIP_BREAK_SYSTEM_PACKAGES=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# rosbag2's mcap storage plugin: the launch file records with `ros2 bag record -s mcap`.
+# Everything the nodes import that ros-base lacks, from the distro's packages: ackermann_msgs (the command
+# topics; not in ros-base), rosbag2's mcap storage plugin (the launch file records with `ros2 bag record -s mcap`),
+# and the Python libraries the distro already builds its message modules against (numpy, PyYAML) or ships for
+# this Python (matplotlib for `--plot`). tests/docker/test_vehicle_images.py checks every import against this list.
 # Distribution packages track the base image's snapshot (ROS and L4T publish moving versions):
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3-pip \
         python3-colcon-common-extensions \
+        python3-numpy \
+        python3-yaml \
+        python3-matplotlib \
+        "ros-${ROS_DISTRO}-ackermann-msgs" \
+        "ros-${ROS_DISTRO}-diagnostic-msgs" \
         "ros-${ROS_DISTRO}-rosbag2-storage-mcap" \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /ws
 COPY docker/requirements-vehicle.txt /tmp/requirements-vehicle.txt
-RUN pip3 install --ignore-installed -r /tmp/requirements-vehicle.txt
+# The distro's numpy and PyYAML stay: pip is constrained to the installed versions, so a requirement that wanted
+# another one fails the build instead of replacing the library the ROS message modules are compiled against.
+RUN python3 -c 'import numpy, yaml; print(f"numpy=={numpy.__version__}\nPyYAML=={yaml.__version__}")' \
+        > /tmp/distro-constraints.txt \
+    && pip3 install -c /tmp/distro-constraints.txt -r /tmp/requirements-vehicle.txt
 
 COPY colcon.meta ./
 COPY src/roadloop_core src/roadloop_core

@@ -13,16 +13,19 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
     ],
+    # Ranges, not pins: on a vehicle this package runs on the ROS distro's own Python and numpy (Humble on
+    # Ubuntu 22.04: Python 3.10, numpy 1.21.5, PyYAML 5.4; Jazzy on 24.04: Python 3.12, numpy 1.26), whose
+    # generated message modules are built against numpy 1.x. The workspace pins (requirements.txt) sit inside.
     install_requires=[
-        "numpy",
-        "pyyaml",
-        "rosbags",
-        "mcap",
-        "zstandard",
-        "typer",
-        "rich",
-        "cryptography",
-        "httpx",
+        "numpy>=1.21,<3",
+        "pyyaml>=5.4",
+        "rosbags>=0.11,<0.12",
+        "mcap>=1.1,<2",
+        "zstandard>=0.19",
+        "typer>=0.12",
+        "rich>=13",
+        "cryptography>=41",
+        "httpx>=0.27,<1",
     ],
     # colcon runs `pytest` on test/ (ament style) when pytest is a test dependency.
     extras_require={"test": ["pytest"]},

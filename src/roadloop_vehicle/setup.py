@@ -13,10 +13,12 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
     ],
+    # Ranges the distros' Pythons satisfy (see roadloop_core's setup.py): onnxruntime 1.17 is the oldest release
+    # with wheels for both Python 3.10 (Humble; newest there 1.23.x) and 3.12 (Jazzy).
     install_requires=[
         "roadloop_core",
-        "numpy",
-        "onnxruntime",
+        "numpy>=1.21,<3",
+        "onnxruntime>=1.17,<2",
     ],
     # colcon runs `pytest` on test/ (ament style) when pytest is a test dependency.
     extras_require={"test": ["pytest"]},
@@ -35,6 +37,7 @@ setup(
             "replay = roadloop_vehicle.replay.cli:replay",
             "bridge = roadloop_vehicle.bridge.cli:app",
             "engine = roadloop_vehicle.runtime.engine_cli:app",
+            "vehicle = roadloop_vehicle.provision.cli:app",
         ],
         "roadloop.bag_verbs": [
             "play = roadloop_vehicle.bag_play.cli:play",

@@ -95,11 +95,13 @@ def _bag(path: Path, seed: int) -> TarStream:
     return TarStream(path)
 
 
+@pytest.mark.needs("roadloop_hub")
 def test_health_needs_no_token(hub: Hub) -> None:
     with HubClient(hub.url) as client:
         assert client.health() == {"ok": True, "db": "sqlite"}
 
 
+@pytest.mark.needs("roadloop_hub")
 def test_upload_round_trip_with_pacing(hub: Hub, tmp_path: Path) -> None:
     stream = _bag(tmp_path / "trip", seed=1)
     sha, digests = stream.digests(CHUNK)
@@ -131,6 +133,7 @@ def test_upload_round_trip_with_pacing(hub: Hub, tmp_path: Path) -> None:
 OBSERVATION = ObservationSpec.from_config(config_dir() / "dataset.yaml")
 
 
+@pytest.mark.needs("roadloop_hub")
 def test_registry_operations_and_ranged_download(hub: Hub, tmp_path: Path) -> None:
     payload = bytes(range(256)) * 1200
     (tmp_path / "p.onnx").write_bytes(payload)
@@ -165,6 +168,7 @@ def test_registry_operations_and_ranged_download(hub: Hub, tmp_path: Path) -> No
             admin.publish("candidate", tmp_path / "no-such-folder")
 
 
+@pytest.mark.needs("roadloop_hub")
 def test_error_mapping(hub: Hub, tmp_path: Path) -> None:
     with HubClient(hub.url, "rl_not_a_token") as stranger:
         with pytest.raises(HubRefused) as err:

@@ -10,6 +10,7 @@ __all__ = [
     "ModelError",
     "ObservationError",
     "PlayError",
+    "ProvisionError",
     "ReplayError",
     "VehicleError",
 ]
@@ -41,3 +42,7 @@ class InterfaceError(VehicleError):
 
 class PlayError(VehicleError):
     """A bag cannot be played onto the ROS 2 graph (no ROS here, unplayable topic, bad options)."""
+
+
+class ProvisionError(VehicleError):
+    """A car cannot be provisioned (unreadable key or template, hub refused the token, first model refused)."""

@@ -63,6 +63,7 @@ def test_bad_options_are_one_line_exit_2(conformance_dir: Path, args: list[str],
     assert len(lines) == 1 and lines[0].startswith("roadloop: error: ") and needle in lines[0], res.stderr
 
 
+@pytest.mark.needs("rclpy")  # rclpy installed, its libraries not found
 def test_without_ros_libraries_is_one_line_exit_2(conformance_dir: Path) -> None:
     """rclpy's C extension cannot load its libraries (the venv's LD_LIBRARY_PATH bootstrap skipped)."""
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "ROADLOOP_DEBUG")}

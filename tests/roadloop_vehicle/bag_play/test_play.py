@@ -23,6 +23,8 @@ from roadloop_core.config import config_dir
 from roadloop_core.registry import QosSpec, load_registry
 from roadloop_core.typesys import typestore_for
 
+pytestmark = pytest.mark.needs("rclpy")
+
 ROADLOOP = shutil.which("roadloop", path=str(Path(sys.executable).parent)) or "roadloop"
 TIMING_TOLERANCE_S = 0.5  # per message, against the recorded offset / rate
 DEPTH = 1000  # the listener keeps everything: a slow callback must not cost a message

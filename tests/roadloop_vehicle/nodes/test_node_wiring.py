@@ -249,6 +249,7 @@ def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: Mo
     assert (status.name, status.level, status.message) == ("roadloop/model", 1, "no model loaded")
 
 
+@pytest.mark.needs("rclpy")  # rclpy installed, its libraries not found
 @pytest.mark.parametrize("node", ["drive_node", "safety_node"])
 def test_entry_point_without_ros_libraries_is_one_line_exit_2(node: str) -> None:
     """The console script where rclpy's C extension cannot load its libraries (ROS 2 not sourced, or the

@@ -16,6 +16,8 @@ from roadloop_core.features import ObservationSpec
 from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.replay import replay_bag
 
+pytestmark = pytest.mark.needs("roadloop_sim")
+
 VEHICLE = load_vehicle_params(config_dir() / "vehicle.yaml")  # what the car runs on
 
 REPO = Path(__file__).resolve().parents[3]

@@ -27,6 +27,8 @@ from roadloop_vehicle.errors import InterfaceError
 from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, trajectory_msg
 from roadloop_vehicle.ros.interfaces import message_class
 
+pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs")
+
 # RIHS01 hashes of the real ros-jazzy-ackermann-msgs (2.0.2), as its generated C code publishes them
 # (ackermann_drive__description.c / ackermann_drive_stamped__description.c of a colcon build of upstream),
 # and of the std types they embed, as the PyPI std_msgs/builtin_interfaces wheels ship them.

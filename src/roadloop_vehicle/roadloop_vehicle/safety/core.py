@@ -1,9 +1,10 @@
 """SafetyCore: what safety_node runs (and the Pipeline inline): the supervisor, its watchdog and diagnostics.
 
 Commands are judged as they arrive (`on_command`). A timer calls `tick`: when no
-command came for longer than command_raw's staleness, the supervisor runs anyway
-with no command, so a policy that stops publishing (dead node, stalled camera, no
-model) still ends in a controlled stop. Every `now_ns` here is the clock staleness is
+command came for longer than command_raw's staleness (counted from the first tick
+while none ever came), the supervisor runs anyway with no command, so a policy that
+stops or never starts publishing (dead node, stalled camera, no model) still ends in
+a controlled stop with its reason. Every `now_ns` here is the clock staleness is
 measured on: monotonic on the car (safety_node), the bag's clock in a replay.
 """
 
@@ -57,6 +58,7 @@ class SafetyCore:
         self._last_diag_ns: int | None = None
         self._last_command_ns: int | None = None
         self._last_tick_ns: int | None = None
+        self._first_tick_ns: int | None = None
         self.fallback_entries = 0
         self.typestore = typestore_for(registry.typestore)
 
@@ -78,13 +80,18 @@ class SafetyCore:
         self, now_ns: int, last_seen: Mapping[str, int | None], model_available: bool = True
     ) -> SafetyOutput | None:
         """The watchdog: a decision without a command, once commands are overdue (at most every tick period)."""
+        if self._first_tick_ns is None:
+            self._first_tick_ns = now_ns
         last = self._last_command_ns
-        if last is None or now_ns - last <= self.watchdog_after_ns:
+        # Before the first command (no model installed, drive node not up), the watchdog counts from the first
+        # tick: a car that never received a command still decides, holds a controlled stop and says why.
+        since = self._first_tick_ns if last is None else last
+        if now_ns - since <= self.watchdog_after_ns:
             return None
         if self._last_tick_ns is not None and now_ns - self._last_tick_ns < int(self.tick_period_s * 1e9):
             return None
         self._last_tick_ns = now_ns
-        seen = {**last_seen, "command_raw": last}
+        seen = {**last_seen, "command_raw": last}  # None before the first command: stale
         return self._step(SafetyInput(now_ns, seen, None, model_available=model_available))
 
     def _step(self, inp: SafetyInput) -> SafetyOutput:
