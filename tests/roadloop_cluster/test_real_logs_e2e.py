@@ -1,7 +1,8 @@
-"""docs/real-logs.md, run as written (on a 300 s bag and on a 60 s one, as the issue's drive): one highway bag of a car's own (no camera, no route, the vehicle status as
-label) through `data check`, `data build`, `train`, `keys gen`, `export` and `replay`, with the shipped
-config/real-log/ files and nothing edited. The model must beat constant velocity on the held-out time block,
-and the replay must leave INIT and drive, publishing only on the stack's own topics."""
+"""docs/real-logs.md, run as written: one highway bag of a car's own (no camera, no route, the vehicle status as
+label; 300 s, and 60 s as the issue's drive) through `data check`, `data build`, `train`, `keys gen`, `export`
+and `replay`, with the shipped config/real-log/ files and nothing edited. The model must beat constant velocity
+on the held-out time block, and the replay must leave INIT and drive, publishing only on the stack's own
+topics."""
 
 from __future__ import annotations
 
