@@ -23,6 +23,7 @@ from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.provision import CAR_FILES
 from roadloop_vehicle.safety import SafetyCore
 from roadloop_vehicle.safety.core import safety_status
+from roadloop_vehicle.safety.supervisor import observed_roles
 
 ROADLOOP = str(Path(sys.executable).with_name("roadloop"))
 
@@ -113,7 +114,8 @@ def test_without_a_release_the_car_is_ready_and_safety_holds_a_controlled_stop(f
     # command_raw's staleness it decides anyway, a controlled stop, and its /diagnostics status says why.
     s = params.safety
     registry = load_registry(params.path(s.topics_config))
-    core = SafetyCore(s.safety, s.vehicle_limits, registry, s.diagnostics_period_s)
+    observed = observed_roles(ObservationSpec.from_config(params.path(s.observation_config)))
+    core = SafetyCore(s.safety, s.vehicle_limits, registry, s.diagnostics_period_s, observed_roles=observed)
     now, decided = 1_000_000_000, None
     for _ in range(100):
         decided = decided or core.tick(now, {}, model_available=False)

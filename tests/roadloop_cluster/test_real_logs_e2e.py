@@ -83,6 +83,10 @@ def test_a_cars_own_bag_goes_through_the_documented_path(drive: Path, tmp_path: 
     assert d["fallbacks"] == 0 and "implausible_jump" not in d["faults"]  # the 6.2 m/s² IMU spike changes nothing
     with open_bag(out) as bag:
         written = {t.name: t.message_count for t in bag.info.topics}
-    # the stack's command goes to its own topic; the vehicle status (the training label) is never written
-    assert written["/roadloop/control/command"] == d["frames"] and "/vehicle/status" not in written
+        # the stack's command goes to its own topic; the vehicle status (the training label) is never written
+        # one command per frame, plus the watchdog's stop commands before the first frame's command arrived
+        assert (
+            written["/roadloop/control/command"] == d["frames"] + d["watchdog_fallback_ticks"]
+            and "/vehicle/status" not in written
+        )
     assert set(written) == {"/roadloop/planning/trajectory", "/roadloop/control/command", "/diagnostics"}

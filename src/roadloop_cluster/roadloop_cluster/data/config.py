@@ -118,11 +118,11 @@ def load_dataset_config(path: Path | None = None) -> DatasetConfig:
     unknown = sorted(set(data) - {"observation", "build", "check"})
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(unknown)}; known: observation, build, check")
-    if not isinstance(data.get("observation"), dict):
-        raise ConfigError(f"{path}: no 'observation:' mapping")
     build = data.get("build")
     if isinstance(build, dict):
         for old, new in _MOVED.items():
             if old in build:
                 raise ConfigError(f"{path}: build.{old} is now {new} (the label sources have their own section)")
+    if not isinstance(data.get("observation"), dict):
+        raise ConfigError(f"{path}: no 'observation:' mapping")
     return dataclass_from_dict(DatasetConfig, data, str(path))

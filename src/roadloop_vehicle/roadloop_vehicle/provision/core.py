@@ -104,11 +104,12 @@ def _vehicle_yaml(req: ProvisionRequest, models: Path) -> str:
     src = req.template / "vehicle.yaml"
     data = _read_yaml(src)
     out = req.out.resolve()
-    _section(data, "/**", src)["topics_config"] = str(out / "topics.yaml")
+    shared = _section(data, "/**", src)
+    shared["topics_config"] = str(out / "topics.yaml")
+    shared["observation_config"] = str(out / "dataset.yaml")  # read by drive and safety node alike
     drive = _section(data, "drive_node", src)
     drive["bundle"] = ""  # follow models/current, which the bridge switches
     drive["public_key"] = str(out / "keys" / "signing.pub")
-    drive["observation_config"] = str(out / "dataset.yaml")
     if not isinstance(drive.get("model_manager"), dict):
         raise ProvisionError(f"{src}: drive_node has no model_manager section")
     drive["model_manager"]["models_dir"] = str(models)
