@@ -129,12 +129,15 @@ def test_without_a_release_the_car_is_ready_and_safety_holds_a_controlled_stop(f
 
 
 def test_a_bundle_not_signed_by_the_fleet_key_is_refused(fleet, tmp_path: Path) -> None:
-    hub, priv, _ = fleet
+    hub, priv, pub = fleet
     publish(hub, _vehicle_fixtures().make_bundle(tmp_path / "b1", priv, name="pilot", version=1))
     _, other_pub = generate_keypair(tmp_path / "not-the-fleet")
     res = provision(hub, other_pub, tmp_path / "car", hub.token("car7"))
     one_line_exit_2(res, "first model pilot-v1 refused")
     assert not (tmp_path / "car" / "models" / "current").exists()
+    # the operator reruns with the fleet's key: the earlier refusal does not stick
+    fixed = provision(hub, pub, tmp_path / "car", hub.token("car7"))
+    assert fixed.returncode == 0 and "model pilot-v1 (installed" in fixed.stdout, fixed.stdout + fixed.stderr
 
 
 @pytest.mark.parametrize(

@@ -187,3 +187,17 @@ def test_replay_launch_plays_with_clock_and_sim_time() -> None:
     assert info.strings[i : i + 3] == ["ros2", "bag", "play"]
     assert "--clock" in info.strings
     assert all(n.sim_time is True for n in info.nodes)
+
+
+def test_replay_launch_ends_when_the_player_exits_with_a_summary() -> None:
+    """OnProcessExit on the player logs replay_summary's line and emits Shutdown (nodes otherwise idle forever)."""
+    tree = ast.parse((REPO / "launch" / "replay.launch.py").read_text())
+    handlers = [c for c in ast.walk(tree) if isinstance(c, ast.Call) and getattr(c.func, "id", None) == "OnProcessExit"]
+    assert len(handlers) == 1
+    kw = {k.arg: k.value for k in handlers[0].keywords}
+    assert ast.unparse(kw["target_action"]) == "player"
+    on_exit = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == ast.unparse(kw["on_exit"]))
+    body = ast.unparse(on_exit)
+    assert "replay_summary(" in body and "LogInfo(" in body and "EmitEvent(event=Shutdown(" in body
+    player = next(a for a in ast.walk(tree) if isinstance(a, ast.Assign) and ast.unparse(a.targets[0]) == "player")
+    assert "'ros2', 'bag', 'play'" in ast.unparse(player.value)

@@ -188,6 +188,9 @@ def provision(req: ProvisionRequest, client: HubClient) -> ProvisionResult:
     observation = ObservationSpec.from_config(params.path(params.drive.observation_config))
     state = out / "bridge-state"
     state.mkdir(exist_ok=True)
+    # The bridge remembers refused bundles so it does not download them again; provisioning is the operator
+    # asking again on purpose (e.g. after a wrong --public-key), so it starts without that memory.
+    (state / "models.json").unlink(missing_ok=True)
     puller = ModelPuller(client, req.channel, models, state, key, files["keys/signing.pub"], observation, params)
     try:
         pulled = puller.poll()  # the token is checked here: the channel is read with it
