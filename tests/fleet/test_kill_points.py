@@ -42,6 +42,12 @@ def _wait_for(cond: Any, timeout: float = 120.0) -> None:
         time.sleep(0.05)
 
 
+def _hub_log(hub: HubProc) -> str:
+    """The hub's log without the access lines: what to read when a case fails."""
+    lines = hub.log.read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if '" 20' not in line)[-6000:]
+
+
 def _fast_retry_config(tmp: Path) -> Path:
     """bridge.yaml with short backoffs and many attempts: a restarting hub on a loaded machine takes a while."""
     repo_cfg = Path(__file__).resolve().parents[2] / "config" / "bridge.yaml"
@@ -82,7 +88,7 @@ def kill_bridge(hub_proc: Any, tmp_path: Path, k: int) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\nhub log:\n{_hub_log(hub)}"
     _exact(hub, shas)
     for evs in _events(hub).values():  # the bridge never re-sends a chunk the hub confirmed to it
         assert Counter(e["outcome"] for e in evs)["duplicate"] == 0
@@ -100,31 +106,32 @@ def kill_hub(hub_proc: Any, tmp_path: Path, k: int) -> None:
     hub.stop(kill=True)
     hub.start()  # same root and port: the bridge backs off and carries on
     _out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, f"{err[-3000:]}\nhub log:\n{_hub_log(hub)}"
     _exact(hub, shas)
 
 
-@pytest.mark.parametrize("k", [1, 5])
+# One point each in `make test` (each case starts three or four processes: ~14 s here); the rest in the sweeps.
+@pytest.mark.parametrize("k", [5])
 def test_bridge_killed_mid_upload(hub_proc: Any, tmp_path: Path, k: int) -> None:
     with TALLY.case("SIGKILL bridge"):
         kill_bridge(hub_proc, tmp_path, k)
 
 
-@pytest.mark.parametrize("k", [2, 7])
+@pytest.mark.parametrize("k", [2])
 def test_hub_killed_mid_upload(hub_proc: Any, tmp_path: Path, k: int) -> None:
     with TALLY.case("SIGKILL hub"):
         kill_hub(hub_proc, tmp_path, k)
 
 
 @pytest.mark.soak
-@pytest.mark.parametrize("k", [0, 2, 3, 4, 6, 7, 8, 9, 10, 11])
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11])
 def test_bridge_killed_mid_upload_sweep(hub_proc: Any, tmp_path: Path, k: int) -> None:
     with TALLY.case("SIGKILL bridge (soak)"):
         kill_bridge(hub_proc, tmp_path, k)
 
 
 @pytest.mark.soak
-@pytest.mark.parametrize("k", [0, 1, 3, 4, 5, 6, 8, 9, 10, 11])
+@pytest.mark.parametrize("k", [0, 1, 3, 4, 5, 6, 7, 8, 9, 10, 11])
 def test_hub_killed_mid_upload_sweep(hub_proc: Any, tmp_path: Path, k: int) -> None:
     with TALLY.case("SIGKILL hub (soak)"):
         kill_hub(hub_proc, tmp_path, k)

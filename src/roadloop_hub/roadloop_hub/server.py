@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,9 +44,10 @@ def serve(root: Path, cfg: HubConfig, host: str | None = None, port: int | None 
         sock.close()
         raise HubError(f"cannot serve on {cfg.host}:{cfg.port}: {err.strerror}") from err
     hub = open_hub(root, cfg)
-    # What a crash of the previous server left behind (chunk bodies in flight, half-unpacked objects):
-    # only the serving process does this, a CLI on the same root might otherwise cut a live request short.
-    hub.store.drop_leftovers(time.time())
+    # What a crash of the previous server left behind (chunk bodies in flight, half-unpacked objects, chunks of
+    # uploads that had just completed): only the serving process does this, before it takes requests; a CLI on
+    # the same root might otherwise cut a live request short.
+    hub.uploads.recover()
     config = uvicorn.Config(
         create_app(hub),
         log_level=cfg.log_level,

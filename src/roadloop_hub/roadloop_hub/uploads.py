@@ -298,6 +298,7 @@ class UploadService:
     def _complete(self, who: Principal, upload_id: str) -> dict[str, Any]:
         u = self._owned(who, upload_id)
         if u.state == COMPLETE:
+            self.store.drop_upload(upload_id)  # a hub killed after the commit left its chunks behind
             return self._status(u) | {"bag": self.bags.record(u.sha256)}
         if u.state == FAILED:
             raise RequestRefused(422, f"upload {upload_id} was refused: {u.error}")
@@ -383,9 +384,18 @@ class UploadService:
                 self.catalog.set_upload_state(upload_id, ABANDONED)
             self.hasher.take(upload_id)
             self.store.drop_upload(upload_id)
+        self._drop_finished()
+        self.store.drop_leftovers(cutoff)
+        return ids
+
+    def recover(self) -> None:
+        """What a killed hub left behind, dropped when a serving hub starts (before any request): chunk bodies
+        in flight, half-unpacked objects, and the chunks of uploads that completed or failed just before."""
+        self._drop_finished()
+        self.store.drop_leftovers(time.time())
+
+    def _drop_finished(self) -> None:
         for upload_id in self.store.upload_dirs():  # a crash between the catalog commit and the cleanup
             u = self.catalog.get_upload(upload_id)
             if u is None or u.state != OPEN:
                 self.store.drop_upload(upload_id)
-        self.store.drop_leftovers(cutoff)
-        return ids
