@@ -82,15 +82,18 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
         cmd = command_from_msg(msg, node.speed)
         emit(now_ns, stamp, node.core.on_command(now_ns, node.last_seen, cmd, waypoints, cmd.speed))
 
+    slack_ns = int(node.core.tick_period_s * 1e9) // 2  # this timer paces the ticks: its jitter must not drop one
+
     def on_tick() -> None:
         now = io.now_ns()
-        out = node.core.tick(now, node.last_seen)
+        out = node.core.tick(now, node.last_seen, slack_ns=slack_ns)
         if out is not None:
             emit(now, now, out)
 
     io.subscribe("trajectory", on_trajectory)
     io.subscribe("command_raw", on_command)
     io.timer(node.core.tick_period_s, on_tick)
+    node.core.start(io.now_ns())  # stop commands from now on, whether or not drive_node ever starts
     io.info(f"safety_node: gating {registry['command_raw'].name} -> {registry['command'].name}")
     return node
 
