@@ -23,6 +23,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3-pip \
         python3-colcon-common-extensions \
+        "ros-${ROS_DISTRO}-ackermann-msgs" \
         "ros-${ROS_DISTRO}-rosbag2-storage-mcap" \
     && rm -rf /var/lib/apt/lists/*
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.diagnostics import model_status
@@ -22,6 +21,7 @@ from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, traje
 from roadloop_vehicle.params import DriveParams, resolve_path
 from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
+from roadloop_vehicle.share import node_config_dir
 
 __all__ = ["DriveNode", "main", "wire_drive"]
 
@@ -97,7 +97,7 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it) or the repository's config/
+    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it), the repository's or the installed config/
     sys.exit(run_node("drive_node", lambda io: wire_drive(io, base), args))
 
 

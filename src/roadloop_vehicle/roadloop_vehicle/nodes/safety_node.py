@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 from roadloop_core.stamps import header_stamp_ns
 from roadloop_vehicle.output_messages import command_from_msg, command_msg, waypoints_from_path
@@ -24,6 +23,7 @@ from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import SafetyOutput
+from roadloop_vehicle.share import node_config_dir
 
 __all__ = ["SafetyNode", "main", "wire_safety"]
 
@@ -108,7 +108,7 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it) or the repository's config/
+    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it), the repository's or the installed config/
     sys.exit(run_node("safety_node", lambda io: wire_safety(io, base), args))
 
 
