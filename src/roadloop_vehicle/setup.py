@@ -14,6 +14,7 @@ def shared(folder: str, pattern: str) -> list[str]:
     """Files of the workspace's `folder`, relative to this file (colcon runs setup.py from here)."""
     return sorted(os.path.relpath(p, HERE) for p in glob(os.path.join(ROOT, folder, pattern)))
 
+
 setup(
     name=PACKAGE,
     version="0.1.0",

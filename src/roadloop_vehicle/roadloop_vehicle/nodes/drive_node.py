@@ -97,7 +97,7 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it), the repository's or the installed config/
+    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (set by the launch files), the repository's or installed config/
     sys.exit(run_node("drive_node", lambda io: wire_drive(io, base), args))
 
 

@@ -108,7 +108,7 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it), the repository's or the installed config/
+    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (set by the launch files), the repository's or installed config/
     sys.exit(run_node("safety_node", lambda io: wire_safety(io, base), args))
 
 
