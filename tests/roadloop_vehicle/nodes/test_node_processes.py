@@ -333,3 +333,59 @@ def test_camera_stopped_is_a_controlled_stop_within_the_deadline_with_the_reason
     # the supervisor's deadline plus one watchdog period; 1 s more for a loaded machine's scheduling
     assert (first_stop - last_camera) / 1e9 <= deadline_s + 1.0, (first_stop - last_camera) / 1e9
     assert status.level == 2 and status.message.startswith("controlled stop: stale:camera"), status.message
+
+
+def test_safety_node_killed_nothing_reaches_the_actuators_until_its_respawn_gates_again(
+    nodes: list[NodeProcess],
+    ros_listener: Any,
+    tmp_path: Path,
+    fx: ModuleType,
+    keypair: tuple[Path, Path],
+    bundle: Path,
+) -> None:
+    """The design: drive_node never publishes /control/command, so while the monitor is dead the vehicle
+    interface gets no command at all (its own command timeout stops the car); vehicle.launch.py respawns
+    safety_node (done here by hand, as launch would), which commands stops from its start and gates the
+    drive commands again once frames are healthy."""
+    bag = fx.write_drive_bag(tmp_path / "drive", seconds=20.0)
+    listen(ros_listener, "command", "command_raw")
+    params = params_file(tmp_path, drive={"bundle": str(bundle), "public_key": str(keypair[1])})
+    drive, safety = NodeProcess("drive_node", params, tmp_path), NodeProcess("safety_node", params, tmp_path)
+    nodes += [drive, safety]
+    assert until(lambda: "model loaded" in drive.stderr), drive.stderr
+    player = subprocess.Popen(
+        [
+            ROADLOOP,
+            "bag",
+            "play",
+            str(bag),
+            "--wait-for-subscribers",
+            "--delay",
+            "1",
+            "--topics",
+            ",".join(REG[r].name for r in ("camera", "imu", "odometry", "route")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def gated_after(since: int) -> list[Any]:
+            frames = {stamp_ns(m) for _, m in decoded(ros_listener, "command_raw")}
+            return [c for t, c in decoded(ros_listener, "command") if t > since and stamp_ns(c) in frames]
+
+        assert ros_listener.wait_for(lambda _: len(gated_after(0)) >= 10), safety.stderr
+        safety.stop(signal.SIGKILL)
+        killed = time.monotonic_ns()
+        n_raw = len(ros_listener.on(REG["command_raw"].name))
+        assert ros_listener.wait_for(lambda _: len(ros_listener.on(REG["command_raw"].name)) >= n_raw + 20)
+        # drive_node kept driving, yet nothing went to the actuators: no one else publishes /control/command
+        assert not [t for t, _ in decoded(ros_listener, "command") if t > killed + 200_000_000]
+
+        respawned_at = time.monotonic_ns()
+        nodes.append(NodeProcess("safety_node", params, tmp_path))
+        assert ros_listener.wait_for(lambda _: len(gated_after(respawned_at)) >= 10), nodes[-1].stderr
+    finally:
+        player.kill()
+        player.wait()
