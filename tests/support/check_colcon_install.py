@@ -25,11 +25,12 @@ SCRIPTS = ["drive_node", "safety_node"]
 
 PROBE = """
 import sys
-from roadloop_vehicle.share import node_config_dir, share_dir
+from roadloop_core.config import config_dir
+from roadloop_vehicle.share import installed_config_dir, share_dir
 import roadloop_vehicle
 print(roadloop_vehicle.__file__)
 print(share_dir())
-print(node_config_dir())
+print(config_dir(installed=installed_config_dir()))  # what the nodes' main() resolves
 """
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from roadloop_core.config import config_dir
-
-__all__ = ["PACKAGE", "node_config_dir", "share_dir"]
+__all__ = ["PACKAGE", "installed_config_dir", "share_dir"]
 
 PACKAGE = "roadloop_vehicle"
 
@@ -29,8 +27,8 @@ def share_dir() -> Path | None:
     return None
 
 
-def node_config_dir() -> Path:
-    """Where the nodes resolve relative paths of their parameters: $ROADLOOP_CONFIG_DIR, the repository's
-    config/ when running from a source tree, else the installed share/roadloop_vehicle/config."""
+def installed_config_dir() -> Path | None:
+    """share/roadloop_vehicle/config of the install, where the nodes' entry points fall back to
+    (`config_dir(installed=...)`) when neither $ROADLOOP_CONFIG_DIR nor a source tree's config/ is there."""
     share = share_dir()
-    return config_dir(installed=share / "config" if share is not None else None)
+    return share / "config" if share is not None else None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.diagnostics import model_status
@@ -21,7 +22,7 @@ from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, traje
 from roadloop_vehicle.params import DriveParams, resolve_path
 from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
-from roadloop_vehicle.share import node_config_dir
+from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["DriveNode", "main", "wire_drive"]
 
@@ -97,7 +98,8 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (set by the launch files), the repository's or installed config/
+    # $ROADLOOP_CONFIG_DIR (the launch files set it), a source tree's config/, else the installed one
+    base = config_dir(installed=installed_config_dir())
     sys.exit(run_node("drive_node", lambda io: wire_drive(io, base), args))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from roadloop_core.config import config_dir
 from roadloop_core.registry import load_registry
 from roadloop_core.stamps import header_stamp_ns
 from roadloop_vehicle.output_messages import command_from_msg, command_msg, waypoints_from_path
@@ -23,7 +24,7 @@ from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import SafetyOutput
-from roadloop_vehicle.share import node_config_dir
+from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["SafetyNode", "main", "wire_safety"]
 
@@ -108,7 +109,8 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = node_config_dir()  # $ROADLOOP_CONFIG_DIR (set by the launch files), the repository's or installed config/
+    # $ROADLOOP_CONFIG_DIR (the launch files set it), a source tree's config/, else the installed one
+    base = config_dir(installed=installed_config_dir())
     sys.exit(run_node("safety_node", lambda io: wire_safety(io, base), args))
 
 
