@@ -78,12 +78,14 @@ pytest-numpy1: $(NP1_STAMP)
 soak: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -s -m soak tests
 
-# Prove the tree builds the ROS way, in a throw-away folder: colcon build, then colcon test
+# Prove the tree builds the ROS way, in a throw-away folder: colcon build, the installed layout (launch
+# files and config under share/roadloop_vehicle, resolved there at run time), then colcon test
 # (each package's ament-style test/ via pytest); on failure the failing tests are listed.
 COLCON = PATH=$(abspath $(BIN)):$$PATH $(BIN)/colcon --log-base $$d/log
 colcon: setup
 	d=$$(mktemp -d) && trap 'rm -rf $$d' EXIT && \
 	$(COLCON) build --base-paths src --build-base $$d/build --install-base $$d/install && \
+	$(BIN)/python tests/support/check_colcon_install.py $$d/install && \
 	{ $(COLCON) test --base-paths src --build-base $$d/build --install-base $$d/install \
 	    --return-code-on-test-failure || { $(COLCON) test-result --verbose --test-result-base $$d/build; exit 1; }; } && \
 	$(COLCON) test-result --test-result-base $$d/build

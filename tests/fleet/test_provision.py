@@ -117,6 +117,7 @@ def test_without_a_release_the_car_is_ready_and_safety_holds_a_controlled_stop(f
     observed = observed_roles(ObservationSpec.from_config(params.path(s.observation_config)))
     core = SafetyCore(s.safety, s.vehicle_limits, registry, s.diagnostics_period_s, observed_roles=observed)
     now, decided = 1_000_000_000, None
+    core.start(now)  # what safety_node does when it starts
     for _ in range(100):
         decided = decided or core.tick(now, {}, model_available=False)
         now += 50_000_000

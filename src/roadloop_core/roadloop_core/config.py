@@ -26,13 +26,16 @@ T = TypeVar("T")
 _REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
-def config_dir() -> Path:
-    """Where `config/` lives: $ROADLOOP_CONFIG_DIR, the repository's `config/`, or ./config."""
+def config_dir(installed: Path | None = None) -> Path:
+    """Where `config/` lives: $ROADLOOP_CONFIG_DIR, the repository's `config/`, `installed` (an installed
+    package's copy, e.g. share/roadloop_vehicle/config), or ./config."""
     env = os.environ.get("ROADLOOP_CONFIG_DIR")
     if env:
         return Path(env)
     if (_REPO_CONFIG / "topics.yaml").is_file():
         return _REPO_CONFIG
+    if installed is not None and (installed / "topics.yaml").is_file():
+        return installed
     return Path.cwd() / "config"
 
 

@@ -22,6 +22,7 @@ from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, traje
 from roadloop_vehicle.params import DriveParams, resolve_path
 from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
+from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["DriveNode", "main", "wire_drive"]
 
@@ -100,7 +101,8 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it) or the repository's config/
+    # $ROADLOOP_CONFIG_DIR (the launch files set it), a source tree's config/, else the installed one
+    base = config_dir(installed=installed_config_dir())
     sys.exit(run_node("drive_node", lambda io: wire_drive(io, base), args))
 
 

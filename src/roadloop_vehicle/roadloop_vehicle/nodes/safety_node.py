@@ -27,6 +27,7 @@ from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.supervisor import SafetyOutput, observed_roles
+from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["SafetyNode", "main", "wire_safety"]
 
@@ -91,15 +92,18 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
         mono = io.monotonic_ns()
         emit(mono, stamp, node.core.on_command(mono, node.last_seen, cmd, waypoints, cmd.speed))
 
+    slack_ns = int(node.core.tick_period_s * 1e9) // 2  # this timer paces the ticks: its jitter must not drop one
+
     def on_tick() -> None:
         mono = io.monotonic_ns()
-        out = node.core.tick(mono, node.last_seen)
+        out = node.core.tick(mono, node.last_seen, slack_ns=slack_ns)
         if out is not None:
             emit(mono, io.now_ns(), out)
 
     io.subscribe("trajectory", on_trajectory)
     io.subscribe("command_raw", on_command)
     io.timer(node.core.tick_period_s, on_tick)
+    node.core.start(io.monotonic_ns())  # stop commands from now on, whether or not drive_node ever starts
     io.info(f"safety_node: gating {registry['command_raw'].name} -> {registry['command'].name}")
     return node
 
@@ -114,7 +118,8 @@ def main(args: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(2)
-    base = config_dir()  # $ROADLOOP_CONFIG_DIR (the launch files set it) or the repository's config/
+    # $ROADLOOP_CONFIG_DIR (the launch files set it), a source tree's config/, else the installed one
+    base = config_dir(installed=installed_config_dir())
     sys.exit(run_node("safety_node", lambda io: wire_safety(io, base), args))
 
 

@@ -16,6 +16,7 @@ against rclpy's own sources (`make typecheck`):
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,11 +26,12 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.clock import Clock, ROSClock
 from rclpy.clock_type import ClockType
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.timer import Timer
-from rclpy.utilities import try_shutdown
+from rclpy.utilities import ok, try_shutdown
 
 from roadloop_core.errors import ConfigError
 from roadloop_core.param_schema import build_params, validate_parameter
@@ -41,6 +43,7 @@ from roadloop_vehicle.ros.params import Declaration, declarations
 __all__ = ["RosNode", "qos_profile", "run_node"]
 
 T = TypeVar("T")
+_ROS_PREFIXES = ("qos_overrides.",)
 
 
 def qos_profile(spec: QosSpec) -> QoSProfile:
@@ -91,7 +94,9 @@ class RosNode:
         # rclpy keeps the --params-file values here and has no public accessor; without it, rclpy's check speaks
         overrides: dict[str, Any] = getattr(self.node, "_parameter_overrides", {})
         values: dict[str, Any] = {}
-        for d in declarations(cls):
+        decls = declarations(cls)
+        self._refuse_unknown(overrides, cls, {d.name for d in decls})
+        for d in decls:
             if d.name in overrides:
                 reason = validate_parameter(cls, d.name, overrides[d.name].value)
                 if reason is not None:
@@ -106,6 +111,22 @@ class RosNode:
         return build_params(
             cls, values, self.name, missing_hint=" (run the node with --ros-args --params-file config/vehicle.yaml)"
         )
+
+    def _refuse_unknown(self, overrides: dict[str, Any], cls: type[Any], declared: set[str]) -> None:
+        """A params-file key this node does not declare is a typo: refused in replay's words.
+
+        rclpy's own parameters (`use_sim_time`, `start_type_description_service`, any it declared
+        before us) and `qos_overrides.*` are ROS's, not ours.
+        """
+        unknown = sorted(
+            n
+            for n in overrides
+            if n not in declared and not n.startswith(_ROS_PREFIXES) and not self.node.has_parameter(n)
+        )
+        if unknown:
+            raise ConfigError(
+                f"{self.name}.{unknown[0]}: not a parameter of {cls.__name__} (from the params file or -p)"
+            )
 
     # -- topics ----------------------------------------------------------------------------
     def use_registry(self, registry: TopicRegistry) -> None:
@@ -170,11 +191,27 @@ class RosNode:
 def run_node(name: str, wire: Callable[[RosNode], Any], args: list[str] | None = None) -> int:
     """rclpy.init, build the node, let `wire` connect the pure core, spin until shutdown.
 
-    A RoadloopError during wiring (bad parameter, refused bundle) is one log line and exit 2.
+    The exit status says what happened, so `ros2 launch`, systemd and `docker stop` report it right:
+      * 0: shut down by SIGINT or SIGTERM (rclpy's handlers shut the context down and spin raises
+        ExternalShutdownException, or creating a topic raises RCLError when the signal came during
+        wiring);
+      * 2: one line, no traceback, when the node cannot start: a bad ROS argument (rclpy.init's
+        RCLError), a RoadloopError during wiring (bad or unknown parameter, missing message package,
+        refused bundle).
     """
+    from rclpy.executors import ExternalShutdownException
+
     from roadloop_core.errors import RoadloopError
 
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except (
+        _rclpy.RCLError,
+        _rclpy.UnknownROSArgsError,
+        ValueError,
+    ) as err:  # a malformed --ros-args (e.g. an unknown flag, a bad remap)
+        print(f"{name}: error: bad ROS arguments: {_first_line(err)}", file=sys.stderr)
+        return 2
     node: RosNode | None = None
     try:
         node = RosNode(name)
@@ -182,14 +219,20 @@ def run_node(name: str, wire: Callable[[RosNode], Any], args: list[str] | None =
         rclpy.spin(node.node)
         return 0
     except RoadloopError as err:
-        if node is not None:
-            node.error(str(err))
-        else:
-            print(f"{name}: error: {err}")
+        print(f"{name}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         return 0
+    except _rclpy.RCLError:
+        if not ok():  # a signal shut the context down while the node was still being wired: a clean stop
+            return 0
+        raise
     finally:
         if node is not None:
             node.node.destroy_node()
         try_shutdown()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

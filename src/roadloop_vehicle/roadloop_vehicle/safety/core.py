@@ -1,8 +1,8 @@
 """SafetyCore: what safety_node runs (and the Pipeline inline): the supervisor, its watchdog and diagnostics.
 
 Commands are judged as they arrive (`on_command`). A timer calls `tick`: when no
-command came for longer than command_raw's staleness (counted from the first tick
-while none ever came), the supervisor runs anyway with no command, so a policy that
+command came for longer than command_raw's staleness (or none came since `start`,
+which safety_node calls when it starts), the supervisor runs anyway with no command, so a policy that
 stops or never starts publishing (dead node, stalled camera, no model) still ends in
 a controlled stop with its reason. Every `now_ns` here is the clock staleness is
 measured on: monotonic on the car (safety_node), the bag's clock in a replay.
@@ -58,7 +58,7 @@ class SafetyCore:
         self._last_diag_ns: int | None = None
         self._last_command_ns: int | None = None
         self._last_tick_ns: int | None = None
-        self._first_tick_ns: int | None = None
+        self._watch_since_ns: int | None = None
         self.fallback_entries = 0
         self.typestore = typestore_for(registry.typestore)
 
@@ -76,19 +76,32 @@ class SafetyCore:
         seen = {**last_seen, "command_raw": now_ns}
         return self._step(SafetyInput(now_ns, seen, command, waypoints, target_speed, model_available))
 
+    def start(self, now_ns: int) -> None:
+        """Watch from `now_ns` on: until a first command arrives, every tick commands a stop.
+
+        safety_node calls this when it starts, so the actuators get stop commands and /diagnostics
+        at the watchdog's rate even when drive_node never starts. Replay has no process start (a bag
+        begins wherever the recorder began): its watchdog starts with the first command.
+        """
+        self._watch_since_ns = now_ns
+
     def tick(
-        self, now_ns: int, last_seen: Mapping[str, int | None], model_available: bool = True
+        self, now_ns: int, last_seen: Mapping[str, int | None], model_available: bool = True, *, slack_ns: int = 0
     ) -> SafetyOutput | None:
-        """The watchdog: a decision without a command, once commands are overdue (at most every tick period)."""
-        if self._first_tick_ns is None:
-            self._first_tick_ns = now_ns
+        """The watchdog: a decision without a command, once commands are overdue (at most every tick period).
+
+        `slack_ns`: how much earlier than a full period after the last tick a tick still counts. A
+        timer at the tick period passes half a period, so its jitter cannot drop every other tick;
+        replay, which ticks on incoming messages, passes 0.
+        """
         last = self._last_command_ns
-        # Before the first command (no model installed, drive node not up), the watchdog counts from the first
-        # tick: a car that never received a command still decides, holds a controlled stop and says why.
-        since = self._first_tick_ns if last is None else last
-        if now_ns - since <= self.watchdog_after_ns:
+        if last is None:
+            if self._watch_since_ns is None:
+                return None
+        elif now_ns - last <= self.watchdog_after_ns:
             return None
-        if self._last_tick_ns is not None and now_ns - self._last_tick_ns < int(self.tick_period_s * 1e9):
+        period_ns = int(self.tick_period_s * 1e9)
+        if self._last_tick_ns is not None and now_ns - self._last_tick_ns < period_ns - slack_ns:
             return None
         self._last_tick_ns = now_ns
         seen = {**last_seen, "command_raw": last}  # None before the first command: stale
