@@ -199,7 +199,7 @@ def run_node(name: str, wire: Callable[[RosNode], Any], args: list[str] | None =
         RCLError), a RoadloopError during wiring (bad or unknown parameter, missing message package,
         refused bundle).
     """
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
     from roadloop_core.errors import RoadloopError
 
@@ -214,9 +214,13 @@ def run_node(name: str, wire: Callable[[RosNode], Any], args: list[str] | None =
         return 2
     node: RosNode | None = None
     try:
+        # The executor is made first: one made after a signal shut the context down fails half-built, and
+        # its __del__ then prints a traceback on the way out.
+        executor = SingleThreadedExecutor()
         node = RosNode(name)
         keep = wire(node)  # noqa: F841 - the wired core must live as long as the node spins
-        rclpy.spin(node.node)
+        executor.add_node(node.node)
+        executor.spin()
         return 0
     except RoadloopError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
