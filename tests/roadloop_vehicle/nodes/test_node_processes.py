@@ -26,6 +26,9 @@ from roadloop_core.config import config_dir
 from roadloop_core.registry import QosSpec, load_registry
 from roadloop_core.typesys import typestore_for
 
+# Every test here runs the node processes, which need the ROS 2 wheels (absent in `make pytest-numpy1`).
+pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs")
+
 REG = load_registry(config_dir() / "topics.yaml")
 STORE = typestore_for(REG.typestore)
 BIN = Path(sys.executable).parent
