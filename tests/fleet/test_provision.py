@@ -3,14 +3,12 @@ key, its token and the first production model pulled, verified and loaded; refus
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -24,21 +22,9 @@ from roadloop_vehicle.provision import CAR_FILES
 from roadloop_vehicle.safety import SafetyCore
 from roadloop_vehicle.safety.core import safety_status
 from roadloop_vehicle.safety.supervisor import observed_roles
+from tests.support.vehicle_fixtures import vehicle_fixtures
 
 ROADLOOP = str(Path(sys.executable).with_name("roadloop"))
-
-
-def _vehicle_fixtures() -> ModuleType:
-    """The onboard tests' helpers (tiny real ONNX policy), loaded by path like other areas do."""
-    name = "roadloop_vehicle_test_fixtures"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "roadloop_vehicle" / "fixtures.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture
@@ -69,7 +55,7 @@ def one_line_exit_2(res: subprocess.CompletedProcess[str], needle: str) -> None:
 
 def test_a_fresh_car_gets_config_key_token_and_the_first_model(fleet, tmp_path: Path) -> None:
     hub, priv, pub = fleet
-    publish(hub, _vehicle_fixtures().make_bundle(tmp_path / "b1", priv, name="pilot", version=1))
+    publish(hub, vehicle_fixtures().make_bundle(tmp_path / "b1", priv, name="pilot", version=1))
     car = tmp_path / "car"
     res = provision(hub, pub, car, hub.token("car7"), "--json")
     assert res.returncode == 0, res.stderr
@@ -131,7 +117,7 @@ def test_without_a_release_the_car_is_ready_and_safety_holds_a_controlled_stop(f
 
 def test_a_bundle_not_signed_by_the_fleet_key_is_refused(fleet, tmp_path: Path) -> None:
     hub, priv, pub = fleet
-    publish(hub, _vehicle_fixtures().make_bundle(tmp_path / "b1", priv, name="pilot", version=1))
+    publish(hub, vehicle_fixtures().make_bundle(tmp_path / "b1", priv, name="pilot", version=1))
     _, other_pub = generate_keypair(tmp_path / "not-the-fleet")
     res = provision(hub, other_pub, tmp_path / "car", hub.token("car7"))
     one_line_exit_2(res, "first model pilot-v1 refused")

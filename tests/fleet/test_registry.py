@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -20,6 +18,7 @@ from roadloop_core.contract.wire import TarStream
 from roadloop_core.features import ObservationSpec
 from roadloop_vehicle.bridge import Bridge, BridgeConfig, PullResult
 from roadloop_vehicle.params import load_vehicle_params
+from tests.support.vehicle_fixtures import vehicle_fixtures
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def make_bundle(
 ) -> Path:
     """A bundle the drive node loads: the onboard team's tiny real ONNX policy, signed with `key`; `weights`:
     that many random bytes in a second file (`weights.bin`, a large file for the download tests)."""
-    fx = _vehicle_fixtures()
+    fx = vehicle_fixtures()
     if not weights:
         return fx.make_bundle(out, key, name="pilot", version=version, observation=observation)  # type: ignore[no-any-return]
     src = fx.make_bundle(out.parent / f".{out.name}.src", key, name="pilot", version=version, observation=observation)
@@ -254,7 +253,7 @@ def test_vehicle_refuses_observation_mismatch_and_failed_golden_replay(fleet, ke
     # The onboard team's real tiny ONNX policy: one that emits NaN is refused by the drive node's own warm-up
     # check (before any replay); one that is finite on the neutral warm-up input but wild on real camera
     # frames is refused by the golden replay (the supervisor falls back); a sound one is installed.
-    fx = _vehicle_fixtures()
+    fx = vehicle_fixtures()
     golden = fx.write_drive_bag(tmp_path / "golden")
     post_bundle(hub, fx.make_bundle(tmp_path / "b3", keys["priv"], name="pilot", version=3, nan=True))
     result = pull_once(fleet, keys, tmp_path, golden)
@@ -282,19 +281,6 @@ def _with_image_gain(path: Path, gain: float) -> Path:
             init.CopyFrom(numpy_helper.from_array(np.array(gain, np.float32), "img_gain"))
     onnx.save(model, str(path))
     return path
-
-
-def _vehicle_fixtures() -> ModuleType:
-    """The onboard tests' helpers (tiny real ONNX policy, drive bags), loaded by path like other areas do."""
-    name = "roadloop_vehicle_test_fixtures"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "roadloop_vehicle" / "fixtures.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def test_once_fails_loudly_on_an_unknown_channel(fleet, keys, tmp_path: Path, run_bridge) -> None:

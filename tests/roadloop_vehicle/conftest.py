@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-
-def _load_fixtures() -> ModuleType:
-    name = "roadloop_vehicle_test_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("fixtures.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.support.vehicle_fixtures import vehicle_fixtures
 
 
 @pytest.fixture(scope="session")
 def fx() -> ModuleType:
-    return _load_fixtures()
+    return vehicle_fixtures()
 
 
 @pytest.fixture(scope="session")

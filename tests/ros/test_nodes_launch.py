@@ -9,12 +9,13 @@ import importlib
 import importlib.util
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.vehicle_fixtures import vehicle_fixtures
 
 
 def _missing_ros() -> str | None:
@@ -52,20 +53,11 @@ if REASON is None:
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _fixtures() -> Any:
-    spec = importlib.util.spec_from_file_location("rv_fixtures", REPO / "tests" / "roadloop_vehicle" / "fixtures.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rv_fixtures"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import yaml
 
-    fx = _fixtures()
+    fx = vehicle_fixtures()
     tmp = tmp_path_factory.mktemp("ros")
     priv, pub = fx.keys(tmp / "keys")
     bundle = fx.make_bundle(tmp / "tiny-v1", priv)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,28 +13,17 @@ import yaml
 from roadloop_core.cli import main
 from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
+from tests.support.vehicle_fixtures import vehicle_fixtures
 
 OBSERVATION = ObservationSpec.from_config(config_dir() / "dataset.yaml")
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _fixtures() -> Any:
-    name = "roadloop_vehicle_test_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "roadloop_vehicle" / "fixtures.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture()
 def vehicle_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A config folder as on a vehicle: the repository's YAML plus the trusted public key; a short scenario."""
-    fx = _fixtures()
+    fx = vehicle_fixtures()
     cfg = tmp_path / "config"
     shutil.copytree(REPO / "config", cfg)
     priv, _ = fx.keys(cfg / "keys")  # config/vehicle.yaml: public_key keys/signing.pub
@@ -59,7 +46,7 @@ def run_cli(args: list[str]) -> int:
 def test_bundle_driver_runs_and_scores(vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, priv = vehicle_config
 
-    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
+    bundle = vehicle_fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
     out = tmp_path / "report.json"
     args = ["sim", "eval", "--driver", f"bundle:{bundle}", "--episodes", "1", "--json", str(out)]
     assert run_cli([*args, "--scenarios-file", str(cfg / "scenarios.yaml")]) == 0
@@ -85,7 +72,7 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
     from roadloop_sim.scenarios import load_scenarios
     from roadloop_vehicle.params import load_vehicle_params
 
-    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
+    bundle = vehicle_fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
     registry = load_registry(config_dir() / "topics.yaml")
     driver: Any = make_driver(f"bundle:{bundle}", registry, load_vehicle_params(cfg / "vehicle.yaml"))
     assert driver.name == "bundle:tiny-v1"
@@ -108,7 +95,7 @@ def test_bundle_driver_follows_the_route_and_publishes_its_plan(
 def test_tampered_bundle_is_refused_with_the_reason(vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, priv = vehicle_config
 
-    bundle = _fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
+    bundle = vehicle_fixtures().make_bundle(tmp_path / "tiny-v1", priv, observation=OBSERVATION)
     onnx = bundle / "policy.onnx"
     onnx.write_bytes(onnx.read_bytes()[:-1] + b"\x00")
     from roadloop_core.registry import load_registry
