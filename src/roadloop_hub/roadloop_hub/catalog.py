@@ -51,6 +51,7 @@ class UploadRecord:
     created: float
     completed: float | None = None
     error: str = ""  # why the hub refused the object (state FAILED)
+    piece: str = ""  # a piece of recording `bag_name`: the one file this upload carries ("" = a whole bag)
 
 
 @dataclass(frozen=True)
