@@ -149,6 +149,10 @@ class UploadCatalog(Transactional, Protocol):
         """The newest upload with this key (a bridge that lost its upload id resumes it)."""
         ...
 
+    def find_piece(self, vehicle: str, bag_name: str, sha256: str, piece: str) -> UploadRecord | None:
+        """The newest complete upload of file `piece` of recording `bag_name` with this content."""
+        ...
+
     def count_open_uploads(self, vehicle: str) -> int: ...
 
     def list_uploads(self, vehicle: str | None) -> list[UploadRecord]:

@@ -71,8 +71,7 @@ class RecordingService:
         self, who: Principal, name: str, pieces: dict[str, str], priority: int, tags: list[str]
     ) -> dict[str, Any]:
         for file, sha in sorted(pieces.items()):
-            u = self.catalog.find_upload(who.name, name, sha)
-            if u is None or u.state != COMPLETE or u.piece != file or not self.store.has_bag(sha):
+            if self.catalog.find_piece(who.name, name, sha, file) is None or not self.store.has_bag(sha):
                 raise RequestRefused(409, f"recording {name}: piece {file} ({sha[:12]}…) is not on the hub; upload it")
         what = f"recording {name}"
         try:

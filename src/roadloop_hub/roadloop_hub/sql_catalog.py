@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.contract.wire import FAILED, OPEN
+from roadloop_core.contract.wire import COMPLETE, FAILED, OPEN
 from roadloop_hub.catalog import (
     BagEntry,
     BundleRecord,
@@ -138,6 +138,14 @@ class SqlCatalog:
         row = self.db.one(
             "SELECT * FROM uploads WHERE vehicle = ? AND bag_name = ? AND sha256 = ? ORDER BY created DESC",
             (vehicle, bag_name, sha256),
+        )
+        return None if row is None else _upload(row)
+
+    def find_piece(self, vehicle: str, bag_name: str, sha256: str, piece: str) -> UploadRecord | None:
+        row = self.db.one(
+            "SELECT * FROM uploads WHERE vehicle = ? AND bag_name = ? AND sha256 = ? AND piece = ? AND state = ?"
+            " ORDER BY created DESC",
+            (vehicle, bag_name, sha256, piece, COMPLETE),
         )
         return None if row is None else _upload(row)
 

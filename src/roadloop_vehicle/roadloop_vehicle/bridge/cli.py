@@ -52,6 +52,9 @@ def run(
     chunk_bytes: Annotated[int | None, typer.Option(help="Upload chunk size in bytes.")] = None,
     poll: Annotated[float | None, typer.Option(help="Daemon: seconds between passes.")] = None,
     golden_bag: Annotated[Path | None, typer.Option(help="Bag replayed with each new bundle before install.")] = None,
+    recording_distro: Annotated[
+        str | None, typer.Option(help="The car's rosbag2 (humble: metadata.yaml only at stop; jazzy, kilted).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Upload closed bags by priority (resumable, checksummed), free disk of confirmed ones, pull models.
@@ -70,6 +73,7 @@ def run(
         chunk_bytes=chunk_bytes,
         poll_interval_s=poll,
         golden_bag=str(golden_bag) if golden_bag else None,
+        recording_distro=recording_distro,
     )
     if not watch.is_dir():
         raise BridgeError(f"{watch}: no such recording folder")
