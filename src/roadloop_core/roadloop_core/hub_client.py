@@ -38,6 +38,7 @@ from roadloop_core.contract.wire import (
     PATH_HISTORY,
     PATH_PROOF,
     PATH_PUBLISH,
+    PATH_RECORDING,
     PATH_ROLLBACK,
     PATH_UPLOAD,
     PATH_UPLOADS,
@@ -143,10 +144,19 @@ class HubClient:
 
     # -- uploads ---------------------------------------------------------------------------------
     def create_upload(
-        self, bag_name: str, size: int, sha256: str, chunk_size: int, priority: int = 0, tags: Sequence[str] = ()
+        self,
+        bag_name: str,
+        size: int,
+        sha256: str,
+        chunk_size: int,
+        priority: int = 0,
+        tags: Sequence[str] = (),
+        piece: str = "",
     ) -> dict[str, Any]:
-        """Create (or resume: same name and sha256) an upload; `state: complete` at once if the hub holds it."""
-        body = {
+        """Create (or resume: same name and sha256) an upload; `state: complete` at once if the hub holds it.
+
+        `piece`: the upload is that one file of recording `bag_name` (its tar holds only that file)."""
+        body: dict[str, Any] = {
             "bag_name": bag_name,
             "size": size,
             "sha256": sha256,
@@ -154,7 +164,19 @@ class HubClient:
             "priority": priority,
             "tags": list(tags),
         }
+        if piece:
+            body["piece"] = piece
         return self._object("POST", PATH_UPLOADS, json=body)
+
+    def assemble(
+        self, name: str, pieces: dict[str, str], size: int, priority: int = 0, tags: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """Make recording `name` one bag from its uploaded pieces (file -> piece sha256); `size` (of the whole
+        bag's tar stream) lengthens the read timeout, as the hub hashes every byte once."""
+        timeout = self.http.timeout.read or 60.0
+        wait = httpx.Timeout(timeout + size / COMPLETE_BYTES_PER_S, connect=self.http.timeout.connect)
+        body = {"pieces": pieces, "priority": priority, "tags": list(tags)}
+        return self._object("POST", PATH_RECORDING.format(name=name), json=body, timeout=wait)
 
     def list_uploads(self) -> list[dict[str, Any]]:
         """This vehicle's uploads (an admin: all), oldest first."""

@@ -24,6 +24,8 @@ def limit_for(cfg: HubConfig, method: str, path: str) -> int:
         return cfg.max_chunk_bytes
     if method == "POST" and path.endswith("/bundles"):
         return cfg.max_bundle_bytes
+    if method == "POST" and path.startswith("/v1/recordings/"):
+        return cfg.max_recording_json_bytes
     return cfg.max_json_bytes
 
 

@@ -51,6 +51,7 @@ class UploadRecord:
     created: float
     completed: float | None = None
     error: str = ""  # why the hub refused the object (state FAILED)
+    piece: str = ""  # a piece of recording `bag_name`: the one file this upload carries ("" = a whole bag)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ class UploadCatalog(Transactional, Protocol):
 
     def find_upload(self, vehicle: str, bag_name: str, sha256: str) -> UploadRecord | None:
         """The newest upload with this key (a bridge that lost its upload id resumes it)."""
+        ...
+
+    def find_piece(self, vehicle: str, bag_name: str, sha256: str, piece: str) -> UploadRecord | None:
+        """The newest complete upload of file `piece` of recording `bag_name` with this content."""
         ...
 
     def count_open_uploads(self, vehicle: str) -> int: ...

@@ -27,6 +27,7 @@ class HubConfig:
     max_upload_bytes: int = 64 << 30  # largest bag (tar stream) one upload may declare
     max_bundle_bytes: int = 512 << 20  # largest bundle tar a publish may send
     max_json_bytes: int = 64 << 10  # every other request body
+    max_recording_json_bytes: int = 4 << 20  # a recording's piece list (a day of 1-minute splits is ~0.15 MB)
     max_open_uploads: int = 32  # per vehicle: unfinished uploads it may hold (429 beyond; caps its disk use)
     log_level: str = "warning"
 

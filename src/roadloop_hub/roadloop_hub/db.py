@@ -27,7 +27,7 @@ SCHEMA = [
         id TEXT PRIMARY KEY, vehicle TEXT NOT NULL, bag_name TEXT NOT NULL, size BIGINT NOT NULL,
         sha256 TEXT NOT NULL, chunk_size BIGINT NOT NULL, n_chunks INTEGER NOT NULL, priority INTEGER NOT NULL,
         tags TEXT NOT NULL, state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, completed DOUBLE PRECISION,
-        error TEXT NOT NULL DEFAULT '')""",
+        error TEXT NOT NULL DEFAULT '', piece TEXT NOT NULL DEFAULT '')""",
     "CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (vehicle, bag_name, sha256)",
     """CREATE TABLE IF NOT EXISTS chunks (
         upload_id TEXT NOT NULL, idx INTEGER NOT NULL, sha256 TEXT NOT NULL, size BIGINT NOT NULL,
@@ -55,7 +55,7 @@ SCHEMA = [
         principal TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, PRIMARY KEY (channel, seq))""",
 ]
 # Columns added after a table's first release: (table, column, definition), added to older catalogs at open.
-ADDED_COLUMNS = [("uploads", "error", "TEXT NOT NULL DEFAULT ''")]
+ADDED_COLUMNS = [("uploads", "error", "TEXT NOT NULL DEFAULT ''"), ("uploads", "piece", "TEXT NOT NULL DEFAULT ''")]
 
 
 class Database:

@@ -7,7 +7,7 @@ from typing import Any
 from roadloop_core.contract.wire import CHANNEL_RE, SHA256_RE, check_name
 from roadloop_hub.errors import RequestRefused
 
-__all__ = ["channel_field", "int_field", "name_field", "sha256_field"]
+__all__ = ["channel_field", "int_field", "name_field", "piece_field", "sha256_field"]
 
 
 def name_field(value: Any, what: str) -> str:
@@ -18,6 +18,11 @@ def name_field(value: Any, what: str) -> str:
         return check_name(value, what)
     except ValueError as err:
         raise RequestRefused(400, str(err)) from None
+
+
+def piece_field(value: Any) -> str:
+    """The one file of a recording an upload carries ("" = the upload is a whole bag)."""
+    return "" if value in (None, "") else name_field(value, "piece")
 
 
 def sha256_field(value: Any, what: str) -> str:

@@ -31,6 +31,7 @@ from roadloop_core.contract.wire import (
     PATH_HISTORY,
     PATH_PROOF,
     PATH_PUBLISH,
+    PATH_RECORDING,
     PATH_ROLLBACK,
     PATH_UPLOAD,
     PATH_UPLOADS,
@@ -53,6 +54,7 @@ __all__ = [
     "prove",
     "publish",
     "put_chunk",
+    "recording",
     "rollback",
     "router",
     "upload_status",
@@ -191,6 +193,12 @@ async def complete(upload_id: str, hub: HubDep, who: Who) -> dict[str, Any]:
 @router.get(PATH_EVENTS)
 def events(upload_id: str, hub: HubDep, who: Admin) -> list[dict[str, Any]]:
     return hub.uploads.events(who, upload_id)
+
+
+@router.post(PATH_RECORDING)
+async def recording(name: str, request: Request, hub: HubDep, who: Who) -> dict[str, Any]:
+    body = await json_object(request)
+    return await run_in_threadpool(hub.recordings.assemble, who, name, body)
 
 
 # -- catalog ---------------------------------------------------------------------------------------

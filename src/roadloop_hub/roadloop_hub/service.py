@@ -2,6 +2,7 @@
 
     hub.uploads    resumable uploads (create, chunks, complete, gc)      -> uploads.UploadService
     hub.bags       the bag catalog (records, listings, who sees what)    -> bags.BagService
+    hub.recordings recordings shipped in pieces, assembled into one bag  -> recordings.RecordingService
     hub.registry   bundles and channel releases (publish, rollback)      -> registry.RegistryService
 
 Each service enforces who may do what and refuses with `RequestRefused(status, detail)`; the
@@ -18,6 +19,7 @@ from roadloop_hub.auth import Principal, lookup
 from roadloop_hub.bags import BagService
 from roadloop_hub.catalog import Catalog
 from roadloop_hub.config import HubConfig
+from roadloop_hub.recordings import RecordingService
 from roadloop_hub.registry import RegistryService
 from roadloop_hub.store import BlobStore
 from roadloop_hub.uploads import UploadService
@@ -30,6 +32,7 @@ class Hub:
         self.catalog, self.store, self.cfg = catalog, store, cfg
         self.bags = BagService(catalog, store)
         self.uploads = UploadService(catalog, self.bags, store, cfg)
+        self.recordings = RecordingService(catalog, self.bags, store, cfg)
         self.registry = RegistryService(catalog, store, cfg.channels, public_key)
 
     def authenticate(self, token: str) -> Principal | None:

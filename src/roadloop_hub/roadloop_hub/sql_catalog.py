@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from roadloop_core.contract.wire import FAILED, OPEN
+from roadloop_core.contract.wire import COMPLETE, FAILED, OPEN
 from roadloop_hub.catalog import (
     BagEntry,
     BundleRecord,
@@ -49,6 +49,7 @@ def _upload(row: dict[str, Any]) -> UploadRecord:
         created=float(row["created"]),
         completed=None if row["completed"] is None else float(row["completed"]),
         error=str(row.get("error") or ""),
+        piece=str(row.get("piece") or ""),
     )
 
 
@@ -124,9 +125,9 @@ class SqlCatalog:
         u = upload
         self.db.execute(
             "INSERT INTO uploads (id, vehicle, bag_name, size, sha256, chunk_size, n_chunks, priority, tags, state,"
-            " created, completed, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created, completed, error, piece) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (u.id, u.vehicle, u.bag_name, u.size, u.sha256, u.chunk_size, u.n_chunks, u.priority,
-             json.dumps(list(u.tags)), u.state, u.created, u.completed, u.error),
+             json.dumps(list(u.tags)), u.state, u.created, u.completed, u.error, u.piece),
         )  # fmt: skip
 
     def get_upload(self, upload_id: str) -> UploadRecord | None:
@@ -137,6 +138,14 @@ class SqlCatalog:
         row = self.db.one(
             "SELECT * FROM uploads WHERE vehicle = ? AND bag_name = ? AND sha256 = ? ORDER BY created DESC",
             (vehicle, bag_name, sha256),
+        )
+        return None if row is None else _upload(row)
+
+    def find_piece(self, vehicle: str, bag_name: str, sha256: str, piece: str) -> UploadRecord | None:
+        row = self.db.one(
+            "SELECT * FROM uploads WHERE vehicle = ? AND bag_name = ? AND sha256 = ? AND piece = ? AND state = ?"
+            " ORDER BY created DESC",
+            (vehicle, bag_name, sha256, piece, COMPLETE),
         )
         return None if row is None else _upload(row)
 

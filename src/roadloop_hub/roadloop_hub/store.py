@@ -16,6 +16,7 @@ folder re-tarred (`wire.TarStream`) gives exactly the bytes whose sha256 names i
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from roadloop_core.contract.wire import TarMember, chunk_count, chunk_range, tar_members
-from roadloop_core.fsio import fsync_dir
+from roadloop_core.fsio import fsync_dir, fsync_file
 from roadloop_hub.errors import StoreError
 
 __all__ = ["BlobStore", "ChunkFile", "HeldObject"]
@@ -264,6 +265,27 @@ class BlobStore:
                 raise
         fsync_dir(self.bags)
         return target
+
+    def link_pieces(self, pieces: dict[str, str]) -> Path:
+        """A new folder under tmp/ holding each piece's one file (name -> the sha256 of the stored piece), hard
+        linked from the stored pieces (a copy where the file system has no hard links): no byte is rewritten.
+        Stored objects never change, so sharing their inodes is safe. The caller installs or discards it."""
+        work = Path(tempfile.mkdtemp(prefix="recording.", dir=self.tmp))
+        try:
+            for name, sha256 in pieces.items():
+                source = self.bag_dir(sha256) / name
+                try:
+                    os.link(source, work / name)
+                except OSError as err:
+                    if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                        raise
+                    shutil.copyfile(source, work / name)
+                    fsync_file(work / name)
+            fsync_dir(work)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return work
 
     def read_bag(self, sha256: str) -> Callable[[int, int], bytes]:
         """Any byte range of a stored bag's tar stream, rebuilt from its folder (the wire format is exact)."""

@@ -44,7 +44,7 @@ from roadloop_hub.catalog import UploadCatalog, UploadRecord
 from roadloop_hub.config import HubConfig
 from roadloop_hub.errors import RequestRefused, StoreError
 from roadloop_hub.prefix_hash import PrefixHasher
-from roadloop_hub.request_fields import int_field, name_field, sha256_field
+from roadloop_hub.request_fields import int_field, name_field, piece_field, sha256_field
 from roadloop_hub.store import BlobStore, ChunkFile, HeldObject
 
 __all__ = ["PROOF_REFUSED", "ChunkSlot", "UploadService"]
@@ -115,6 +115,8 @@ class UploadService:
             "tags": list(u.tags),
             "priority": u.priority,
         }
+        if u.piece:
+            out["piece"] = u.piece
         if u.state == OPEN:
             challenge = self.catalog.get_challenge(u.id)
             if challenge is not None:
@@ -130,7 +132,7 @@ class UploadService:
         """The vehicle's own uploads (an admin: all), oldest first."""
         return [
             {"id": u.id, "vehicle": u.vehicle, "bag_name": u.bag_name, "sha256": u.sha256, "size": u.size,
-             "state": u.state, "created": u.created, "completed": u.completed, "error": u.error}
+             "state": u.state, "created": u.created, "completed": u.completed, "error": u.error, "piece": u.piece}
             for u in self.catalog.list_uploads(None if who.is_admin else who.name)
         ]  # fmt: skip
 
@@ -154,9 +156,10 @@ class UploadService:
         if not isinstance(tags, list) or len(tags) > MAX_TAGS:
             raise RequestRefused(400, f"tags must be a list of at most {MAX_TAGS} names")
         tags = sorted({name_field(t, "tag") for t in tags})
+        piece = piece_field(body.get("piece", ""))
         with self.catalog.transaction():
             u = self.catalog.find_upload(who.name, bag_name, sha)
-            if u is not None and u.size == size and _resumable(u, chunk_size):
+            if u is not None and u.size == size and u.piece == piece and _resumable(u, chunk_size):
                 return self._status(u)  # a bridge that lost its upload id resumes the same upload
             # Only the vehicle's own content short-cuts the upload: whether anybody else's exists must not show.
             own = self.bags.owns(who.name, sha)
@@ -166,10 +169,10 @@ class UploadService:
             now = time.time()
             new = UploadRecord(
                 str(uuid.uuid4()), who.name, bag_name, size, sha, chunk_size, chunk_count(size, chunk_size), priority,
-                tuple(tags), COMPLETE if own else OPEN, now, now if own else None,
+                tuple(tags), COMPLETE if own else OPEN, now, now if own else None, piece=piece,
             )  # fmt: skip
             self.catalog.add_upload(new)
-            if own:
+            if own and not piece:
                 self.bags.add_entry(who.name, bag_name, sha, priority, tags, new.id)
             else:
                 self.catalog.add_challenge(new.id, json.dumps(ProofChallenge.random(size).to_json()))
@@ -192,7 +195,8 @@ class UploadService:
             self._event(upload_id, -1, "proof-refused")
             raise RequestRefused(409, PROOF_REFUSED)
         with self.catalog.transaction():
-            self.bags.add_entry(u.vehicle, u.bag_name, u.sha256, u.priority, u.tags, upload_id)
+            if not u.piece:  # a piece becomes a bag only with its recording (`recordings`)
+                self.bags.add_entry(u.vehicle, u.bag_name, u.sha256, u.priority, u.tags, upload_id)
             self.catalog.set_upload_state(upload_id, COMPLETE, time.time())
             self.catalog.drop_chunks(upload_id)
             self.catalog.add_chunk_event(upload_id, -1, "proof-accepted", time.time())
@@ -324,8 +328,13 @@ class UploadService:
             raise RequestRefused(409, f"upload {upload_id}: whole sha256 {actual[:12]}… != declared {u.sha256[:12]}…")
         if not self.bags.is_stored(actual):
             self._store(u, obj)
+        elif u.piece and (held_files := sorted(p.name for p in self.store.bag_dir(actual).iterdir())) != [u.piece]:
+            detail = f"upload {upload_id}: a piece holds exactly its one file {u.piece!r}, not {held_files}"
+            self._fail(upload_id, detail)
+            raise RequestRefused(422, detail)
         with self.catalog.transaction():
-            self.bags.add_entry(u.vehicle, u.bag_name, actual, u.priority, u.tags, upload_id)
+            if not u.piece:  # a piece becomes a bag only with its recording (`recordings`)
+                self.bags.add_entry(u.vehicle, u.bag_name, actual, u.priority, u.tags, upload_id)
             self.catalog.set_upload_state(upload_id, COMPLETE, time.time())
             self.catalog.drop_chunks(upload_id)
             self.catalog.take_challenge(upload_id)
@@ -339,6 +348,9 @@ class UploadService:
         try:
             work, members = self.store.unpack_upload(obj, u.sha256, what)
             try:
+                if u.piece and [m.name for m in members] != [u.piece]:
+                    got = [m.name for m in members][:4]
+                    raise StoreError(f"{what}: a piece holds exactly its one file {u.piece!r}, not {got}")
                 check_metadata(work, members, what)
             except StoreError:
                 self.store.discard(work)

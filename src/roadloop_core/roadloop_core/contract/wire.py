@@ -53,6 +53,7 @@ __all__ = [
     "PATH_HISTORY",
     "PATH_PROOF",
     "PATH_PUBLISH",
+    "PATH_RECORDING",
     "PATH_ROLLBACK",
     "PATH_UPLOAD",
     "PATH_UPLOADS",
@@ -92,6 +93,7 @@ PATH_EVENTS = "/v1/uploads/{upload_id}/events"
 PATH_PROOF = "/v1/uploads/{upload_id}/proof"
 PATH_BAGS = "/v1/bags"
 PATH_BAG = "/v1/bags/{sha256}"
+PATH_RECORDING = "/v1/recordings/{name}"  # assemble a recording shipped as pieces (one upload per file)
 PATH_CHANNEL = "/v1/channels/{channel}"
 PATH_PUBLISH = "/v1/channels/{channel}/bundles"
 PATH_HISTORY = "/v1/channels/{channel}/history"
@@ -139,14 +141,19 @@ def _header(name: str, size: int) -> bytes:
 
 
 class TarStream:
-    """The deterministic tar of a folder's regular files, readable at any offset without a copy."""
+    """The deterministic tar of a folder's regular files, readable at any offset without a copy.
 
-    def __init__(self, folder: Path) -> None:
+    `only`: just these files of the folder (a piece of a recording still being written travels
+    as the tar of its one file); a missing one is an OSError.
+    """
+
+    def __init__(self, folder: Path, only: Sequence[str] | None = None) -> None:
         self.folder = folder
+        self.only = None if only is None else frozenset(only)
         self.files: list[tuple[str, int, int]] = []  # (name, size, mtime_ns) as seen when built
         segments: list[_Segment] = []
         pos = 0
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        for entry in self._entries():
             if not entry.is_file(follow_symlinks=False):
                 continue
             check_name(entry.name, f"{folder}: file")
@@ -165,13 +172,20 @@ class TarStream:
         pos += 2 * BLOCK
         self._segments = segments
         self.size = pos
+        if self.only is not None and len(self.files) != len(self.only):
+            missing = sorted(self.only - {f[0] for f in self.files})
+            raise OSError(f"{folder}: no regular file {missing[0]}")
+
+    def _entries(self) -> list[os.DirEntry[str]]:
+        entries = sorted(os.scandir(self.folder), key=lambda e: e.name)
+        return entries if self.only is None else [e for e in entries if e.name in self.only]
 
     def unchanged(self) -> bool:
         """True while every file still has the size and mtime it had when the stream was built."""
         try:
             now = [
                 (e.name, e.stat().st_size, e.stat().st_mtime_ns)
-                for e in sorted(os.scandir(self.folder), key=lambda e: e.name)
+                for e in self._entries()
                 if e.is_file(follow_symlinks=False)
             ]
         except OSError:

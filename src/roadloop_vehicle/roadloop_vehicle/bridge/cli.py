@@ -52,9 +52,15 @@ def run(
     chunk_bytes: Annotated[int | None, typer.Option(help="Upload chunk size in bytes.")] = None,
     poll: Annotated[float | None, typer.Option(help="Daemon: seconds between passes.")] = None,
     golden_bag: Annotated[Path | None, typer.Option(help="Bag replayed with each new bundle before install.")] = None,
+    recording_distro: Annotated[
+        str | None, typer.Option(help="The car's rosbag2 (humble: metadata.yaml only at stop; jazzy, kilted).")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Upload closed bags by priority (resumable, checksummed), free disk of confirmed ones, pull models."""
+    """Upload closed bags by priority (resumable, checksummed), free disk of confirmed ones, pull models.
+
+    A recording still being written ships its finished split files at once (one upload each); the
+    hub assembles the bag when the recorder stops."""
     cfg = _overrides(
         load_bridge_config(config if config is not None else config_dir() / "bridge.yaml"),
         models_dir=str(models) if models else None,
@@ -67,6 +73,7 @@ def run(
         chunk_bytes=chunk_bytes,
         poll_interval_s=poll,
         golden_bag=str(golden_bag) if golden_bag else None,
+        recording_distro=recording_distro,
     )
     if not watch.is_dir():
         raise BridgeError(f"{watch}: no such recording folder")
@@ -113,7 +120,8 @@ def run(
 def _summary(report: RunReport) -> None:
     model = report.model
     typer.echo(
-        f"uploaded {len(report.uploaded)} bag(s) ({report.chunks_sent} chunk(s) sent, "
+        f"uploaded {len(report.uploaded)} bag(s) and {len(report.pieces)} piece(s) of recordings "
+        f"({report.chunks_sent} chunk(s) sent, "
         f"{report.chunks_skipped} already on the hub), freed {len(report.deleted)}, "
         f"model: {model.action + ' ' + model.label if model else 'not pulled'}"
         + (f" ({model.reason})" if model and model.reason else "")
@@ -127,10 +135,14 @@ def status(state: Annotated[Path, typer.Option(help="Bridge state folder.")]) ->
     if not path.is_file():
         raise BridgeError(f"{path}: no upload queue here")
     queue = UploadQueue(path)
-    table = Table("bag", "state", "prio", "tags", "sha256", "attempts", "last error")
+    table = Table("bag", "state", "pieces", "prio", "tags", "sha256", "attempts", "last error")
     for e in queue.all():
+        shipped = queue.pieces_of(e.name) if e.pieces else []
+        done = sum(1 for p in shipped if p.state == "confirmed")
+        pieces = f"{done}/{len(shipped)}" if e.pieces else "-"
         table.add_row(
-            e.name, e.state, str(e.priority), ",".join(e.tags), (e.sha256 or "")[:12], str(e.attempts), e.last_error
-        )
+            e.name, e.state, pieces, str(e.priority), ",".join(e.tags), (e.sha256 or "")[:12], str(e.attempts),
+            e.last_error,
+        )  # fmt: skip
     queue.close()
     Console(width=200).print(table)

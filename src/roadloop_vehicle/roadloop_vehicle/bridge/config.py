@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roadloop_core.config import load_params
+from roadloop_vehicle.bridge.pieces import RECORDING_DISTROS
 
 __all__ = ["BridgeConfig", "load_bridge_config"]
 
@@ -31,6 +32,9 @@ class BridgeConfig:
     public_key: str = ""  # Ed25519 public key (PEM) bundles must be signed for
     vehicle_params: str = ""  # the drive node's params (its observation spec, replay) ("" = config/vehicle.yaml)
     golden_bag: str = ""  # replayed with every new bundle before it becomes current ("" = skip)
+    # recording
+    ship_while_recording: bool = True  # finished split files of a recording in progress ship at once
+    recording_distro: str = "jazzy"  # the car's rosbag2: humble writes metadata.yaml only at stop, later at each split
 
     def __post_init__(self) -> None:
         if self.chunk_bytes < 64 << 10:
@@ -39,6 +43,8 @@ class BridgeConfig:
             raise ValueError("bandwidth_bytes_per_s, quota_bytes and settle_s must be >= 0")
         if self.poll_interval_s <= 0 or self.request_timeout_s <= 0:
             raise ValueError("poll_interval_s and request_timeout_s must be > 0")
+        if self.recording_distro not in RECORDING_DISTROS:
+            raise ValueError(f"recording_distro must be one of {', '.join(RECORDING_DISTROS)}")
         if self.backoff_base_s <= 0 or self.backoff_max_s < self.backoff_base_s or self.max_attempts < 1:
             raise ValueError("need 0 < backoff_base_s <= backoff_max_s and max_attempts >= 1")
 

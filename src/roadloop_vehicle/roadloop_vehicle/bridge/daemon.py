@@ -1,5 +1,8 @@
 """The bridge loop: scan -> queue -> upload by priority -> free disk -> pull models -> /diagnostics.
 
+A recording still being written ships in pieces: each finished split file as an upload of its own,
+the rest once the recorder stops, then the hub assembles the bag from them (`pieces`, hub `recordings`).
+
 All decisions come from `decisions` (pure); this module only does the IO around them.
 """
 
@@ -25,8 +28,8 @@ from roadloop_vehicle.bridge.diagnostics import JsonlSink, statuses
 from roadloop_vehicle.bridge.errors import BridgeError
 from roadloop_vehicle.bridge.model_pull import ModelPuller, PullResult, RetryPolicy, current_label
 from roadloop_vehicle.bridge.pacing import bandwidth_pacer
-from roadloop_vehicle.bridge.queue import QueueEntry, UploadQueue
-from roadloop_vehicle.bridge.scanner import bag_size, scan
+from roadloop_vehicle.bridge.queue import RECORDING, Piece, QueueEntry, UploadQueue
+from roadloop_vehicle.bridge.scanner import FoundBag, bag_size, scan
 
 if TYPE_CHECKING:
     from roadloop_vehicle.params import VehicleParams
@@ -40,6 +43,7 @@ log = logging.getLogger("roadloop.bridge")
 class RunReport:
     queued: int = 0
     uploaded: list[str] = field(default_factory=list)
+    pieces: list[str] = field(default_factory=list)  # "<bag>/<file>" of recordings shipped in pieces
     chunks_sent: int = 0
     chunks_skipped: int = 0
     deleted: list[str] = field(default_factory=list)
@@ -85,12 +89,31 @@ class Bridge:
         self.queue.close()
 
     # -- discover --------------------------------------------------------------------------------
+    def _scan(self) -> list[FoundBag]:
+        cfg = self.cfg
+        return scan(
+            self.watch, cfg.settle_s, time.time(), cfg.priority_tags,
+            distro=cfg.recording_distro, splits=cfg.ship_while_recording,
+        )  # fmt: skip
+
     def discover(self) -> int:
+        """Queue closed bags, and the finished split files of recordings still being written."""
         new = 0
-        for bag in scan(self.watch, self.cfg.settle_s, time.time(), self.cfg.priority_tags):
-            if bag.closed and self.queue.add(bag.name, bag.priority, list(bag.tags), bag.start_ns):
+        for bag in self._scan():
+            entry = self.queue.get(bag.name)
+            tags = list(bag.tags)
+            if bag.closed and entry is not None and entry.state == RECORDING:
+                self.queue.stopped(bag.name, bag.priority, tags, bag.start_ns)
+                log.info("%s: recording stopped; the rest ships, then the hub assembles it", bag.name)
+            elif bag.closed and self.queue.add(bag.name, bag.priority, tags, bag.start_ns):
                 new += 1
                 log.info("queued %s (priority %d, tags %s)", bag.name, bag.priority, ",".join(bag.tags))
+            elif not bag.closed and bag.pieces and (entry is None or entry.state == RECORDING):
+                if self.queue.add_recording(bag.name, bag.priority, tags, bag.start_ns):
+                    new += 1
+                for file in bag.pieces:
+                    if self.queue.add_piece(bag.name, file):
+                        log.info("queued %s/%s (a finished split of a recording in progress)", bag.name, file)
         return new
 
     # -- upload ----------------------------------------------------------------------------------
@@ -105,54 +128,141 @@ class Bridge:
             self.queue.fail(entry.name, f"{path}: bag folder is gone")
             report.failed.append(entry.name)
             return
+        if entry.pieces:
+            self._ship_pieces(entry, path, report)
+            return
         stream = TarStream(path)
         entry = self._hashed(entry, stream)
         assert entry.sha256 is not None
+
+        def forget() -> None:
+            self.queue.set_content(entry.name, stream.size, "", [])
+
+        self._send(
+            entry, "", stream, entry.sha256, entry.upload_id, report,
+            remember=lambda upload_id: self.queue.set_upload(entry.name, upload_id), forget=forget,
+        )  # fmt: skip
+        if not stream.unchanged():
+            forget()
+            raise HubUnavailable(f"{path}: changed during upload; it will be sent again")
+        self.queue.confirm(entry.name)
+        report.uploaded.append(entry.name)
+        log.info("confirmed %s sha256 %s", entry.name, entry.sha256[:12])
+
+    def _send(
+        self,
+        entry: QueueEntry,
+        piece: str,
+        stream: TarStream,
+        sha256: str,
+        upload_id: str | None,
+        report: RunReport,
+        *,
+        remember: Callable[[str], None],
+        forget: Callable[[], None],
+    ) -> None:
+        """Resume or create the upload of `stream` (a whole bag, or one `piece` file of it), send what the hub
+        lacks and check its confirmation; `remember(upload_id)` records a new upload, `forget()` the hash."""
+        what = f"{entry.name}/{piece}" if piece else entry.name
         upload: dict[str, Any] | None = None
-        if entry.upload_id:
+        if upload_id:
             try:
-                upload = self.client.upload_status(entry.upload_id)
+                upload = self.client.upload_status(upload_id)
             except HubRefused as err:
                 if err.status not in (403, 404):
                     raise
                 upload = None  # the hub lost or never had it: start a new upload
             if upload is not None and upload["state"] == FAILED:
-                raise HubRefused(422, f"{entry.name}: the hub refused the bag: {upload.get('error', '')}")
+                raise HubRefused(422, f"{what}: the hub refused the bag: {upload.get('error', '')}")
             if upload is not None and upload["state"] not in (OPEN, COMPLETE):
                 upload = None  # abandoned (hub gc): start a new upload
         if upload is None:
             upload = self.client.create_upload(
-                entry.name, stream.size, entry.sha256, self.cfg.chunk_bytes, entry.priority, entry.tags
+                entry.name, stream.size, sha256, self.cfg.chunk_bytes, entry.priority, entry.tags, piece
             )
-            self.queue.set_upload(entry.name, str(upload["upload_id"]))
+            remember(str(upload["upload_id"]))
         if upload["state"] == COMPLETE:
             result: dict[str, Any] = upload
         else:
-            known = self._chunk_digests.get(entry.name)
-            digests = known[1] if known and known[0] == entry.sha256 else None
+            known = self._chunk_digests.get(what)
+            digests = known[1] if known and known[0] == sha256 else None
             try:
                 sent = self.client.send_missing(upload, stream, self.on_bytes, digests)
             except HubRefused as err:
                 if err.status in (409, 422):
                     if (reason := self._refused_for_good(str(upload["upload_id"]))) is not None:
-                        raise HubRefused(422, f"{entry.name}: the hub refused the bag: {reason}") from err
+                        raise HubRefused(422, f"{what}: the hub refused the bag: {reason}") from err
                     # the bag's bytes are not what was hashed (a chunk or the whole sha256 differs, or a held
                     # chunk is not what we send now): hash again and retry, never give up on it
-                    self.queue.set_content(entry.name, stream.size, "", [])
-                    self._chunk_digests.pop(entry.name, None)
-                    raise HubUnavailable(f"{entry.name}: content changed since it was hashed ({err})") from err
+                    forget()
+                    self._chunk_digests.pop(what, None)
+                    raise HubUnavailable(f"{what}: content changed since it was hashed ({err})") from err
                 raise
             report.chunks_sent += int(sent["sent"])
             report.chunks_skipped += int(sent["skipped"])
             result = sent["result"]
-        if result.get("state") != COMPLETE or result.get("sha256") != entry.sha256:
-            raise HubUnavailable(f"{entry.name}: hub did not confirm sha256 {entry.sha256[:12]}…")
+        if result.get("state") != COMPLETE or result.get("sha256") != sha256:
+            raise HubUnavailable(f"{what}: hub did not confirm sha256 {sha256[:12]}…")
+
+    # -- recordings shipped in pieces ------------------------------------------------------------
+    def _ship_pieces(self, entry: QueueEntry, path: Path, report: RunReport) -> None:
+        """Send the bag's queued pieces; once the recorder stopped (`queued`), every file is a piece and the
+        hub assembles the bag from them."""
+        if entry.state != RECORDING:
+            for name, _, _ in TarStream(path).files:
+                self.queue.add_piece(entry.name, name)
+        for piece in self.queue.pieces_of(entry.name):
+            if piece.state != "confirmed":
+                self._send_piece(entry, path, piece, report)
+        if entry.state == RECORDING:
+            return
+        self._assemble(entry, path, report)
+
+    def _send_piece(self, entry: QueueEntry, path: Path, piece: Piece, report: RunReport) -> None:
+        stream = TarStream(path, only=[piece.file])
+        _, size, mtime_ns = stream.files[0]
+        sha, upload_id = piece.sha256, piece.upload_id
+        if not sha or (piece.size, piece.mtime_ns) != (size, mtime_ns):
+            sha, chunks = stream.digests(self.cfg.chunk_bytes)
+            if not stream.unchanged():
+                raise HubUnavailable(f"{path / piece.file}: changed while hashing")
+            self._chunk_digests[f"{entry.name}/{piece.file}"] = (sha, chunks)
+            self.queue.set_piece_content(entry.name, piece.file, size, mtime_ns, sha)
+            upload_id = None
+        self._send(
+            entry, piece.file, stream, sha, upload_id, report,
+            remember=lambda uid: self.queue.set_piece_upload(entry.name, piece.file, uid),
+            forget=lambda: self.queue.requeue_piece(entry.name, piece.file),
+        )  # fmt: skip
         if not stream.unchanged():
-            self.queue.set_content(entry.name, stream.size, "", [])
-            raise HubUnavailable(f"{path}: changed during upload; it will be sent again")
+            self.queue.requeue_piece(entry.name, piece.file)
+            raise HubUnavailable(f"{path / piece.file}: changed during upload; it will be sent again")
+        self.queue.confirm_piece(entry.name, piece.file)
+        report.pieces.append(f"{entry.name}/{piece.file}")
+        log.info("confirmed %s/%s sha256 %s", entry.name, piece.file, sha[:12])
+
+    def _assemble(self, entry: QueueEntry, path: Path, report: RunReport) -> None:
+        """Every file of the stopped recording is a confirmed piece unchanged since: the hub makes it one bag."""
+        stream = TarStream(path)
+        shipped = {p.file: p for p in self.queue.pieces_of(entry.name)}
+        for name, size, mtime_ns in stream.files:
+            p = shipped.get(name)
+            if p is None or p.state != "confirmed" or not p.sha256 or (p.size, p.mtime_ns) != (size, mtime_ns):
+                self.queue.add_piece(entry.name, name)
+                self.queue.requeue_piece(entry.name, name)
+                raise HubUnavailable(f"{path / name}: changed since it was shipped; it will be sent again")
+        pieces = {name: str(shipped[name].sha256) for name, _, _ in stream.files}
+        result = self.client.assemble(entry.name, pieces, stream.size, entry.priority, entry.tags)
+        if result.get("state") != COMPLETE or result.get("size") != stream.size:
+            raise HubUnavailable(f"{entry.name}: the hub did not confirm the assembled bag ({stream.size} B)")
+        if not stream.unchanged():
+            raise HubUnavailable(f"{path}: changed during assembly; it will be checked again")
+        sha = str(result["sha256"])
+        self.queue.set_content(entry.name, stream.size, sha, stream.files)
+        self.queue.set_upload(entry.name, str(result["upload_id"]))
         self.queue.confirm(entry.name)
         report.uploaded.append(entry.name)
-        log.info("confirmed %s sha256 %s", entry.name, entry.sha256[:12])
+        log.info("confirmed %s sha256 %s (assembled by the hub from %d pieces)", entry.name, sha[:12], len(pieces))
 
     def _refused_for_good(self, upload_id: str) -> str | None:
         """Why the hub failed this upload for good (it will not take these bytes), or None."""
@@ -173,7 +283,7 @@ class Bridge:
     def hash_pending(self) -> None:
         """Hash queued bags in upload order, before any network IO (the content address the hub checks)."""
         for entry in self.queue.pending():
-            if is_safe_name(entry.name):
+            if is_safe_name(entry.name) and not entry.pieces:  # a piece is hashed when it is sent
                 try:
                     self._hashed(entry, TarStream(self.watch / entry.name))
                 except (OSError, ValueError, HubUnavailable) as err:
@@ -221,7 +331,7 @@ class Bridge:
         entries = {e.name: e for e in self.queue.all()}
         bags = []
         usage = 0
-        for found in scan(self.watch, self.cfg.settle_s, time.time(), self.cfg.priority_tags):
+        for found in self._scan():
             usage += found.size
             e = entries.get(found.name)
             if e is not None:
@@ -244,7 +354,7 @@ class Bridge:
         usage = 0
         unconfirmed = 0
         states = {e.name: e.state for e in entries}
-        for found in scan(self.watch, self.cfg.settle_s, time.time(), self.cfg.priority_tags):
+        for found in self._scan():
             usage += found.size
             if states.get(found.name) != "confirmed":
                 unconfirmed += found.size
@@ -253,7 +363,7 @@ class Bridge:
             free = shutil.disk_usage(self.watch).free
         except OSError:
             free = 0
-        queued = sum(1 for e in entries if e.state == "queued")
+        queued = sum(1 for e in entries if e.state in ("queued", RECORDING))
         failed = sum(1 for e in entries if e.state == "failed")
         items = statuses(self.cfg.vehicle, disk, free, queued, failed, self.last_error, current_label(self.models_dir))
         self.sink.publish(items, time.time_ns())
