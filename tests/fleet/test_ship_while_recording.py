@@ -150,6 +150,38 @@ def test_kill_9_mid_piece_resumes_it(hub_proc, tmp_path: Path) -> None:
         assert set(Counter(e["idx"] for e in evs if e["outcome"] == "stored").values()) <= {1}, upload_id
 
 
+def test_pieces_sent_again_to_a_hub_that_lacks_them(hub_proc, tmp_path: Path) -> None:
+    """The car is pointed at another hub mid-recording: the assembly there finds no pieces (409), the bridge
+    sends them again and the new hub assembles the bag; nothing is deleted before that."""
+    first, second = hub_proc(name="hub_a"), hub_proc(name="hub_b")
+    watch, state = tmp_path / "rec", tmp_path / "state"
+    watch.mkdir()
+    rec = SplitRecorder(watch, tmp_path / "staging", "move", "jazzy", splits=3, seed=11)
+    cfg = replace(BridgeConfig(), settle_s=0.0, chunk_bytes=CHUNK, quota_bytes=0, pull_models=False)
+    rec.start()
+    rec.split()
+    rec.split()
+    bridge = _bridge(cfg, watch, first, first.token_file("car5", tmp_path), state)
+    assert bridge.run_once().pieces == ["move/move_0.mcap", "move/move_1.mcap"]
+    bridge.close()
+    rec.stop()
+    bridge = _bridge(cfg, watch, second, second.token_file("car5", tmp_path), state)
+    try:
+        report = bridge.run_once()
+        assert report.uploaded == ["move"] and report.deleted == ["move"], report
+        assert sorted(set(report.pieces)) == [  # the last two were sent before the 409, then all again
+            "move/metadata.yaml",
+            "move/move_0.mcap",
+            "move/move_1.mcap",
+            "move/move_2.mcap",
+        ]
+    finally:
+        bridge.close()
+    [row] = second.admin_get("/v1/bags")
+    assert row["bag_name"] == "move" and row["message_count"] == rec.messages
+    assert first.admin_get("/v1/bags") == []
+
+
 def _piece(c: httpx.Client, name: str, folder: Path, file: str) -> str:
     stream = TarStream(folder, only=[file])
     data = stream.read(0, stream.size)

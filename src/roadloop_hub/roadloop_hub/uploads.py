@@ -10,6 +10,9 @@ every byte as stored, checks that it is the wire's tar and that its metadata par
 cost, then installs and catalogs it. A failure before the catalog commit leaves the upload open
 with its chunks (retry `complete`) or, for an object the hub refuses, cleanly `failed`.
 
+Pieces: an upload with `piece` carries one file of a recording still being written (`recordings`);
+its tar must hold exactly that file, and it is stored like a bag but gets no catalog entry.
+
 Ownership: every new upload carries a proof challenge (`wire.ProofChallenge`, random ranges of
 the object); content the hub already holds from another vehicle is deduplicated onto this upload
 only when the answer matches the stored bytes. The create answer and a refused proof are the same

@@ -252,7 +252,15 @@ class Bridge:
                 self.queue.requeue_piece(entry.name, name)
                 raise HubUnavailable(f"{path / name}: changed since it was shipped; it will be sent again")
         pieces = {name: str(shipped[name].sha256) for name, _, _ in stream.files}
-        result = self.client.assemble(entry.name, pieces, stream.size, entry.priority, entry.tags)
+        try:
+            result = self.client.assemble(entry.name, pieces, stream.size, entry.priority, entry.tags)
+        except HubRefused as err:
+            if err.status != 409:
+                raise
+            # the hub lacks a piece it had confirmed (e.g. the car now ships to another hub): send them again
+            # (a piece it still holds completes at once)
+            self.queue.unconfirm_pieces(entry.name)
+            raise HubUnavailable(f"{entry.name}: {err}; its pieces will be sent again") from err
         if result.get("state") != COMPLETE or result.get("size") != stream.size:
             raise HubUnavailable(f"{entry.name}: the hub did not confirm the assembled bag ({stream.size} B)")
         if not stream.unchanged():

@@ -197,6 +197,10 @@ class UploadQueue:
     def confirm_piece(self, bag: str, file: str) -> None:
         self._db.execute("UPDATE pieces SET state = 'confirmed' WHERE bag = ? AND file = ?", (bag, file))
 
+    def unconfirm_pieces(self, bag: str) -> None:
+        """The hub no longer has what it confirmed: send every piece again (its hash still holds)."""
+        self._db.execute("UPDATE pieces SET state = 'queued' WHERE bag = ?", (bag,))
+
     def requeue_piece(self, bag: str, file: str) -> None:
         """The file is not what was shipped any more: hash and send it again."""
         self._db.execute(
