@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from roadloop_cluster.train.checkpoint import latest_checkpoint
-from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
+from roadloop_cluster.train.data import BatchStream, ShardSplit, read_dataset_info
 from roadloop_cluster.train.errors import DatasetMismatchError, NonFiniteLossError, TrainError
 from roadloop_cluster.train.launch import launch, torchrun_args
 from roadloop_core.contract.tensors import EGO_STATE
@@ -127,7 +127,7 @@ def test_nan_loss_stops_naming_step_and_shard(
     data = tmp_path / "ds"
     shutil.copytree(camera_dataset, data)
     # the first sample of the second shard (64 rows each) that epoch 0 trains on, one rank, and its step
-    stream = BatchStream(SplitData(read_dataset_info(data), "train", (EGO_STATE,)), 32, 0, 1, seed=0)
+    stream = BatchStream(ShardSplit(read_dataset_info(data), "train", (EGO_STATE,)), 32, 0, 1, seed=0)
     batches = stream.epoch_batches()
     poisoned = next(int(i) for b in batches for i in b if 64 <= i < 128)
     step = next(n for n, b in enumerate(batches) if poisoned in b) + 1

@@ -11,9 +11,8 @@ from typing import Any
 from roadloop_cluster.models import ModelArgs
 from roadloop_cluster.train import steps
 from roadloop_cluster.train.config import load_train_config, with_run_sizes
-from roadloop_cluster.train.data import SplitData, check_shards, read_dataset_info
+from roadloop_cluster.train.data import check_shards, read_dataset_info
 from roadloop_cluster.train.errors import NonFiniteLossError, TrainError
-from roadloop_core.contract.tensors import EGO_STATE
 
 __all__ = ["launch", "torchrun_args"]
 
@@ -78,7 +77,7 @@ def launch(
     # on the threads a rank would use (a fixed run.threads_per_rank is what the ranks get too)
     if cfg.run.threads_per_rank:
         torch.set_num_threads(cfg.run.threads_per_rank)
-    steps.baselines(out, SplitData(info, "train", (EGO_STATE,)), SplitData(info, "val", (EGO_STATE,)), cfg, model_args)
+    steps.baselines(out, info, cfg, model_args)
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
