@@ -42,6 +42,7 @@ __all__ = [
     "all_reduce_sum",
     "autocast",
     "clip_grad_norm",
+    "describe",
     "die_with_parent",
     "full_state_dict",
     "grad_scaler",
@@ -186,6 +187,17 @@ def clip_grad_norm(model: nn.Module, max_norm: float) -> torch.Tensor:
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     full = getattr(norm, "full_tensor", None)
     return full() if callable(full) else norm
+
+
+def describe(model: nn.Module, run: RunConfig) -> dict[str, Any]:
+    """For metrics.json: the wrapping, and the parameters this rank holds (1/world of them under FSDP2)."""
+    local = 0
+    for p in model.parameters():
+        to_local = getattr(p, "to_local", None)
+        local += (to_local() if callable(to_local) else p).numel()
+    sync = f"local_sgd every {run.local_sgd_period}" if run.local_sgd_period else run.comm_hook
+    return {"parallel": run.parallel, "gradient_sync": sync, "parameters": sum(p.numel() for p in model.parameters()),
+            "parameters_on_rank0": local}  # fmt: skip
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
 
     ckpt.close()
     log.close()
-    weights = par.full_state_dict(model)  # collective under FSDP2
+    weights, summary = par.full_state_dict(model), prog.summary(d, base) | par.describe(model, cfg.run)
     if d.is_main:
-        steps.write_outputs(out, model, weights, dataclass_to_dict(cfg), info, prog.summary(d, base))
+        steps.write_outputs(out, model, weights, dataclass_to_dict(cfg), info, summary)
     par.shutdown()
 
 
