@@ -15,8 +15,8 @@ from roadloop_cluster.export.onnx_export import parity_samples
 from roadloop_cluster.train.launch import launch
 from roadloop_core.contract.dataset_index import read_dataset_index
 
-# LocalSGD's final validation ADE may be this much (relative) worse than DDP's on the same data and steps (measured: 2 %):
-# between averages each rank follows its own half of the batch, which is noisier than DDP's averaged gradient.
+# LocalSGD's final validation ADE may be this much (relative) worse than DDP's on the same data and steps
+# (measured: 2 %): between averages each rank follows its own half of the batch, noisier than DDP's average.
 LOCAL_SGD_TOLERANCE = 0.10
 
 
