@@ -1,4 +1,4 @@
-"""Dataset reading for training: index checks, model args from the dataset, resumable deterministic batches."""
+"""Dataset reading for training: index checks, model args from the dataset, streamed resumable deterministic batches."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from roadloop_cluster.models import ModelArgs, ModelConfig
-from roadloop_cluster.train.data import BatchStream, SplitData, read_dataset_info
+from roadloop_cluster.train.data import BatchStream, ShardSplit, SplitData, read_dataset_info
 from roadloop_cluster.train.errors import TrainError
 from roadloop_core.contract.tensors import EGO_STATE, EGO_STATE_ARRAY, model_inputs
 from roadloop_core.errors import RoadloopError
@@ -88,11 +89,23 @@ def test_bad_index_is_one_clear_error(camera_dataset: Path, tmp_path: Path, edit
 
 
 @pytest.fixture(scope="module")
-def train_split(state_dataset: Path) -> SplitData:
-    return SplitData(read_dataset_info(state_dataset), "train", (EGO_STATE,))
+def train_split(state_dataset: Path) -> ShardSplit:
+    return ShardSplit(read_dataset_info(state_dataset), "train", (EGO_STATE,))
 
 
-def test_ranks_split_each_global_batch_and_cover_the_epoch_once(train_split: SplitData) -> None:
+def test_streamed_batches_equal_the_in_memory_ones(camera_dataset: Path) -> None:
+    info = read_dataset_info(camera_dataset)
+    inputs = model_inputs(info.observation)
+    streamed, loaded = ShardSplit(info, "train", inputs), SplitData(info, "train", inputs)
+    idx = np.array([130, 2, 64, 63, 200], np.int64)  # across shards, out of order
+    a, b = streamed.batch(idx), loaded.batch(idx)
+    for part in ("inputs", "targets"):
+        x, y = getattr(a, part), getattr(b, part)
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    assert torch.equal(a.raw_speed, b.raw_speed) and np.array_equal(a.index, idx)
+
+
+def test_ranks_split_each_global_batch_and_cover_the_epoch_once(train_split: ShardSplit) -> None:
     streams = [BatchStream(train_split, 24, r, 3, seed=7) for r in range(3)]
     per_rank = [s.epoch_batches() for s in streams]
     steps = len(train_split) // 24
@@ -101,14 +114,48 @@ def test_ranks_split_each_global_batch_and_cover_the_epoch_once(train_split: Spl
     assert len(seen) == len(set(seen.tolist())) == steps * 24
 
 
-def test_order_is_independent_of_world_size(train_split: SplitData) -> None:
+def test_order_is_independent_of_world_size(train_split: ShardSplit) -> None:
     one = BatchStream(train_split, 24, 0, 1, seed=3).epoch_batches()
     two = [BatchStream(train_split, 24, r, 2, seed=3).epoch_batches() for r in range(2)]
     for step, global_batch in enumerate(one):
         assert np.array_equal(global_batch, np.concatenate([two[0][step], two[1][step]]))
 
 
-def test_resume_from_state_continues_the_same_sequence(train_split: SplitData) -> None:
+def test_reading_stays_inside_a_window_of_shards(train_split: ShardSplit) -> None:
+    """Window 1: the sequence is shard after shard (in the epoch's shard order), rows shuffled inside."""
+    seq = BatchStream(train_split, 24, 0, 1, seed=5, window=1).order()
+    offsets = train_split.offsets
+    shard_of = np.searchsorted(offsets, seq, side="right") - 1
+    runs = shard_of[np.r_[True, shard_of[1:] != shard_of[:-1]]]
+    assert len(runs) == len(offsets) - 1 and sorted(runs.tolist()) == list(range(len(offsets) - 1))
+    assert np.array_equal(np.sort(seq), np.arange(len(train_split)))
+    first = seq[shard_of == shard_of[0]]
+    assert not np.array_equal(first, np.sort(first))  # shuffled within the shard
+    assert not np.array_equal(seq, BatchStream(train_split, 24, 0, 1, seed=5, window=2).order())
+
+
+def test_resume_on_fewer_ranks_continues_at_the_next_unseen_sample(train_split: ShardSplit) -> None:
+    two = [BatchStream(train_split, 24, r, 2, seed=2) for r in range(2)]
+    seen = []
+    for _ in range(3):
+        seen += [two[r].epoch_batches()[0] for r in range(2)]
+        for s in two:
+            s.advance()
+    one = BatchStream(train_split, 24, 0, 1, seed=2)
+    one.load_state_dict(two[0].state_dict())
+    seen += one.epoch_batches()
+    ids = np.concatenate(seen)
+    assert len(ids) == len(set(ids.tolist())) == (len(train_split) // 24) * 24
+    assert np.array_equal(ids, BatchStream(train_split, 24, 0, 1, seed=2).order()[: len(ids)])
+
+
+def test_a_checkpoint_of_another_data_order_is_refused(train_split: ShardSplit) -> None:
+    state = BatchStream(train_split, 24, 0, 1, seed=2, window=4).state_dict()
+    with pytest.raises(TrainError, match=r"data order window 4, this run has 2: resume with the same run.seed"):
+        BatchStream(train_split, 24, 0, 1, seed=2, window=2).load_state_dict(state)
+
+
+def test_resume_from_state_continues_the_same_sequence(train_split: ShardSplit) -> None:
     ref = BatchStream(train_split, 20, 1, 2, seed=1)
     full = []
     for _ in range(2):
@@ -135,11 +182,12 @@ def test_impossible_batches_are_refused(train_split: SplitData, batch: int | Non
         BatchStream(train_split, batch or len(train_split) + 1, 0, world, seed=0)
 
 
-def test_describe_names_shard_and_row(train_split: SplitData) -> None:
+def test_describe_names_shard_and_row(train_split: ShardSplit) -> None:
     assert train_split.describe(np.array([65], np.int64)) == "shards/train-00001.npz rows 1"  # 64-sample shards
 
 
-def test_speed_for_the_baselines_is_the_raw_ego_speed(train_split: SplitData) -> None:
-    b = train_split.batch(np.array([3, 4], np.int64))
-    speed = train_split.arrays[EGO_STATE_ARRAY.name][[3, 4], EGO_STATE_ARRAY.field("speed")]
+def test_speed_for_the_baselines_is_the_raw_ego_speed(state_dataset: Path) -> None:
+    data = SplitData(read_dataset_info(state_dataset), "train", (EGO_STATE,))
+    b = data.batch(np.array([3, 4], np.int64))
+    speed = data.arrays[EGO_STATE_ARRAY.name][[3, 4], EGO_STATE_ARRAY.field("speed")]
     np.testing.assert_array_equal(b.raw_speed.numpy(), speed)

@@ -63,6 +63,7 @@ class ShardDataset(IterableDataset[dict[str, torch.Tensor]]):
         shuffle_buffer: int = 1024,
         rank: int | None = None,
         world_size: int | None = None,
+        open_shards: int = _OPEN_SHARDS,
     ) -> None:
         super().__init__()
         self.root = Path(root)
@@ -85,6 +86,7 @@ class ShardDataset(IterableDataset[dict[str, torch.Tensor]]):
         self.epoch = 0
         self.num_workers: int | None = None  # set by ResumableLoader or a loaded state
         self.consumed: dict[int, int] = {}
+        self.open_shards = max(1, open_shards)
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
 
     # -- epoch and state ---------------------------------------------------------------------
@@ -171,11 +173,30 @@ class ShardDataset(IterableDataset[dict[str, torch.Tensor]]):
         if arrays is None:
             arrays = open_npz_mmap(self.files[i])
             self._cache[i] = arrays
-            if len(self._cache) > _OPEN_SHARDS:
+            if len(self._cache) > self.open_shards:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(i)
         return arrays
+
+    def read(self, ids: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """Arrays `names` of the samples with canonical ids `ids`, in that order (copies, read from the
+        memory-mapped shards: only the rows asked for are paged in)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        shard_of = np.searchsorted(self.offsets, ids, side="right") - 1
+        out: dict[str, np.ndarray] = {}
+        for shard in np.unique(shard_of):
+            sel = np.flatnonzero(shard_of == shard)
+            arrays = self._shard(int(shard))
+            rows = ids[sel] - self.offsets[shard]
+            for name in names:
+                if name not in arrays:
+                    raise DataError(f"{self.files[int(shard)]}: array '{name}' missing")
+                src = arrays[name]
+                if name not in out:
+                    out[name] = np.empty((len(ids), *src.shape[1:]), dtype=src.dtype)
+                out[name][sel] = src[rows]
+        return out
 
     def sample(self, sample_id: int) -> dict[str, torch.Tensor]:
         """One sample by canonical id, as tensors (image stays uint8 (H, W, 3))."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from roadloop_cluster.models import DrivingPolicy, ModelArgs, ModelConfig, build_policy
 from roadloop_cluster.train.config import FROM_DATASET
-from roadloop_cluster.train.data import DatasetInfo, SplitData, read_dataset_info
+from roadloop_cluster.train.data import DatasetInfo, ShardSplit, read_dataset_info
 from roadloop_cluster.train.errors import ExportError
 from roadloop_core.config import dataclass_from_dict
 from roadloop_core.contract.observation import ObservationSpec
@@ -105,7 +105,7 @@ def parity_samples(run: LoadedRun, data: Path | None, count: int) -> list[dict[s
         info: DatasetInfo = read_dataset_info(root)
     except Exception as err:
         raise ExportError(f"parity check needs the validation split: {err} (pass --data DATASET)") from err
-    val = SplitData(info, "val", run.inputs)
+    val = ShardSplit(info, "val", run.inputs)  # reads only the samples asked for
     idx = np.linspace(0, len(val) - 1, num=min(count, len(val))).round().astype(np.int64)
     return [{k: v.numpy() for k, v in val.batch(np.asarray([i], np.int64)).inputs.items()} for i in idx]
 

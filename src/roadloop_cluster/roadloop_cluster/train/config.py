@@ -37,6 +37,14 @@ class RunConfig:
     log_every: int = 10
     baseline_steps: int = 300
     collective_timeout_s: float = 300.0
+    parallel: str = "ddp"
+    local_sgd_period: int = 0
+    local_sgd_start_step: int = 100
+    local_sgd_intra_node: bool = True
+    async_checkpoint: bool = True
+    shuffle_window_shards: int = 4
+    rendezvous_last_call_s: int = 30
+    trace_samples: bool = False
 
     def __post_init__(self) -> None:
         if self.amp not in ("bf16", "fp16", "none"):
@@ -45,6 +53,14 @@ class RunConfig:
             raise ValueError(f"comm_hook must be none, fp16 or powersgd, got {self.comm_hook!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("epochs, batch_size, checkpoint_every and keep_checkpoints must be >= 1")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise ValueError(f"parallel must be ddp or fsdp, got {self.parallel!r}")
+        if self.local_sgd_period < 0 or self.local_sgd_start_step < 0 or self.shuffle_window_shards < 1:
+            raise ValueError("local_sgd_period, local_sgd_start_step must be >= 0, shuffle_window_shards >= 1")
+        if self.local_sgd_period and (self.parallel != "ddp" or self.comm_hook != "none"):
+            raise ValueError("local_sgd_period needs parallel: ddp and comm_hook: none (it is a DDP comm hook itself)")
+        if self.parallel == "fsdp" and self.comm_hook != "none":
+            raise ValueError("comm_hook applies to parallel: ddp only")
 
 
 @dataclass(frozen=True)

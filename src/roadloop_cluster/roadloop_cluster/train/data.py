@@ -1,12 +1,19 @@
 """Reading a dataset for training (index: `roadloop_core.contract.dataset_index`, arrays and tensors:
-`roadloop_core.contract.tensors`): pre-flight checks and resumable batches.
+`roadloop_core.contract.tensors`): pre-flight checks and resumable, streamed batches.
 
-The trainer keeps its own sampler instead of a streaming IterableDataset: the epoch's order is ONE
-global permutation (seeded by seed and epoch, independent of the number of ranks) and step s of an
-epoch uses samples [s*G, (s+1)*G) of it, rank r taking its slice of b = G / world_size. The whole
-loader state is therefore (epoch, samples consumed), which makes resume bit-exact and lets an
-elastic restart with another world size continue exactly where the last checkpoint stopped.
-Splits are loaded into memory (uint8 images stay uint8), which suits the datasets trained here.
+Training streams: a rank reads only the rows of its own batches, from the memory-mapped shards
+(`roadloop_cluster.data.loader.ShardDataset`, which keeps a few shards open), so its memory does
+not grow with the dataset. The epoch's order is ONE global sequence seeded by (seed, epoch) and
+independent of the number of ranks: the shards in ShardDataset's per-epoch permutation, cut into
+windows of `window` shards whose rows are shuffled within the window (a batch touches at most
+two windows, so reading stays local however large the dataset is). Step s of an epoch uses
+positions [s*G, (s+1)*G) of that sequence, rank r taking its slice of b = G / world_size. The
+whole loader state is therefore (epoch, samples consumed): resume is bit-exact, an elastic restart
+with another world size continues at the next unseen sample, and each sample is trained once per
+epoch (drop-last: the final G-remainder of the sequence waits for another epoch's order).
+
+`SplitData` loads a split's small arrays into memory, for what needs them all at once: the
+baselines (ego state and labels, no images), the model's step scale, benchmarks comparing paths.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from roadloop_cluster.data.errors import DataError
+from roadloop_cluster.data.loader import ShardDataset
 from roadloop_cluster.train.errors import DatasetMismatchError, TrainError
 from roadloop_core.contract.dataset_index import INDEX_FILE, DatasetIndex, read_dataset_index
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.contract.tensors import ARRAYS, EGO_STATE_ARRAY, OUTPUTS, ModelTensor, model_inputs, stats_arrays
 
-__all__ = ["Batch", "BatchStream", "DatasetInfo", "SplitData", "check_shards", "read_dataset_info"]
+__all__ = ["Batch", "BatchStream", "DatasetInfo", "ShardSplit", "SplitData", "check_shards", "read_dataset_info"]
 
 _SPEED = EGO_STATE_ARRAY.field("speed")
 
@@ -117,44 +126,19 @@ def check_shards(info: DatasetInfo) -> None:
             )
 
 
-class SplitData:
-    """One split in memory, plus where every sample came from (shard file, row) for error messages.
+class _Tensors:
+    """Model tensors from raw shard arrays: normalisation, channels-first images, target columns."""
 
-    `inputs` are the model tensors its batches carry (the model's, or the ego state alone for the
-    baselines); batches always carry every output's target.
-    """
-
-    def __init__(self, info: DatasetInfo, split: str, inputs: Sequence[ModelTensor]) -> None:
+    def __init__(self, info: DatasetInfo, inputs: Sequence[ModelTensor]) -> None:
         self.inputs = tuple(inputs)
-        names = _arrays_read(self.inputs)
-        parts: dict[str, list[NDArray[Any]]] = {k: [] for k in names}
-        self.files = info.shard_files(split)
-        shard_of: list[NDArray[np.int32]] = []
-        row: list[NDArray[np.int32]] = []
-        for i, path in enumerate(self.files):
-            try:
-                with np.load(path) as z:
-                    for name in names:
-                        parts[name].append(np.asarray(z[name]))
-            except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
-                raise TrainError(f"{path}: cannot read shard: {err}") from err
-            n = len(parts[names[0]][-1])
-            shard_of.append(np.full(n, i, np.int32))
-            row.append(np.arange(n, dtype=np.int32))
-        self.arrays = {k: np.concatenate(v) for k, v in parts.items() if v}
-        self.shard_of = np.concatenate(shard_of)
-        self.row = np.concatenate(row)
+        self.names = _arrays_read(self.inputs)
         self.norm: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
         for t in self.inputs:
             if t.normalization == "stats":
                 mean, std = info.stat(t.array.name)
                 self.norm[t.name] = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
-    def __len__(self) -> int:
-        return len(self.shard_of)
-
-    def _input(self, t: ModelTensor, idx: NDArray[np.int64]) -> torch.Tensor:
-        x = self.arrays[t.array.name][idx]
+    def _input(self, t: ModelTensor, x: NDArray[Any]) -> torch.Tensor:
         if t.normalization == "stats":
             mean, std = self.norm[t.name]
             return torch.from_numpy((x - mean) / std)
@@ -167,25 +151,81 @@ class SplitData:
             out = out.div_(1.0 / t.scale)  # x / 255 exactly, as the vehicle's x * (1/255) within rounding
         return out
 
-    def _target(self, t: ModelTensor, idx: NDArray[np.int64]) -> torch.Tensor:
-        y = self.arrays[t.array.name]
+    @staticmethod
+    def _target(t: ModelTensor, y: NDArray[Any]) -> torch.Tensor:
         col = t.column_index
-        return torch.from_numpy(y[idx] if col is None else y[idx, col : col + 1].copy())
+        return torch.from_numpy(np.ascontiguousarray(y if col is None else y[:, col : col + 1]))
 
-    def batch(self, idx: NDArray[np.int64]) -> Batch:
+    def batch(self, rows: dict[str, NDArray[Any]], idx: NDArray[np.int64]) -> Batch:
+        """`rows`: the batch's rows of every array in `names`, by array name."""
         return Batch(
-            inputs={t.name: self._input(t, idx) for t in self.inputs},
-            targets={t.name: self._target(t, idx) for t in OUTPUTS},
-            raw_speed=torch.from_numpy(self.arrays[EGO_STATE_ARRAY.name][idx, _SPEED].copy()),
+            inputs={t.name: self._input(t, rows[t.array.name]) for t in self.inputs},
+            targets={t.name: self._target(t, rows[t.array.name]) for t in OUTPUTS},
+            raw_speed=torch.from_numpy(np.ascontiguousarray(rows[EGO_STATE_ARRAY.name][:, _SPEED])),
             index=idx,
         )
 
+
+class ShardSplit:
+    """One split read on demand from its memory-mapped shards; samples are named by canonical id
+    (shard offset + row, in index order). `inputs` are the model tensors its batches carry; batches
+    always carry every output's target."""
+
+    def __init__(self, info: DatasetInfo, split: str, inputs: Sequence[ModelTensor], *, open_shards: int = 8) -> None:
+        try:
+            self.ds = ShardDataset(info.root, split, rank=0, world_size=1, open_shards=open_shards)
+        except DataError as err:
+            raise TrainError(str(err)) from err
+        self.tensors = _Tensors(info, inputs)
+        self.inputs = self.tensors.inputs
+
+    def __len__(self) -> int:
+        return self.ds.num_samples
+
+    @property
+    def offsets(self) -> NDArray[np.int64]:
+        return self.ds.offsets
+
+    def array(self, name: str) -> NDArray[Any]:
+        """One (small) array of the whole split, e.g. the labels for the model's step scale."""
+        return self.rows(np.arange(len(self), dtype=np.int64), [name])[name]
+
+    def rows(self, idx: NDArray[np.int64], names: Sequence[str]) -> dict[str, NDArray[Any]]:
+        try:
+            return self.ds.read(idx, list(names))
+        except (DataError, OSError, ValueError) as err:
+            raise TrainError(f"cannot read shard: {err}") from err
+
+    def batch(self, idx: NDArray[np.int64]) -> Batch:
+        return self.tensors.batch(self.rows(idx, self.tensors.names), idx)
+
     def describe(self, idx: NDArray[np.int64]) -> str:
         """'shards/train-00003.npz rows 4, 9' for error messages."""
+        shard_of = np.searchsorted(self.offsets, idx, side="right") - 1
         by_file: dict[str, list[int]] = {}
-        for i in idx:
-            by_file.setdefault(f"shards/{self.files[self.shard_of[i]].name}", []).append(int(self.row[i]))
+        for i, s in zip(idx, shard_of, strict=True):
+            by_file.setdefault(f"shards/{self.ds.files[s].name}", []).append(int(i - self.offsets[s]))
         return "; ".join(f"{f} rows {', '.join(map(str, rows[:8]))}" for f, rows in by_file.items())
+
+
+class SplitData:
+    """One split's arrays in memory (concatenated in canonical order): for the baselines (ego state and
+    labels only) and for measuring the streamed path against an in-memory one."""
+
+    def __init__(self, info: DatasetInfo, split: str, inputs: Sequence[ModelTensor]) -> None:
+        stream = ShardSplit(info, split, inputs)
+        self.tensors, self.inputs = stream.tensors, stream.inputs
+        self.arrays = stream.rows(np.arange(len(stream), dtype=np.int64), stream.tensors.names)
+        self._describe = stream.describe
+
+    def __len__(self) -> int:
+        return len(self.arrays[EGO_STATE_ARRAY.name])
+
+    def batch(self, idx: NDArray[np.int64]) -> Batch:
+        return self.tensors.batch({k: v[idx] for k, v in self.arrays.items()}, idx)
+
+    def describe(self, idx: NDArray[np.int64]) -> str:
+        return self._describe(idx)
 
 
 @dataclass
@@ -212,12 +252,15 @@ class Batch:
 class BatchStream:
     """Deterministic, resumable batches for one rank; state = (epoch, samples consumed this epoch)."""
 
-    def __init__(self, data: SplitData, global_batch: int, rank: int, world_size: int, seed: int) -> None:
+    def __init__(
+        self, data: ShardSplit, global_batch: int, rank: int, world_size: int, seed: int, window: int = 4
+    ) -> None:
         if global_batch % world_size:
             raise TrainError(f"run.batch_size {global_batch} is not divisible by the {world_size} ranks")
         if len(data) < global_batch:
             raise TrainError(f"train split has {len(data)} samples, fewer than one batch of {global_batch}")
         self.data, self.global_batch, self.rank, self.seed = data, global_batch, rank, seed
+        self.window = max(1, window)
         self.local = global_batch // world_size
         self.epoch, self.consumed = 0, 0
 
@@ -225,16 +268,27 @@ class BatchStream:
     def steps_per_epoch(self) -> int:
         return len(self.data) // self.global_batch
 
-    def _perm(self) -> NDArray[np.int64]:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.data))
+    def order(self) -> NDArray[np.int64]:
+        """The epoch's global sequence of canonical sample ids (the same for every world size)."""
+        ds, offsets = self.data.ds, self.data.offsets
+        ds.seed = self.seed
+        ds.set_epoch(self.epoch)
+        shards = ds.shard_order()
+        parts = []
+        for w, lo in enumerate(range(0, len(shards), self.window)):
+            ids = np.concatenate(
+                [np.arange(offsets[s], offsets[s + 1], dtype=np.int64) for s in shards[lo : lo + self.window]]
+            )
+            parts.append(np.random.default_rng([self.seed, self.epoch, w]).permutation(ids))
+        return np.concatenate(parts)
 
     def epoch_batches(self) -> list[NDArray[np.int64]]:
         """This rank's remaining index batches of the current epoch (drop-last, same count on every rank)."""
-        perm = self._perm()
+        seq = self.order()
         out = []
         for start in range(self.consumed, self.steps_per_epoch * self.global_batch, self.global_batch):
             lo = start + self.rank * self.local
-            out.append(perm[lo : lo + self.local])
+            out.append(seq[lo : lo + self.local])
         return out
 
     def advance(self) -> None:
@@ -244,7 +298,13 @@ class BatchStream:
         self.epoch, self.consumed = self.epoch + 1, 0
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed}
+        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed, "window": self.window}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        for key in ("seed", "window"):
+            if key in state and int(state[key]) != getattr(self, key):
+                raise TrainError(
+                    f"checkpoint was trained with data order {key} {state[key]}, this run has {getattr(self, key)}: "
+                    "resume with the same run.seed and run.shuffle_window_shards"
+                )
         self.epoch, self.consumed = int(state["epoch"]), int(state["consumed"])

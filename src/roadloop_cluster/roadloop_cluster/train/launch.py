@@ -11,23 +11,29 @@ from typing import Any
 from roadloop_cluster.models import ModelArgs
 from roadloop_cluster.train import steps
 from roadloop_cluster.train.config import load_train_config, with_run_sizes
-from roadloop_cluster.train.data import SplitData, check_shards, read_dataset_info
+from roadloop_cluster.train.data import check_shards, read_dataset_info
 from roadloop_cluster.train.errors import NonFiniteLossError, TrainError
-from roadloop_core.contract.tensors import EGO_STATE
 
 __all__ = ["launch", "torchrun_args"]
 
 
 def torchrun_args(
-    nproc: int, max_restarts: int, nnodes: str | None, rdzv_endpoint: str | None, rdzv_id: str
+    nproc: int,
+    max_restarts: int,
+    nnodes: str | None,
+    rdzv_endpoint: str | None,
+    rdzv_id: str,
+    last_call_s: int = 30,
 ) -> list[str]:
-    """Standalone on one machine; c10d rendezvous (elastic MIN:MAX nodes) when --nnodes is given."""
+    """Standalone on one machine; c10d rendezvous (elastic MIN:MAX nodes) when --nnodes is given, closing a
+    round `last_call_s` after MIN nodes are in (the wait for late nodes before starting without them)."""
     if nnodes is None:
         head = ["--standalone", "--nnodes", "1"]
     else:
         if not rdzv_endpoint:
             raise TrainError("--nnodes needs --rdzv-endpoint HOST:PORT (the c10d rendezvous every node joins)")
         head = ["--nnodes", nnodes, "--rdzv-backend", "c10d", "--rdzv-endpoint", rdzv_endpoint, "--rdzv-id", rdzv_id]
+        head += ["--rdzv-conf", f"last_call_timeout={last_call_s}"]
     return [*head, "--nproc-per-node", str(nproc), "--max-restarts", str(max_restarts)]
 
 
@@ -78,12 +84,12 @@ def launch(
     # on the threads a rank would use (a fixed run.threads_per_rank is what the ranks get too)
     if cfg.run.threads_per_rank:
         torch.set_num_threads(cfg.run.threads_per_rank)
-    steps.baselines(out, SplitData(info, "train", (EGO_STATE,)), SplitData(info, "val", (EGO_STATE,)), cfg, model_args)
+    steps.baselines(out, info, cfg, model_args)
 
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
-    args = torchrun_args(nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id)
+    args = torchrun_args(nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id, cfg.run.rendezvous_last_call_s)
     args += ["--module", "roadloop_cluster.train.train"]
     args += ["--config", str(config.resolve()), "--data", str(data.resolve()), "--out", str(out.resolve())]
     if epochs is not None:

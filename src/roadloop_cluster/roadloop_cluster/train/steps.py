@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import time
 from dataclasses import dataclass, field
@@ -17,9 +18,9 @@ from torch import nn
 from roadloop_cluster.models.config import ModelArgs
 from roadloop_cluster.models.policy import DrivingPolicy, build_policy
 from roadloop_cluster.models.prior import ctra
-from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from roadloop_cluster.train.checkpoint import Checkpointer, latest_checkpoint, load_checkpoint
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
-from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, SplitData
+from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, ShardSplit, SplitData
 from roadloop_cluster.train.metrics import (
     ErrorSums,
     evaluate_baselines,
@@ -28,13 +29,14 @@ from roadloop_cluster.train.metrics import (
     train_ego_baseline,
 )
 from roadloop_cluster.train.parallelize import Dist, all_reduce_sum, autocast
-from roadloop_core.contract.tensors import EGO_STATE_ARRAY, TARGET_SPEED, WAYPOINTS, WAYPOINTS_ARRAY
+from roadloop_core.contract.tensors import EGO_STATE, EGO_STATE_ARRAY, TARGET_SPEED, WAYPOINTS, WAYPOINTS_ARRAY
 from roadloop_core.fsio import atomic_write_bytes
 
 __all__ = [
     "FAILURE_FILE",
     "Logger",
     "Progress",
+    "SampleTrace",
     "baselines",
     "build_model",
     "build_optimizer",
@@ -51,13 +53,13 @@ __all__ = [
 FAILURE_FILE = "failure.json"
 
 
-def build_model(args: ModelArgs, train: SplitData, info: DatasetInfo) -> DrivingPolicy:
+def build_model(args: ModelArgs, train: ShardSplit, info: DatasetInfo) -> DrivingPolicy:
     """The policy for `args`, its step scale the training labels' mean displacement per step (of what the
     network adds to its kinematic prior, with one), the prior de-normalising with the training statistics."""
-    waypoints = train.arrays[WAYPOINTS_ARRAY.name]
+    waypoints = train.array(WAYPOINTS_ARRAY.name)
     if args.config.prior == "none":
         return build_policy(args, step_scale(waypoints))
-    raw = torch.from_numpy(train.arrays[EGO_STATE_ARRAY.name]).double()
+    raw = torch.from_numpy(train.array(EGO_STATE_ARRAY.name)).double()
     prior = ctra(raw, args.horizon, args.dt).numpy()
     return build_policy(args, step_scale(waypoints - prior), info.stat(EGO_STATE_ARRAY.name))
 
@@ -92,7 +94,7 @@ def forward_loss(model: nn.Module, b: Batch, d: Dist, cfg: TrainConfig) -> tuple
     return per_sample, wp
 
 
-def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batch, data: SplitData, d: Dist) -> None:
+def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batch, data: ShardSplit, d: Dist) -> None:
     """Name the step and the shard rows whose loss is not finite; rank 0 also names the last checkpoint."""
     bad = b.index[~torch.isfinite(per_sample.detach().cpu()).numpy()]
     where = data.describe(bad) if len(bad) else "no sample of this rank (gradients became non-finite)"
@@ -101,26 +103,28 @@ def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batc
 
 
 @torch.no_grad()
-def validate(model: DrivingPolicy, val: SplitData, d: Dist, cfg: TrainConfig) -> dict[str, float]:
-    """Open-loop metrics on the val split, each rank taking every world_size-th sample, summed over ranks."""
+def validate(model: DrivingPolicy, val: ShardSplit, d: Dist, cfg: TrainConfig) -> dict[str, float]:
+    """Open-loop metrics on the val split, each rank taking every world_size-th sample, summed over ranks.
+    Every rank runs the same number of batches (a sharded model's forward is a collective)."""
     model.eval()
     sums = ErrorSums(model.args.horizon)
     mine = np.arange(d.rank, len(val), d.world_size, dtype=np.int64)
-    for lo in range(0, len(mine), 256):
-        b = val.batch(mine[lo : lo + 256]).to(d.device)
+    batches = max(1, math.ceil(math.ceil(len(val) / d.world_size) / 256))
+    for part in np.array_split(mine, batches):
+        b = val.batch(part).to(d.device)
         _, wp = forward_loss(model, b, d, cfg)
         sums.add(wp, b.targets[WAYPOINTS.name])
     model.train()
     return metrics_from_sums(all_reduce_sum(sums.sums, d), model.args.dt)
 
 
-def baselines(
-    run_dir: Path, train: SplitData, val: SplitData, cfg: TrainConfig, args: ModelArgs
-) -> dict[str, dict[str, float]]:
-    """Constant velocity and the ego-status MLP on the val split, computed once per run (rank 0)."""
+def baselines(run_dir: Path, info: DatasetInfo, cfg: TrainConfig, args: ModelArgs) -> dict[str, dict[str, float]]:
+    """Constant velocity and the ego-status MLP on the val split, computed once per run (by the launcher, or
+    rank 0 when the ranks were started by hand); they read the ego state and labels only, into memory."""
     path = run_dir / "baselines.json"
     if path.is_file():
         return dict(json.loads(path.read_text()))
+    train, val = SplitData(info, "train", (EGO_STATE,)), SplitData(info, "val", (EGO_STATE,))
     ego = train_ego_baseline(train, args.horizon, cfg.run.baseline_steps, cfg.run.seed)
     out = evaluate_baselines(val, ego, args.horizon, args.dt)
     atomic_write_bytes(path, json.dumps(out, indent=2).encode())
@@ -177,12 +181,31 @@ def resume(out: Path, model: nn.Module, optim: torch.optim.Optimizer, sched: Sch
 
 
 def checkpoint(
-    out: Path, p: Progress, model: nn.Module, optim: torch.optim.Optimizer, sched: Sched, stream: BatchStream, keep: int
+    ckpt: Checkpointer, p: Progress, model: nn.Module, optim: torch.optim.Optimizer, sched: Sched, stream: BatchStream
 ) -> None:
+    """Save (asynchronously when configured); the time the training thread spends here is the stall."""
     t = time.perf_counter()
     trainer = {"step": p.step, "data": pack(stream.state_dict()), "sched": pack(sched.state_dict())}
-    save_checkpoint(out, p.step, model, optim, trainer | {"history": pack(p.history)}, keep)
+    ckpt.save(p.step, model, optim, trainer | {"history": pack(p.history)})
     p.ckpt_s += time.perf_counter() - t
+
+
+class SampleTrace:
+    """With `run.trace_samples`: every step's sample ids, one JSON line per step in
+    RUN/trace/samples-<pid>.jsonl (line-buffered: what a SIGKILL interrupts is still on disk). It is how
+    the tests check exactly-once epochs across kills and elastic world-size changes."""
+
+    def __init__(self, run_dir: Path, d: Dist, enabled: bool) -> None:
+        self.file: Any = None
+        self.d = d
+        if enabled:
+            (run_dir / "trace").mkdir(parents=True, exist_ok=True)
+            self.file = open(run_dir / "trace" / f"samples-{os.getpid()}.jsonl", "a", buffering=1)  # noqa: SIM115
+
+    def step(self, epoch: int, step: int, idx: np.ndarray) -> None:
+        if self.file is not None:
+            rec = {"t": time.time(), "pid": os.getpid(), "rank": self.d.rank, "world": self.d.world_size}
+            self.file.write(json.dumps(rec | {"epoch": epoch, "step": step, "ids": idx.tolist()}) + "\n")
 
 
 def pack(obj: Any) -> bytes:
@@ -239,12 +262,20 @@ class Logger:
             self.tb.close()
 
 
-def write_outputs(run_dir: Path, model: DrivingPolicy, cfg: dict[str, Any], info: DatasetInfo, metrics: Any) -> None:
-    """RUN/model.pt (final weights), RUN/run.json (what export needs) and RUN/metrics.json, each atomic."""
+def write_outputs(
+    run_dir: Path,
+    model: DrivingPolicy,
+    weights: dict[str, torch.Tensor],
+    cfg: dict[str, Any],
+    info: DatasetInfo,
+    metrics: Any,
+) -> None:
+    """RUN/model.pt (`weights`, whole: the same file under DDP and FSDP2), RUN/run.json (what export needs)
+    and RUN/metrics.json, each atomic."""
     import io
 
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save(weights, buf)
     atomic_write_bytes(run_dir / "model.pt", buf.getvalue())
     run = {
         "config": cfg,
