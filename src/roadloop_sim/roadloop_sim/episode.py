@@ -24,8 +24,16 @@ from roadloop_sim.protocol import Driver, EgoSample, Observation, Simulator, Tru
 from roadloop_sim.scenarios import SimulationConfig
 from roadloop_sim.sensor_messages import MessageFactory
 
-__all__ = ["DISAGREE_SPEED_MPS", "DISAGREE_STEER_RAD", "MIX_BLOCK_S", "EpisodeLog", "Infraction", "LabelledState", "run_episode",
-           "sanitize_command"]  # fmt: skip
+__all__ = [
+    "DISAGREE_SPEED_MPS",
+    "DISAGREE_STEER_RAD",
+    "MIX_BLOCK_S",
+    "EpisodeLog",
+    "Infraction",
+    "LabelledState",
+    "run_episode",
+    "sanitize_command",
+]
 
 # The beta mixture hands control over in blocks this long (switching every period would make the car
 # zig-zag between two drivers, a motion neither would make).

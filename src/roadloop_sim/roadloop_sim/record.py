@@ -173,7 +173,7 @@ def record_episodes(
     )
     try:
         for job in jobs:
-            suffix = "_intervention" if job.takeover_s is not None else ""
+            suffix = "_intervention" if job.takeover_s is not None else "_dagger" if labeler is not None else ""
             final = out / f"{job.index:03d}_{job.scenario}_s{job.seed}{suffix}"
             if final.exists():
                 raise SimError(f"{final}: already exists (choose another --out or remove it)")

@@ -11,7 +11,6 @@ the build carries on with the others.
 from __future__ import annotations
 
 import dataclasses
-
 import shutil
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor

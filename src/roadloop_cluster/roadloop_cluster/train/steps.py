@@ -19,8 +19,8 @@ from roadloop_cluster.models.policy import DrivingPolicy, build_policy
 from roadloop_cluster.models.prior import ctra
 from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
-from roadloop_cluster.train.errors import TrainError
 from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, SplitData
+from roadloop_cluster.train.errors import TrainError
 from roadloop_cluster.train.metrics import (
     ErrorSums,
     evaluate_baselines,
