@@ -126,8 +126,6 @@ class ObservationSpec:
             raise ValueError("odometry_yaw_offset_deg must be within [-180, 180]")
         if self.image_width <= 0 or self.image_height <= 0:
             raise ValueError("image_width and image_height must be > 0")
-        if self.image_mode == "semantic" and self.camera is None:
-            raise ValueError("image_mode semantic needs a camera role (a top-down raster)")
         bev = (self.bev_px_per_m, self.bev_ahead_m, self.bev_half_width_m)
         if not all(math.isfinite(v) and v > 0 for v in bev) or not 0 <= self.bev_behind_m < math.inf:
             raise ValueError("bev_px_per_m, bev_ahead_m and bev_half_width_m must be > 0, bev_behind_m >= 0")
