@@ -84,8 +84,17 @@ def test_beta_mixture_is_seeded_and_disagreement_counted(short_scenarios: Scenar
     sim = HighwayEnvSimulator(short_scenarios, registry)
     try:
         runs = [
-            run_episode(sim, LaneKeepDriver(registry), "highway_dense", 2, registry=registry, cfg=cfg,
-                        driver_label="lanekeep", labeler=ExpertLabeler(cfg, 8, 0.5), beta=beta)  # fmt: skip
+            run_episode(
+                sim,
+                LaneKeepDriver(registry),
+                "highway_dense",
+                2,
+                registry=registry,
+                cfg=cfg,
+                driver_label="lanekeep",
+                labeler=ExpertLabeler(cfg, 8, 0.5),
+                beta=beta,
+            )
             for beta in (0.5, 0.5, 0.0)
         ]
     finally:
