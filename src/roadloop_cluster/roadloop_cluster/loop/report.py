@@ -328,6 +328,32 @@ def _dagger_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
     return [*md, ""]
 
 
+def _evaluation_section(ev: dict[str, Any]) -> list[str]:
+    if not ev:
+        return []
+    r, g = ev.get("ratio_to_expert") or {}, ev.get("gain_over_lanekeep") or {}
+    m, e, lk = ev.get("model") or {}, ev.get("expert") or {}, ev.get("lanekeep") or {}
+    return [
+        "## Held-out evaluation",
+        "",
+        f"{ev.get('episodes')} episodes never trained or gated on (base seed {ev.get('seed')}).",
+        "",
+        "| driver | DS | RC | collisions |",
+        "|---|---|---|---|",
+        *(
+            f"| {d.get('name')} | {_fmt(d.get('ds'))} | {_fmt(d.get('rc'))} | {d.get('collisions')} |"
+            for d in (m, e, lk)
+        ),
+        "",
+        f"- DS of the model / DS of the expert: **{_fmt(r.get('mean'), 3)}**, 95 % paired bootstrap CI "
+        f"[{_fmt(r.get('low'), 3)}, {_fmt(r.get('high'), 3)}] (target ≥ 0.9).",
+        f"- DS gain over lanekeep: {_signed(g.get('mean'))}, "
+        f"95 % CI [{_signed(g.get('low'))}, {_signed(g.get('high'))}].",
+        f"- Episodes with a collision: {100 * float(ev.get('collision_rate') or 0):.1f} % (target ≤ 5 %).",
+        "",
+    ]
+
+
 def _rounds_table(rounds: Sequence[dict[str, Any]]) -> list[str]:
     """DS per round with the gate's paired CI: the curve the loop exists for."""
     rows = [r for r in rounds if r.get("gate")]
@@ -453,6 +479,7 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
 
     md += _dagger_section(rounds)
     md += _rounds_table(rounds)
+    md += _evaluation_section(summary.get("evaluation") or {})
 
     md += ["## Example driven paths", ""]
     any_paths = False

@@ -28,6 +28,7 @@ from roadloop_cluster.loop.stages.dagger import dagger
 from roadloop_cluster.loop.stages.dataset import dataset
 from roadloop_cluster.loop.stages.deploy import deploy
 from roadloop_cluster.loop.stages.drive import drive
+from roadloop_cluster.loop.stages.evaluate import evaluate
 from roadloop_cluster.loop.stages.export import export
 from roadloop_cluster.loop.stages.fleet import fleet
 from roadloop_cluster.loop.stages.gate import gate
@@ -71,6 +72,9 @@ def plan(cfg: LoopConfig) -> list[Stage]:
             ("drive", "the onboard pipeline drives with the installed model", drive),
         ]
         stages += [(f"r{n}-{name}", title, fn, n) for name, title, fn in steps]
+    if cfg.evaluation.run:
+        stages.append(("evaluate", "the final model, the expert and lanekeep on the held-out episodes", evaluate,
+                       cfg.rounds))  # fmt: skip
     return stages
 
 

@@ -94,7 +94,8 @@ def forward_loss(model: nn.Module, b: Batch, d: Dist, cfg: TrainConfig) -> tuple
     per_sample = per_sample + cfg.optim.speed_loss_weight * speed_error
     o = cfg.optim
     if o.brake_weight or o.lane_change_weight:
-        per_sample = per_sample * rare_event_weights(b, getattr(model, "module", model).args.dt, o)
+        policy: Any = getattr(model, "module", model)  # DDP wraps the policy
+        per_sample = per_sample * rare_event_weights(b, float(policy.args.dt), o)
     return per_sample, wp
 
 
@@ -103,7 +104,8 @@ def rare_event_weights(b: Batch, dt: float, o: OptimConfig) -> torch.Tensor:
     wp, target = b.targets[WAYPOINTS.name], b.targets[TARGET_SPEED.name][:, 0]
     braking = (wp[:, 0].norm(dim=1) / dt - target) > o.brake_mps
     changing = wp[:, -1, 1].abs() > o.lane_change_m
-    return 1.0 + o.brake_weight * braking.float() + o.lane_change_weight * changing.float()
+    weights: torch.Tensor = 1.0 + o.brake_weight * braking.float() + o.lane_change_weight * changing.float()
+    return weights
 
 
 def init_weights(model: nn.Module, path: Path) -> None:
