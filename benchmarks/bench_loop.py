@@ -1,4 +1,5 @@
-"""The fleet loop: wall time of one round, end to end, as `roadloop loop --rounds 1` runs it.
+"""The fleet loop: wall time of one round, end to end, as `roadloop loop --rounds 1` runs it, and how close
+the round's policy drives to the expert: policy DS / expert DS on the gate's episodes (paired bootstrap CI).
 
 A short configuration (a few demonstrations, 2 epochs, a small paired gate) so the figure fits in
 a few minutes on 2 cores: setup and hub, record, ship, dataset, train (torchrun, 2 ranks),
@@ -18,6 +19,7 @@ import yaml
 
 from benchmarks.common import Bench
 from roadloop_core.config import config_dir
+from roadloop_sim.stats import MeanCI, bootstrap_ratio_ci
 
 
 def _config(work: Path, quick: bool) -> Path:
@@ -37,6 +39,18 @@ def _config(work: Path, quick: bool) -> Path:
     path = work / "loop.yaml"
     path.write_text(yaml.safe_dump({"loop": loop}))
     return path
+
+
+def _ds_ratio(policy: Path, expert: Path) -> MeanCI:
+    """Policy DS / expert DS on the same episodes, paired by (scenario, seed)."""
+
+    def by_episode(path: Path) -> dict[tuple[str, int], float]:
+        rows = json.loads(path.read_text())["episodes"]
+        return {(r["scenario"], int(r["seed"])): float(r["driving_score"]) for r in rows}
+
+    p, e = by_episode(policy), by_episode(expert)
+    keys = sorted(p.keys() & e.keys())
+    return bootstrap_ratio_ci([p[k] for k in keys], [e[k] for k in keys])
 
 
 def run(bench: Bench) -> None:
@@ -59,6 +73,24 @@ def run(bench: Bench) -> None:
     stages = sorted(summary["stages"], key=lambda s: -float(s["seconds"]))
     slowest = ", ".join(f"{s['name']} {float(s['seconds']):.0f} s" for s in stages[:4])
     r1 = summary["rounds"][0]
+    gate = out / "round1" / "gate" / "candidate.json"
+    expert = bench.workdir / "expert.json"
+    g = r1["gate"]["difference"]["n"]
+    cfg = yaml.safe_load((bench.workdir / "loop.yaml").read_text())["loop"]["gate"]
+    subprocess.run(
+        [sys.executable, "-c", entry, "sim", "eval", "--driver", "expert", "--scenarios", "highway_light,highway_dense",
+         "--episodes", str(g), "--seed", str(cfg["seed"]), "--json", str(expert)],
+        capture_output=True, text=True, timeout=1800, check=True,
+    )  # fmt: skip
+    ratio = _ds_ratio(gate, expert)
+    bench.figure(
+        "policy DS / expert DS (round 1, gate episodes)",
+        ratio.mean,
+        "",
+        target=">= 0.9 (make demo, loop-full)",
+        detail=f"95 % paired bootstrap CI [{ratio.low:.2f}, {ratio.high:.2f}] over {ratio.n} episodes "
+        "(this bench's round is far smaller than the demo's: docs/loop.md has the demo's)",
+    )
     bench.figure(
         "one round wall time",
         float(summary["wall_s"]),

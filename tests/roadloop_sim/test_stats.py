@@ -83,3 +83,18 @@ def test_evaluations_of_different_episodes_cannot_be_paired(
 def test_bad_arguments_are_refused(samples: list[float], kwargs: dict[str, float], needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         bootstrap_mean_ci(samples, **kwargs)  # type: ignore[arg-type]
+
+
+def test_ratio_ci_of_paired_samples() -> None:
+    from roadloop_sim.stats import bootstrap_ratio_ci
+
+    rng = np.random.default_rng(3)
+    expert = rng.uniform(80.0, 100.0, 48)
+    same = bootstrap_ratio_ci(expert, expert)
+    assert same.mean == same.low == same.high == 1.0  # every resample pairs each episode with itself
+    policy = 0.9 * expert + rng.normal(0.0, 5.0, 48)
+    ci = bootstrap_ratio_ci(policy, expert, resamples=4000)
+    assert ci.low < 0.9 < ci.high and ci.high - ci.low < 0.05
+    assert ci.mean == pytest.approx(policy.mean() / expert.mean())
+    with pytest.raises(ValueError, match="paired"):
+        bootstrap_ratio_ci(policy[:3], expert)

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from roadloop_core.config import config_dir
+from roadloop_core.fsio import atomic_write_json
 from roadloop_core.registry import TopicRegistry, load_registry
+from roadloop_sim.errors import SimError
 from roadloop_sim.protocol import Simulator
 from roadloop_sim.scenarios import ScenarioSet
 
 if TYPE_CHECKING:
+    from roadloop_sim.drivers.expert_labels import ExpertLabeler
     from roadloop_vehicle.params import VehicleParams
 
 __all__ = ["app"]
@@ -54,6 +57,18 @@ def _vehicle(params: Path | None, needed: bool) -> VehicleParams | None:
     from roadloop_vehicle.params import load_vehicle_params
 
     return load_vehicle_params(params if params is not None else config_dir() / "vehicle.yaml")
+
+
+def _labeler(scenario_set: ScenarioSet, registry: TopicRegistry) -> ExpertLabeler:
+    """The DAgger labeller, its trajectory horizon and spacing the dataset's labels (config/dataset.yaml)."""
+    from roadloop_core.contract.observation import ObservationSpec
+    from roadloop_sim.drivers.expert_labels import ExpertLabeler
+
+    for role in ("expert_command", "expert_trajectory"):
+        if role not in registry.topics:
+            raise SimError(f"{config_dir() / 'topics.yaml'}: no '{role}' role, which --label-with-expert writes")
+    spec = ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    return ExpertLabeler(scenario_set.simulation, spec.label_horizon, spec.label_dt_s, registry.typestore)
 
 
 @contextmanager
@@ -126,6 +141,19 @@ def record(
     takeover_lead_s: float = typer.Option(
         2.0, "--takeover-lead", help="Seconds before the first infraction at which the expert takes over."
     ),
+    label_with_expert: bool = typer.Option(
+        False,
+        "--label-with-expert",
+        help="DAgger: the driver drives, the privileged expert labels every state it visits (its command and "
+        "rolled-out trajectory, K waypoints every dt of config/dataset.yaml, on the registry's expert_command / "
+        "expert_trajectory topics; custom data roadloop.dagger=true).",
+    ),
+    beta: float = typer.Option(
+        0.0, "--beta", min=0.0, max=1.0, help="With --label-with-expert: share of states the expert drives."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write each bag's episode metrics (and DAgger label counts) here."
+    ),
     scenarios_file: ScenariosFileOpt = None,
     backend: BackendOpt = Backend.highway,
     carla_host: CarlaHostOpt = None,
@@ -146,6 +174,7 @@ def record(
     # an eval report's episodes are usually a bundle's: the takeover replays them with it
     vehicle = _vehicle(params, driver.startswith("bundle:") or intervene_on is not None)
     with _backend(backend, scenarios_file, registry, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
+        labeler = _labeler(scenario_set, registry) if label_with_expert else None
         done = record_episodes(
             out,
             scenarios=scenarios,
@@ -159,7 +188,12 @@ def record(
             vehicle=vehicle,
             simulator=sim,
             distro=distro,
+            labeler=labeler,
+            beta=beta,
         )
+    if json_out is not None:
+        rows = [{"bag": str(ep.path), **ep.metrics} for ep in done]
+        atomic_write_json(json_out, {"driver": driver, "beta": beta, "episodes": rows}, default=str)
     for ep in done:
         m = ep.metrics
         typer.echo(

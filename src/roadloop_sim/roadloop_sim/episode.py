@@ -19,11 +19,28 @@ import numpy.typing as npt
 from roadloop_core.bag import BagWriter, RawMessage
 from roadloop_core.registry import QosProfile, TopicRegistry
 from roadloop_core.stamps import header_stamp_ns
+from roadloop_sim.drivers.expert_labels import ExpertLabeler
 from roadloop_sim.protocol import Driver, EgoSample, Observation, Simulator, Truth
 from roadloop_sim.scenarios import SimulationConfig
 from roadloop_sim.sensor_messages import MessageFactory
 
-__all__ = ["EpisodeLog", "Infraction", "run_episode", "sanitize_command"]
+__all__ = [
+    "DISAGREE_SPEED_MPS",
+    "DISAGREE_STEER_RAD",
+    "MIX_BLOCK_S",
+    "EpisodeLog",
+    "Infraction",
+    "LabelledState",
+    "run_episode",
+    "sanitize_command",
+]
+
+# The beta mixture hands control over in blocks this long (switching every period would make the car
+# zig-zag between two drivers, a motion neither would make).
+MIX_BLOCK_S = 1.0
+# A policy command this far from the expert's (either field) is a "large disagreement" state.
+DISAGREE_STEER_RAD = 0.05
+DISAGREE_SPEED_MPS = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,16 @@ class Infraction:
     t: float
     x: float
     y: float
+
+
+@dataclass(frozen=True)
+class LabelledState:
+    """A state the expert labelled while another driver drove (DAgger)."""
+
+    t: float
+    near_miss: bool
+    disagreement: bool  # the driver's command differed from the expert's beyond the thresholds above
+    expert_drove: bool  # the beta mixture applied the expert's command in this state
 
 
 @dataclass
@@ -46,6 +73,7 @@ class EpisodeLog:
     reason: str = ""
     lanes: tuple[npt.NDArray[np.float64], ...] = ()
     takeover_t: float | None = None
+    labelled: list[LabelledState] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -86,18 +114,31 @@ def run_episode(
     takeover_driver: Driver | None = None,
     takeover_s: float | None = None,
     on_step: Callable[[float], None] | None = None,
+    labeler: ExpertLabeler | None = None,
+    beta: float = 0.0,
 ) -> EpisodeLog:
-    """Run one episode; write every message to `writer` (from `takeover_s` on when a takeover is set)."""
+    """Run one episode; write every message to `writer` (from `takeover_s` on when a takeover is set).
+
+    `labeler` (DAgger): the expert labels every state `driver` visits (its command and trajectory on the
+    registry's `expert_command` / `expert_trajectory` topics), and its command is applied instead of the
+    driver's with probability `beta`, drawn per MIX_BLOCK_S block (seeded by the episode seed: reruns are
+    identical).
+    """
     factory = MessageFactory(registry.typestore)
     store = factory.store
     types = {t.name: t.type for t in registry.topics.values()}
     latched = {t.name for t in registry.topics.values() if t.qos.profile is QosProfile.LATCHED}
     cmd_topic = registry["command"].name
     traj_topic = registry["trajectory"].name if "trajectory" in registry.topics else None
+    label_topics = (registry["expert_command"].name, registry["expert_trajectory"].name) if labeler else ("", "")
+    mix = np.random.default_rng([seed, 7919])  # the beta mixture's coin: per episode, reproducible
+    mix_block, expert_drove = -1, False
     log = EpisodeLog(scenario=scenario, seed=seed, driver=driver_label, takeover_t=takeover_s)
     res = sim.reset(scenario, seed)
     log.lanes = res.privileged.lanes
     driver.reset(scenario, seed)
+    if labeler is not None:
+        labeler.reset(scenario, seed)
     if takeover_driver is not None:
         takeover_driver.reset(scenario, seed)
     latest: dict[str, Any] = {}
@@ -141,7 +182,14 @@ def run_episode(
         if takeover_driver is not None and res.time_ns >= record_from_ns:
             active = takeover_driver
         obs = Observation(res.time_ns, latest, res.messages, res.privileged, raw if wants_raw else [])
+        label = labeler.label(obs) if labeler is not None else None
         command = active.act(obs)
+        if label is not None:
+            block = math.floor(t / MIX_BLOCK_S + 1e-9)
+            if block != mix_block:
+                mix_block, expert_drove = block, bool(mix.random() < beta)
+            log.labelled.append(LabelledState(t, label.near_miss, _disagree(command, label.command), expert_drove))
+            command = label.command if expert_drove else command
         applied, invalid = sanitize_command(command, cfg, factory)
         if invalid:
             e = res.privileged.ego
@@ -151,8 +199,18 @@ def run_episode(
             plan = getattr(active, "last_trajectory", None)
             if traj_topic is not None and plan is not None:
                 writer.write(traj_topic, res.time_ns, store.serialize_cdr(plan, types[traj_topic]))
+            if label is not None:
+                for topic, msg in zip(label_topics, (label.command, label.trajectory), strict=True):
+                    writer.write(topic, res.time_ns, store.serialize_cdr(msg, types[topic]))
         res = sim.step(applied)
     return log
+
+
+def _disagree(command: Any, expert: Any) -> bool:
+    a, b = command.drive, expert.drive
+    steer = abs(float(a.steering_angle) - float(b.steering_angle))
+    speed = abs(float(a.speed) - float(b.speed))
+    return not (steer <= DISAGREE_STEER_RAD and speed <= DISAGREE_SPEED_MPS)  # NaN counts as disagreement
 
 
 def _account(log: EpisodeLog, truth: Truth) -> None:

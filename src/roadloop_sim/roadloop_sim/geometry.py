@@ -7,7 +7,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["arc_lengths", "point_at", "project", "to_ego", "wrap_angle", "yaw_to_quaternion"]
+__all__ = ["arc_lengths", "point_at", "project", "project_many", "to_ego", "wrap_angle", "yaw_to_quaternion"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -43,6 +43,25 @@ def project(poly: FloatArray, s: FloatArray, x: float, y: float) -> tuple[float,
     cross = d[i, 0] * (y - a[i, 1]) - d[i, 1] * (x - a[i, 0])
     lateral = math.copysign(math.sqrt(float(dist2[i])), float(cross))
     return float(s[i] + t[i] * math.sqrt(float(len2[i]))), lateral
+
+
+def project_many(poly: FloatArray, s: FloatArray, xs: FloatArray, ys: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """`project` of many points at once (the same arithmetic per point, so the same results): (M,) arc
+    lengths and (M,) signed lateral offsets."""
+    a = poly[:-1]
+    d = poly[1:] - a
+    len2 = np.maximum((d * d).sum(axis=1), 1e-12)
+    x, y = np.asarray(xs, dtype=np.float64)[:, None], np.asarray(ys, dtype=np.float64)[:, None]
+    t = np.clip(((x - a[:, 0]) * d[:, 0] + (y - a[:, 1]) * d[:, 1]) / len2, 0.0, 1.0)
+    px = a[:, 0] + t * d[:, 0]
+    py = a[:, 1] + t * d[:, 1]
+    dist2 = (px - x) ** 2 + (py - y) ** 2
+    i = np.argmin(dist2, axis=1)
+    rows = np.arange(len(i))
+    xi, yi = x[:, 0], y[:, 0]
+    cross = d[i, 0] * (yi - a[i, 1]) - d[i, 1] * (xi - a[i, 0])
+    lateral = np.copysign(np.sqrt(dist2[rows, i]), cross)
+    return s[i] + t[rows, i] * np.sqrt(len2[i]), lateral
 
 
 def point_at(poly: FloatArray, s: FloatArray, at: float) -> tuple[float, float, float]:

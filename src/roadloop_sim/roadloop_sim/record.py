@@ -30,7 +30,8 @@ from roadloop_core.bag import BagWriter
 from roadloop_core.fsio import fsync_dir, fsync_tree
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import ExpertDriver, driver_name, make_driver
-from roadloop_sim.episode import run_episode
+from roadloop_sim.drivers.expert_labels import ExpertLabeler
+from roadloop_sim.episode import EpisodeLog, run_episode
 from roadloop_sim.errors import SimError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.metrics import episode_metrics
@@ -40,7 +41,11 @@ from roadloop_sim.scenarios import ScenarioSet, episode_plan
 if TYPE_CHECKING:
     from roadloop_vehicle.params import VehicleParams
 
-__all__ = ["EpisodeJob", "RecordedEpisode", "interventions_from_report", "record_episodes"]
+__all__ = ["FAILURE_WINDOW_S", "EpisodeJob", "RecordedEpisode", "interventions_from_report", "label_counts",
+           "record_episodes"]  # fmt: skip
+
+# A labelled state this long before an infraction counts as a "failure" state (the lead-up the expert corrects).
+FAILURE_WINDOW_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,20 @@ def interventions_from_report(report_path: Path, lead_s: float = 2.0, driver: st
     return jobs
 
 
+def label_counts(log: EpisodeLog) -> dict[str, int]:
+    """How many labelled states of a DAgger episode were of each kind (a state may be several)."""
+    starts = [i.t for i in log.infractions]
+    near_failure = [any(t0 - FAILURE_WINDOW_S <= s.t <= t0 for t0 in starts) for s in log.labelled]
+    return {
+        "states": len(log.labelled),
+        "failure": sum(near_failure),
+        "near_miss": sum(s.near_miss for s in log.labelled),
+        "disagreement": sum(s.disagreement for s in log.labelled),
+        "expert_drove": sum(s.expert_drove for s in log.labelled),
+        "other": sum(not (f or s.near_miss or s.disagreement) for f, s in zip(near_failure, log.labelled, strict=True)),
+    }
+
+
 def _keep_interrupted(partial: Path) -> Path:
     """Move a killed run's unfinished bag out of the way (never delete it): `<bag>.interrupted[-N]`."""
     n, aside = 1, partial.with_name(f"{partial.name}.interrupted")
@@ -117,13 +136,21 @@ def record_episodes(
     simulator: Simulator | None = None,
     progress: bool = True,
     distro: str | None = None,
+    labeler: ExpertLabeler | None = None,
+    beta: float = 0.0,
 ) -> list[RecordedEpisode]:
     """Record episodes (or the interventions of an eval report) as bags under `out`.
 
     `vehicle`: the onboard parameters for a `bundle:` driver (of `driver` or of the report's episodes).
     `distro` is the ROS distro whose rosbag2 must read the bags (humble: metadata version 5, jazzy:
-    9); default the registry's typestore.
+    9); default the registry's typestore. `labeler` (DAgger): the expert labels every state the driver
+    visits, and drives each state with probability `beta` (custom data roadloop.dagger=true); the bags
+    then also hold the registry's expert_command / expert_trajectory topics (the labels).
     """
+    if labeler is not None and intervene_on is not None:
+        raise SimError("record: labelling with the expert (DAgger) and replaying interventions are exclusive")
+    if not 0.0 <= beta <= 1.0:
+        raise SimError(f"record: beta must be within [0, 1], got {beta}")
     bag_distro = distro or registry.typestore
     if intervene_on is not None:
         jobs = interventions_from_report(intervene_on, takeover_lead_s, None if driver == "expert" else driver)
@@ -146,7 +173,7 @@ def record_episodes(
     )
     try:
         for job in jobs:
-            suffix = "_intervention" if job.takeover_s is not None else ""
+            suffix = "_intervention" if job.takeover_s is not None else "_dagger" if labeler is not None else ""
             final = out / f"{job.index:03d}_{job.scenario}_s{job.seed}{suffix}"
             if final.exists():
                 raise SimError(f"{final}: already exists (choose another --out or remove it)")
@@ -165,8 +192,11 @@ def record_episodes(
             }
             if job.takeover_s is not None:
                 custom["roadloop.takeover_s"] = f"{job.takeover_s:.3f}"
+            if labeler is not None:
+                custom |= {"roadloop.dagger": "true", "roadloop.beta": f"{beta:g}"}
             writer = BagWriter(partial, distro=bag_distro, custom_data=custom)
-            for spec in registry.recorded():
+            label_roles = [registry[r] for r in ("expert_command", "expert_trajectory")] if labeler else []
+            for spec in [*registry.recorded(), *label_roles]:
                 writer.add_topic(spec.name, spec.type, spec.qos)
             try:
                 log = run_episode(
@@ -181,6 +211,8 @@ def record_episodes(
                     takeover_driver=ExpertDriver(distro=registry.typestore) if job.takeover_s is not None else None,
                     takeover_s=job.takeover_s,
                     on_step=lambda dm: bar.update(dm),
+                    labeler=labeler,
+                    beta=beta,
                 )
             finally:
                 writer.close()
@@ -188,7 +220,10 @@ def record_episodes(
             fsync_tree(partial)
             os.replace(partial, final)
             fsync_dir(final.parent)
-            done.append(RecordedEpisode(final, job, episode_metrics(log)))
+            metrics = episode_metrics(log)
+            if labeler is not None:
+                metrics["labelled"] = label_counts(log)
+            done.append(RecordedEpisode(final, job, metrics))
     finally:
         bar.close()
         staging = out / ".partial"

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from roadloop_sim.errors import SimError
 
-__all__ = ["MeanCI", "PairingError", "bootstrap_mean_ci", "paired_differences"]
+__all__ = ["MeanCI", "PairingError", "bootstrap_mean_ci", "bootstrap_ratio_ci", "paired_differences"]
 
 _CHUNK = 2_000  # resamples drawn at a time: bounds memory at _CHUNK x n indices
 
@@ -68,6 +68,32 @@ def bootstrap_mean_ci(
         means[start : start + k] = x[rng.integers(0, x.size, size=(k, x.size))].mean(axis=1)
     low, high = np.quantile(means, [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
     return MeanCI(mean, float(low), float(high), int(x.size), confidence, resamples, seed)
+
+
+def bootstrap_ratio_ci(
+    numerator: npt.ArrayLike,
+    denominator: npt.ArrayLike,
+    *,
+    confidence: float = 0.95,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> MeanCI:
+    """mean(numerator) / mean(denominator) over paired samples (e.g. a policy's and the expert's DS on the same
+    episodes) with its percentile bootstrap CI: the pairs are resampled together."""
+    a = np.asarray(numerator, dtype=np.float64).ravel()
+    b = np.asarray(denominator, dtype=np.float64).ravel()
+    if a.size == 0 or a.size != b.size:
+        raise ValueError(f"bootstrap_ratio_ci: need the same number (> 0) of paired samples, got {a.size} and {b.size}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or b.mean() <= 0:
+        raise ValueError("bootstrap_ratio_ci: samples must be finite and the denominator's mean positive")
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(resamples)
+    for start in range(0, resamples, _CHUNK):
+        k = min(_CHUNK, resamples - start)
+        idx = rng.integers(0, a.size, size=(k, a.size))
+        ratios[start : start + k] = a[idx].mean(axis=1) / np.maximum(b[idx].mean(axis=1), 1e-12)
+    low, high = np.quantile(ratios, [(1.0 - confidence) / 2.0, (1.0 + confidence) / 2.0])
+    return MeanCI(float(a.mean() / b.mean()), float(low), float(high), int(a.size), confidence, resamples, seed)
 
 
 def paired_differences(

@@ -35,7 +35,9 @@ def test_scenarios_exist_in_scenarios_yaml(repo_root: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("loop: {rounds: 3}", "rounds must be 1 or 2"),
+        ("loop: {rounds: 9}", "rounds must be within 1..8"),
+        ("loop: {dagger: {beta: 1.5}}", "dagger.beta"),
+        ("loop: {train: {init_from: latest}}", "train.init_from must be production or scratch"),
         ("loop: {scenarios: []}", "scenarios must name"),
         ("loop: {record: {episodes: 0}}", "record.episodes"),
         ("loop: {train: {nproc: two}}", "loop.yaml.train.nproc"),

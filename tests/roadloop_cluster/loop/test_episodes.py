@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from roadloop_cluster.loop.config import DriveConfig, GateConfig, LoopConfig, RecordConfig, load_loop_config
+from roadloop_cluster.loop.config import (
+    DaggerConfig,
+    DriveConfig,
+    GateConfig,
+    LoopConfig,
+    RecordConfig,
+    load_loop_config,
+)
 from roadloop_cluster.loop.episodes import check_disjoint, episode_uses, played_episodes
 from roadloop_cluster.loop.errors import LoopError
 from roadloop_sim.scenarios import ScenarioSet, load_scenarios
@@ -76,3 +83,14 @@ def test_uses_of_one_purpose_may_share_episodes(scenarios: ScenarioSet) -> None:
     check_disjoint(
         replace(LoopConfig(scenarios=["highway_light"]), record=RecordConfig(episodes=8, seed=13)), scenarios
     )
+
+
+def test_each_dagger_round_plays_episodes_of_its_own_and_never_the_gates(scenarios: ScenarioSet) -> None:
+    cfg = LoopConfig(scenarios=["highway_light", "highway_dense"], rounds=3, dagger=DaggerConfig(episodes=16, seed=31))
+    uses = {u.section: u for u in episode_uses(cfg)}
+    r2, r3 = (played_episodes(scenarios, uses[f"dagger (round {n})"]) for n in (2, 3))
+    assert len(r2) == len(r3) == 16 and not r2 & r3
+    check_disjoint(cfg, scenarios)
+    clash = replace(cfg, dagger=DaggerConfig(episodes=16, seed=6))  # round 3 plays base seed 7: the gate's
+    with pytest.raises(LoopError, match=r"dagger \(round 3\) \(training data, base seed 7\) and gate"):
+        check_disjoint(clash, scenarios)

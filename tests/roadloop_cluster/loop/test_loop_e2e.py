@@ -30,6 +30,7 @@ def _tiny_config(tmp_path: Path, repo_root: Path, **overrides: object) -> Path:
         "gate": {"episodes": 1, "seed": 7},
         "drive": {"episodes": 1, "seed": 11},
         "intervention": {"episodes": 2, "seed": 13, "max_corrections": 1},
+        "dagger": {"episodes": 1, "seed": 31, "beta": 0.5},
         "evaluation": {"episodes": 2, "seed": 21},
     }
     cfg.update(overrides)
@@ -71,7 +72,12 @@ def test_loop_end_to_end_two_rounds(tmp_path: Path, repo_root: Path) -> None:
     inter = r2["interventions"]
     assert inter["corrections"] >= inter["failed"] >= 0
     assert r2["dataset"]["interventions"] == inter["corrections"]
-    assert r2["dataset"]["bags"] == r1["dataset"]["bags"] + inter["corrections"]
+    # ... and so did the DAgger drive, its labelled states counted by kind, round 2 fine-tuning round 1's model
+    dagger = r2["dagger"]
+    assert dagger["bags"] == r2["dataset"]["dagger"] == 1 and dagger["beta"] == 0.5
+    assert dagger["labelled"]["states"] > 0 and "r2-dagger" in names
+    assert r2["dataset"]["bags"] == r1["dataset"]["bags"] + inter["corrections"] + 1
+    assert r2["training"]["init_from"] is not None
     # the vehicle has a model installed iff something was published to production
     published = r1["gate"]["published"] or r2["gate"]["published"]
     assert (out / "vehicle" / "models" / "current").exists() is published
@@ -79,6 +85,7 @@ def test_loop_end_to_end_two_rounds(tmp_path: Path, repo_root: Path) -> None:
     report = (out / "report.md").read_text()
     assert "## Closed loop" in report and "Round 1: the candidate" in report
     assert "## The gate: candidate and incumbent on the same episodes" in report and "95 % CI [" in report
+    assert "## DAgger: the policy drives, the expert labels every state" in report and "## Round by round" in report
     figures = [line.split("](", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
     assert "training.png" in figures and "closed_loop.png" in figures and "stage_times.png" in figures
     for fig in figures:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,16 @@ class LabelConfig:
     slop_s: float = 0.1  # the label message nearest the frame within this, else the frame is dropped
     # logged steering_angle / road-wheel angle: about 15 for a steering-wheel angle, negative if right is positive
     steering_ratio: float = 1.0
+    # DAgger: a bag that records these roles' topics (`roadloop sim record --label-with-expert`: a policy drove
+    # and the privileged expert labelled every state) takes its command and waypoint labels from them instead
+    expert_command: str | None = None
+    expert_waypoints: str | None = None
 
     def __post_init__(self) -> None:
         if self.slop_s <= 0:
             raise ValueError("slop_s must be > 0")
+        if (self.expert_command is None) != (self.expert_waypoints is None):
+            raise ValueError("expert_command and expert_waypoints are set together (or both null)")
         if not 0.05 <= abs(self.steering_ratio) <= 50.0:
             raise ValueError(
                 "steering_ratio must be within [0.05, 50] in magnitude (negative: the logged sign is flipped)"
@@ -44,6 +52,18 @@ class LabelConfig:
 
     def roles(self) -> list[str]:
         return list(dict.fromkeys([self.command, self.waypoints]))
+
+    def for_bag(self, topic_of: Mapping[str, str], bag_topics: Collection[str]) -> LabelConfig:
+        """The labels of a bag with these topics: the expert's (DAgger) where it records both expert roles'
+        topics (`topic_of`: role -> topic name), else these."""
+        roles = (self.expert_command, self.expert_waypoints)
+        if any(r is None or topic_of.get(r) not in bag_topics for r in roles):
+            return self
+        assert self.expert_command is not None and self.expert_waypoints is not None
+        return dataclasses.replace(
+            self, command=self.expert_command, waypoints=self.expert_waypoints, expert_command=None,
+            expert_waypoints=None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

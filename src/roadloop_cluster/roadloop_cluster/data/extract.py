@@ -10,6 +10,7 @@ the build carries on with the others.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -126,13 +127,16 @@ def extract_bag(job: BagJob) -> BagResult:
                 result.error = "truncated or inconsistent: " + "; ".join(bag.problems)
                 return result
             bag_topics = {t.name: t.type for t in info.topics}
+            driven = cfg  # what the car did: the bag's checks (command vs motion) are of it
+            labels = cfg.build.labels.for_bag({r: t.name for r, t in reg.topics.items()}, bag_topics)
+            if labels is not cfg.build.labels:  # a DAgger drive: the expert's labels of the states the policy visited
+                cfg = dataclasses.replace(cfg, build=dataclasses.replace(cfg.build, labels=labels))
             findings: list[Finding] = topic_findings(cfg, reg, bag_topics)
-            role_of = {name: r for r, name in readable_roles(cfg, reg, bag_topics).items()}
-            probe = BagProbe(cfg, reg, list(role_of.values()), info.start_ns, info.end_ns)
+            roles = readable_roles(cfg, reg, bag_topics) | readable_roles(driven, reg, bag_topics)
+            role_of = {name: r for r, name in roles.items()}
+            probe = BagProbe(driven, reg, list(role_of.values()), info.start_ns, info.end_ns)
             complete = not findings  # a bag missing a topic is still read for the other findings
-            builder = SampleBuilder(
-                spec, cfg.build.labels, waypoints_from_path=reg[cfg.build.labels.waypoints].type == PATH
-            )
+            builder = SampleBuilder(spec, labels, waypoints_from_path=reg[labels.waypoints].type == PATH)
             # every array of the dataset but `source`, which the assembly numbers
             spool = _Spool(job.spool, tuple(a for a in dataset_arrays(spec) if a is not SOURCE_ARRAY))
             for role, receive_ns, msg in read_roles(bag, typestore_for(reg.typestore), role_of):

@@ -14,6 +14,7 @@ from roadloop_core.config import dataclass_from_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
 __all__ = [
+    "DaggerConfig",
     "DriveConfig",
     "EvaluationConfig",
     "GateConfig",
@@ -42,6 +43,16 @@ class TrainStageConfig:
     nproc: int = 2
     epochs: int = 4
     batch_size: int = 0  # 0: keep the training config's
+    # rounds 2+: production: fine-tune production's weights (`roadloop train --init-from`; the round's candidate
+    # when nothing was published) on the aggregated data | scratch: retrain from random weights
+    init_from: str = "production"
+    finetune_epochs: int = 0  # epochs of a fine-tune (0: `epochs`)
+
+    def __post_init__(self) -> None:
+        if self.init_from not in ("production", "scratch"):
+            raise ValueError(f"train.init_from must be production or scratch, got {self.init_from!r}")
+        if self.finetune_epochs < 0:
+            raise ValueError("train.finetune_epochs must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class EvaluationConfig:
 
     episodes: int = 48
     seed: int = 21
+    run: bool = False  # true: a final stage drives the loop's model, the expert and lanekeep on them
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,37 @@ class InterventionConfig:
 
 
 @dataclass(frozen=True)
+class DaggerConfig:
+    """Rounds 2+: the deployed policy drives, the simulator's privileged expert labels every state it visits.
+
+    In round n the expert drives each 1 s block with probability beta * beta_decay^(n-2) (the DAgger
+    mixture: early rounds stay closer to the expert's states). Round n plays base seeds
+    seed + (n-2) * seed_stride onwards (each base seed holds 8 episodes per scenario).
+    """
+
+    episodes: int = 0  # 0: no DAgger stage
+    seed: int = 31
+    seed_stride: int = 1
+    beta: float = 0.5
+    beta_decay: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0 or self.seed_stride < 1:
+            raise ValueError("dagger.episodes must be >= 0 and dagger.seed_stride >= 1")
+        if not (0.0 <= self.beta <= 1.0 and 0.0 <= self.beta_decay <= 1.0):
+            raise ValueError("dagger.beta and dagger.beta_decay must be within [0, 1]")
+
+    def round_seed(self, n: int) -> int:
+        return self.seed + (n - 2) * self.seed_stride
+
+    def round_beta(self, n: int) -> float:
+        return self.beta * self.beta_decay ** (n - 2)
+
+
+MAX_ROUNDS = 8
+
+
+@dataclass(frozen=True)
 class LoopConfig:
     """`config/loop.yaml`."""
 
@@ -96,20 +139,20 @@ class LoopConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     drive: DriveConfig = field(default_factory=DriveConfig)
     intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     hub_start_timeout_s: float = 60.0
     stage_timeout_s: float = 1800.0
 
     def __post_init__(self) -> None:
-        if self.rounds not in (1, 2):
-            raise ValueError(f"rounds must be 1 or 2, got {self.rounds}")
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise ValueError(f"rounds must be within 1..{MAX_ROUNDS}, got {self.rounds}")
         if not self.scenarios:
             raise ValueError("scenarios must name at least one scenario")
         for name, value in (
             ("record.episodes", self.record.episodes),
             ("gate.episodes", self.gate.episodes),
             ("drive.episodes", self.drive.episodes),
-            ("intervention.episodes", self.intervention.episodes),
             ("evaluation.episodes", self.evaluation.episodes),
             ("train.nproc", self.train.nproc),
             ("train.epochs", self.train.epochs),
@@ -117,6 +160,8 @@ class LoopConfig:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.intervention.episodes < 0:
+            raise ValueError("intervention.episodes must be >= 0 (0: no fleet drive and corrections)")
         if not 0.0 < self.gate.confidence < 1.0:
             raise ValueError(f"gate.confidence must be between 0 and 1 (e.g. 0.95), got {self.gate.confidence}")
 

@@ -39,6 +39,11 @@ def episode_uses(cfg: LoopConfig) -> list[EpisodeUse]:
     return [
         EpisodeUse("record", TRAINING, tuple(cfg.record.scenarios) or loop, cfg.record.episodes, cfg.record.seed),
         EpisodeUse("intervention", TRAINING, loop, cfg.intervention.episodes, cfg.intervention.seed),
+        *(
+            EpisodeUse(f"dagger (round {n})", TRAINING, loop, cfg.dagger.episodes, cfg.dagger.round_seed(n))
+            for n in range(2, cfg.rounds + 1)
+            if cfg.dagger.episodes
+        ),
         EpisodeUse("gate", GATE, loop, cfg.gate.episodes, cfg.gate.seed),
         EpisodeUse("drive", EVALUATION, loop, cfg.drive.episodes, cfg.drive.seed),
         EpisodeUse("evaluation", EVALUATION, loop, cfg.evaluation.episodes, cfg.evaluation.seed),
@@ -53,9 +58,11 @@ def played_episodes(scenarios: ScenarioSet, use: EpisodeUse) -> set[tuple[str, i
 def check_disjoint(cfg: LoopConfig, scenarios: ScenarioSet) -> None:
     """Refuse a config in which episodes of two different purposes coincide, naming both uses and the episodes."""
     uses = episode_uses(cfg)
-    played = {u.section: played_episodes(scenarios, u) for u in uses}
+    played = {u.section: played_episodes(scenarios, u) for u in uses if u.episodes}
     for i, a in enumerate(uses):
         for b in uses[i + 1 :]:
+            if not (a.episodes and b.episodes):
+                continue
             shared = played[a.section] & played[b.section] if a.purpose != b.purpose else set()
             if shared:
                 listed = ", ".join(f"{name} seed {seed}" for name, seed in sorted(shared)[:4])

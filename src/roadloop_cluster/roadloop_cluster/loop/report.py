@@ -303,6 +303,81 @@ def _closed_loop_table(rounds: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _dagger_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    rows = [(r["round"], r["dagger"]) for r in rounds if r.get("dagger")]
+    if not rows:
+        return []
+    md = [
+        "## DAgger: the policy drives, the expert labels every state",
+        "",
+        "Every labelled state went into the aggregated dataset; a state can be of several kinds (failure: "
+        "within 3 s before an infraction; near miss: a vehicle ahead within 0.8 s headway or 2.5 s to collision; "
+        "disagreement: the policy's command ≥ 0.05 rad or 2 m/s from the expert's).",
+        "",
+        "| round | driver | beta | episodes | DS (mixed drive) | collisions | labelled states | failure | near miss "
+        "| disagreement | other | expert drove |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, d in rows:
+        c = d.get("labelled") or {}
+        md.append(
+            f"| {n} | {d.get('model')} | {_fmt(d.get('beta'), 2)} | {d.get('episodes')} | {_fmt(d.get('ds'))} "
+            f"| {d.get('collisions')} | {c.get('states')} | {c.get('failure')} | {c.get('near_miss')} "
+            f"| {c.get('disagreement')} | {c.get('other')} | {c.get('expert_drove')} |"
+        )
+    return [*md, ""]
+
+
+def _evaluation_section(ev: dict[str, Any]) -> list[str]:
+    if not ev:
+        return []
+    r, g = ev.get("ratio_to_expert") or {}, ev.get("gain_over_lanekeep") or {}
+    m, e, lk = ev.get("model") or {}, ev.get("expert") or {}, ev.get("lanekeep") or {}
+    return [
+        "## Held-out evaluation",
+        "",
+        f"{ev.get('episodes')} episodes never trained or gated on (base seed {ev.get('seed')}).",
+        "",
+        "| driver | DS | RC | collisions |",
+        "|---|---|---|---|",
+        *(
+            f"| {d.get('name')} | {_fmt(d.get('ds'))} | {_fmt(d.get('rc'))} | {d.get('collisions')} |"
+            for d in (m, e, lk)
+        ),
+        "",
+        f"- DS of the model / DS of the expert: **{_fmt(r.get('mean'), 3)}**, 95 % paired bootstrap CI "
+        f"[{_fmt(r.get('low'), 3)}, {_fmt(r.get('high'), 3)}] (target ≥ 0.9).",
+        f"- DS gain over lanekeep: {_signed(g.get('mean'))}, "
+        f"95 % CI [{_signed(g.get('low'))}, {_signed(g.get('high'))}].",
+        f"- Episodes with a collision: {100 * float(ev.get('collision_rate') or 0):.1f} % (target ≤ 5 %).",
+        "",
+    ]
+
+
+def _rounds_table(rounds: Sequence[dict[str, Any]]) -> list[str]:
+    """DS per round with the gate's paired CI: the curve the loop exists for."""
+    rows = [r for r in rounds if r.get("gate")]
+    if not rows:
+        return []
+    md = [
+        "## Round by round",
+        "",
+        "| round | data (train samples) | init | candidate DS | incumbent | incumbent DS | DS gain [95 % CI] "
+        "| collisions (cand / inc) | published |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        g, ds, tr = r["gate"], r.get("dataset") or {}, r.get("training") or {}
+        c, i, d = g.get("candidate") or {}, g.get("incumbent") or {}, g.get("difference") or {}
+        md.append(
+            f"| {r['round']} | {ds.get('train', '?')} | {'fine-tune' if tr.get('init_from') else 'scratch'} "
+            f"| {_fmt(c.get('ds'))} | {i.get('name', '?')} | {_fmt(i.get('ds'))} "
+            f"| {_signed(d.get('mean'))} [{_signed(d.get('low'))}, {_signed(d.get('high'))}] "
+            f"| {c.get('collisions', '?')} / {i.get('collisions', '?')} | {'yes' if g.get('published') else 'no'} |"
+        )
+    return [*md, ""]
+
+
 def write_report(summary: dict[str, Any], out: Path) -> Path:
     """Write `out/report.md` and its figures from a loop summary; returns the report's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -337,7 +412,8 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
         if ds:
             md.append(
                 f"- Round {r['round']}: dataset `{ds.get('dataset_id', '?')}` from {ds.get('bags', '?')} bags "
-                f"({ds.get('interventions', 0)} intervention bags): {ds.get('train', '?')} train / "
+                f"({ds.get('interventions', 0)} intervention bags, {ds.get('dagger', 0)} DAgger bags): "
+                f"{ds.get('train', '?')} train / "
                 f"{ds.get('val', '?')} val samples."
             )
     fig = _fig_training(rounds, out)
@@ -400,6 +476,10 @@ def write_report(summary: dict[str, Any], out: Path) -> Path:
                     for e in failed
                 ]
                 md.append("")
+
+    md += _dagger_section(rounds)
+    md += _rounds_table(rounds)
+    md += _evaluation_section(summary.get("evaluation") or {})
 
     md += ["## Example driven paths", ""]
     any_paths = False

@@ -1,10 +1,11 @@
-"""`run_loop`: the fleet loop end to end, two rounds, then the report.
+"""`run_loop`: the fleet loop end to end, round after round, then the report.
 
 Round 1 records expert demonstrations, ships them, builds a dataset from the hub's store,
 trains with torchrun, exports and signs, gates against lanekeep, deploys through the
-bridge and drives with the installed model. Round 2 lets that policy drive, turns its
-failures into interventions with expert corrections, ships them with priority, retrains
-on everything and gates against production. The report is written even when a stage fails.
+bridge and drives with the installed model. Every later round lets that policy drive, turns its
+failures into interventions with expert corrections (shipped with priority), lets it drive again
+while the expert labels every state it visits (DAgger), retrains on everything (fine-tuning
+production's weights or from scratch) and gates against production. The report is written even when a stage fails.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from roadloop_cluster.loop.layout import Layout
 from roadloop_cluster.loop.report import write_report
 from roadloop_cluster.loop.stage_runner import StageOutcome, StageResult, StageRunner
 from roadloop_cluster.loop.stages.corrections import corrections
+from roadloop_cluster.loop.stages.dagger import dagger
 from roadloop_cluster.loop.stages.dataset import dataset
 from roadloop_cluster.loop.stages.deploy import deploy
 from roadloop_cluster.loop.stages.drive import drive
+from roadloop_cluster.loop.stages.evaluate import evaluate
 from roadloop_cluster.loop.stages.export import export
 from roadloop_cluster.loop.stages.fleet import fleet
 from roadloop_cluster.loop.stages.gate import gate
@@ -54,8 +57,11 @@ def plan(cfg: LoopConfig) -> list[Stage]:
         if n == 1:
             steps.append(("record", "record expert demonstrations on the vehicle", record))
         else:
-            steps.append(("fleet", "the deployed policy drives; failures are interventions", fleet))
-            steps.append(("corrections", "record the expert's corrections of failed episodes", corrections))
+            if cfg.intervention.episodes:
+                steps.append(("fleet", "the deployed policy drives; failures are interventions", fleet))
+                steps.append(("corrections", "record the expert's corrections of failed episodes", corrections))
+            if cfg.dagger.episodes:
+                steps.append(("dagger", "the deployed policy drives, the expert labels every state (DAgger)", dagger))
         steps += [
             ("ship", "the bridge ships closed bags to the hub (priority first)", ship),
             ("dataset", "build a dataset from the hub's store", dataset),
@@ -66,6 +72,9 @@ def plan(cfg: LoopConfig) -> list[Stage]:
             ("drive", "the onboard pipeline drives with the installed model", drive),
         ]
         stages += [(f"r{n}-{name}", title, fn, n) for name, title, fn in steps]
+    if cfg.evaluation.run:
+        stages.append(("evaluate", "the final model, the expert and lanekeep on the held-out episodes", evaluate,
+                       cfg.rounds))  # fmt: skip
     return stages
 
 

@@ -29,6 +29,11 @@ def train(
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, help="Override the config's run.batch_size (global, split over the ranks)."
     ),
+    init_from: Path = typer.Option(
+        None,
+        "--init-from",
+        help="Fine-tune: start from this run's weights (RUN folder or its model.pt), e.g. production's.",
+    ),
 ) -> None:
     """Train the driving policy with DDP under torchrun; resumes from OUT/checkpoints/latest when present.
 
@@ -37,7 +42,7 @@ def train(
     """
     cfg_path = config if config is not None else config_dir() / "train.yaml"
     m = launch(cfg_path, data, out, nproc, max_restarts, nnodes, rdzv_endpoint, rdzv_id, epochs=epochs,
-               batch_size=batch_size)  # fmt: skip
+               batch_size=batch_size, init_from=init_from)  # fmt: skip
     val, cv, ego = m["val"], m["baselines"]["constant_velocity"], m["baselines"]["ego_mlp"]
     typer.echo(f"trained {m['steps']} steps on {m['world_size']} rank(s), {m['samples_per_s']:.0f} samples/s")
     for key in ("ade", "fde", "l2_1s", "l2_2s", "l2_3s"):

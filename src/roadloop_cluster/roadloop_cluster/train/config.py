@@ -21,6 +21,16 @@ class OptimConfig:
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
     speed_loss_weight: float = 0.5
+    # rare events weigh more (the labels say which): braking -- the target speed this far below the speed
+    # over the first waypoint step -- and lane changes -- the last waypoint this far to the side
+    brake_weight: float = 0.0
+    brake_mps: float = 1.0
+    lane_change_weight: float = 0.0
+    lane_change_m: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.brake_weight, self.lane_change_weight) < 0 or min(self.brake_mps, self.lane_change_m) <= 0:
+            raise ValueError("brake_weight and lane_change_weight must be >= 0, brake_mps and lane_change_m > 0")
 
 
 @dataclass(frozen=True)

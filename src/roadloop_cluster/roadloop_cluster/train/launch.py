@@ -59,10 +59,12 @@ def launch(
     *,
     epochs: int | None = None,
     batch_size: int | None = None,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
     """Check config and dataset (before any process starts), run the ranks, return metrics.json.
 
-    `epochs`/`batch_size` override the config's `run:` values (None: the config's)."""
+    `epochs`/`batch_size` override the config's `run:` values (None: the config's); `init_from`: a RUN folder or
+    model.pt whose weights training starts from (fine-tuning), checked against the model before any rank starts."""
     cfg = with_run_sizes(load_train_config(config), epochs, batch_size)
     info = read_dataset_info(data)
     check_shards(info)
@@ -77,6 +79,10 @@ def launch(
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if gpus and nproc > gpus:
         raise TrainError(f"--nproc {nproc} but {gpus} GPU(s) visible: one rank per GPU (NCCL), use --nproc {gpus}")
+    if init_from is not None:
+        from roadloop_cluster.models import build_policy
+
+        steps.init_weights(build_policy(model_args), init_from)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("failure-rank*.json"):
         stale.unlink()
@@ -96,6 +102,8 @@ def launch(
         args += ["--epochs", str(epochs)]
     if batch_size is not None:
         args += ["--batch-size", str(batch_size)]
+    if init_from is not None:
+        args += ["--init-from", str(init_from.resolve())]
     # A restarted group must not meet the killed group's gloo addresses: with the agent's shared
     # rendezvous store the process-group keys of the previous attempt are still there and a new rank
     # can read a dead peer's address (seen as a hang/"Connection refused" on restart). Without sharing,

@@ -21,6 +21,7 @@ from roadloop_cluster.models.prior import ctra
 from roadloop_cluster.train.checkpoint import Checkpointer, latest_checkpoint, load_checkpoint
 from roadloop_cluster.train.config import OptimConfig, TrainConfig
 from roadloop_cluster.train.data import Batch, BatchStream, DatasetInfo, ShardSplit, SplitData
+from roadloop_cluster.train.errors import TrainError
 from roadloop_cluster.train.metrics import (
     ErrorSums,
     evaluate_baselines,
@@ -42,7 +43,9 @@ __all__ = [
     "build_optimizer",
     "checkpoint",
     "forward_loss",
+    "init_weights",
     "pack",
+    "rare_event_weights",
     "report_nonfinite",
     "resume",
     "unpack",
@@ -91,7 +94,38 @@ def forward_loss(model: nn.Module, b: Batch, d: Dist, cfg: TrainConfig) -> tuple
     per_sample = (wp.float() - b.targets[WAYPOINTS.name]).abs().mean(dim=(1, 2))
     speed_error = (speed.float() - b.targets[TARGET_SPEED.name]).abs()[:, 0]
     per_sample = per_sample + cfg.optim.speed_loss_weight * speed_error
+    o = cfg.optim
+    if o.brake_weight or o.lane_change_weight:
+        policy: Any = getattr(model, "module", model)  # DDP wraps the policy
+        per_sample = per_sample * rare_event_weights(b, float(policy.args.dt), o)
     return per_sample, wp
+
+
+def rare_event_weights(b: Batch, dt: float, o: OptimConfig) -> torch.Tensor:
+    """Per-sample loss weights, 1 + brake_weight on braking samples + lane_change_weight on lane changes."""
+    wp, target = b.targets[WAYPOINTS.name], b.targets[TARGET_SPEED.name][:, 0]
+    braking = (wp[:, 0].norm(dim=1) / dt - target) > o.brake_mps
+    changing = wp[:, -1, 1].abs() > o.lane_change_m
+    weights: torch.Tensor = 1.0 + o.brake_weight * braking.float() + o.lane_change_weight * changing.float()
+    return weights
+
+
+def init_weights(model: nn.Module, path: Path) -> None:
+    """Start from the weights of an earlier run (`roadloop train --init-from`: RUN folder or its model.pt);
+    they include its step scale (and prior statistics): a fine-tune keeps the scale it learnt at."""
+    file = path / "model.pt" if path.is_dir() else path
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as err:
+        raise TrainError(f"--init-from {file}: cannot read the weights ({err})") from err
+    own = model.state_dict()
+    bad = sorted(set(own) ^ set(state)) + sorted(k for k in own if k in state and own[k].shape != state[k].shape)
+    if bad:
+        raise TrainError(
+            f"--init-from {file}: not this model's weights (keys or shapes differ: {', '.join(bad[:4])}); "
+            "the dataset's inputs and the model config must match the run it came from"
+        )
+    model.load_state_dict(state)
 
 
 def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batch, data: ShardSplit, d: Dist) -> None:

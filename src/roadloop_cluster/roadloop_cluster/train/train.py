@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument(flag, type=Path, required=True)
     p.add_argument("--epochs", type=int, help="override the config's run.epochs")
     p.add_argument("--batch-size", type=int, help="override the config's run.batch_size (global)")
+    p.add_argument("--init-from", type=Path, help="start from this run's weights (RUN folder or model.pt)")
     args = p.parse_args(argv)
     cfg, out = with_run_sizes(load_train_config(args.config), args.epochs, args.batch_size), args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     margs = ModelArgs.from_dataset(cfg.model, info.index)  # image size, inputs, horizon, dt: the dataset's
     inputs = model_inputs(info.observation)
     train, val = ShardSplit(info, "train", inputs), ShardSplit(info, "val", inputs)
-    model = steps.build_model(margs, train, info).to(d.device)  # scaled to the data (and its prior's residual)
+    model = steps.build_model(margs, train, info)  # scaled to the data (and its prior's residual)
+    if args.init_from is not None:  # before parallelize: DDP broadcasts rank 0's weights, FSDP2 shards them
+        steps.init_weights(model, args.init_from)
+    model = model.to(d.device)
     wrapped = par.parallelize(model, d, cfg.run)  # .module: DDP, or the FSDP2-sharded model itself
     stream = BatchStream(train, cfg.run.batch_size, d.rank, d.world_size, cfg.run.seed, cfg.run.shuffle_window_shards)
     total = stream.steps_per_epoch * cfg.run.epochs

@@ -9,6 +9,7 @@ from its own. Only the JSON files hold it as a mapping (`to_dict` / `from_dict`)
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,15 @@ from typing import Any
 from roadloop_core.config import dataclass_from_dict, dataclass_to_dict, load_yaml
 from roadloop_core.errors import ConfigError
 
-__all__ = ["IMU_ACCEL_UNITS", "IMU_AGGREGATES", "IMU_FRAMES", "ROUTE_SOURCES", "STANDARD_GRAVITY", "ObservationSpec"]
+__all__ = [
+    "IMAGE_MODES",
+    "IMU_ACCEL_UNITS",
+    "IMU_AGGREGATES",
+    "IMU_FRAMES",
+    "ROUTE_SOURCES",
+    "STANDARD_GRAVITY",
+    "ObservationSpec",
+]
 
 # Where the route target (the model's route input) comes from:
 #   topic      the route role's nav_msgs/Path (a planner's route), on the car as in the data
@@ -30,13 +39,17 @@ IMU_FRAMES = ("flu", "frd")
 IMU_ACCEL_UNITS = ("mps2", "g")  # linear_acceleration in m/s² (sensor_msgs/Imu's unit) or in g
 # How the IMU samples of one frame interval become the frame's yaw rate and accelerations.
 IMU_AGGREGATES = ("latest", "mean", "median")
+# What the image input is: rgb -- the camera image box-filtered to the model size; semantic -- a top-down
+# camera raster turned into road / vehicles / route channels over a metric grid (roadloop_core.features.semantic)
+IMAGE_MODES = ("rgb", "semantic")
 STANDARD_GRAVITY = 9.80665  # m/s² per g
 
 # Fields added after the first dataset indices and manifests were written: a written spec without
 # them was built with these defaults (which are the behaviour from before the field existed).
 _LATER_FIELDS = frozenset(
     {"route_source", "imu_frame", "imu_accel_unit", "imu_aggregate", "odometry_yaw_offset_deg",
-     "ego_history_steps", "ego_history_dt_s"}
+     "ego_history_steps", "ego_history_dt_s", "image_mode", "bev_px_per_m", "bev_ego_col", "bev_ego_row",
+     "bev_ahead_m", "bev_behind_m", "bev_half_width_m"}
 )  # fmt: skip
 _MAX_HISTORY_S = 5.0  # the synchronizer keeps this much odometry behind the newest stamp
 
@@ -74,6 +87,16 @@ class ObservationSpec:
     # ego history input: speed, yaw rate, acceleration and heading change at t - j * dt, j = 1..steps
     ego_history_steps: int = 0
     ego_history_dt_s: float = 0.2
+    # image input (IMAGE_MODES); semantic: the camera is a top-down raster of `bev_px_per_m` pixels per
+    # metre with the ego at pixel (bev_ego_col, bev_ego_row) facing right (the camera's calibration), and
+    # the model grid (image_width x image_height) covers bev_behind_m..bev_ahead_m by +-bev_half_width_m
+    image_mode: str = "rgb"
+    bev_px_per_m: float = 2.0
+    bev_ego_col: float = 48.0
+    bev_ego_row: float = 40.0
+    bev_ahead_m: float = 56.0
+    bev_behind_m: float = 24.0
+    bev_half_width_m: float = 20.0
 
     def __post_init__(self) -> None:
         for name, choices in (
@@ -81,6 +104,7 @@ class ObservationSpec:
             ("imu_frame", IMU_FRAMES),
             ("imu_accel_unit", IMU_ACCEL_UNITS),
             ("imu_aggregate", IMU_AGGREGATES),
+            ("image_mode", IMAGE_MODES),
         ):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
@@ -102,6 +126,9 @@ class ObservationSpec:
             raise ValueError("odometry_yaw_offset_deg must be within [-180, 180]")
         if self.image_width <= 0 or self.image_height <= 0:
             raise ValueError("image_width and image_height must be > 0")
+        bev = (self.bev_px_per_m, self.bev_ahead_m, self.bev_half_width_m)
+        if not all(math.isfinite(v) and v > 0 for v in bev) or not 0 <= self.bev_behind_m < math.inf:
+            raise ValueError("bev_px_per_m, bev_ahead_m and bev_half_width_m must be > 0, bev_behind_m >= 0")
         if self.sample_rate_hz <= 0:
             raise ValueError("sample_rate_hz must be > 0")
         if self.sync_slop_s <= 0:

@@ -25,6 +25,7 @@ from roadloop_core.contract.tensors import (
 from roadloop_core.features.errors import FeatureError
 from roadloop_core.features.geometry import lookahead_point, to_ego_frame
 from roadloop_core.features.image import resize_box
+from roadloop_core.features.semantic import semantic_bev
 from roadloop_core.features.sync import Frame
 
 __all__ = ["EGO_STATE_FIELDS", "FEATURES", "Features", "compute_features", "model_image"]
@@ -61,6 +62,13 @@ def model_image(msg: object, height: int, width: int) -> np.ndarray:
 def _image(frame: Frame, spec: ObservationSpec) -> np.ndarray:
     if frame.image is None:
         raise FeatureError("a camera-mode frame without an image")
+    if spec.image_mode == "semantic":
+        route = to_ego_frame(frame.pose, frame.route.points) if frame.route is not None else None
+        pixels = image_to_numpy(frame.image)
+        if pixels.dtype != np.uint8 or pixels.shape[2] != 3:
+            enc = getattr(frame.image, "encoding", "?")
+            raise FeatureError(f"image encoding '{enc}': the semantic view takes an rgb8 top-down raster")
+        return semantic_bev(pixels, route, spec)
     return model_image(frame.image, spec.image_height, spec.image_width)
 
 

@@ -10,6 +10,7 @@ Also publishes its plan (the target lane 30 m ahead) as `last_trajectory`.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from roadloop_sim.geometry import point_at, project, to_ego
+from roadloop_sim.geometry import point_at, project, project_many, to_ego
 from roadloop_sim.protocol import AgentState, Observation, PrivilegedState
 from roadloop_sim.sensor_messages import MessageFactory
 
@@ -86,6 +87,15 @@ class ExpertDriver:
         self._a_prev = 0.0
         self._period = self.cfg.period_s
         self._t_prev: int | None = None
+        self.publishes_plan = True  # a rollout twin (`clone`) skips building the Path message
+
+    def clone(self) -> ExpertDriver:
+        """A twin in this expert's exact decision state (target lane, jerk limiter, lane positions) whose
+        decisions do not touch this one: what a rollout of the expert's intended future drives."""
+        twin = copy.copy(self)
+        twin._views = [copy.copy(v) for v in self._views]
+        twin.publishes_plan = False
+        return twin
 
     def reset(self, scenario: str, seed: int) -> None:
         self._views = []
@@ -136,7 +146,8 @@ class ExpertDriver:
         # aim past the speed we want and cap |accel| (AckermannDrive.acceleration): the backend's
         # speed loop then applies `a` evenly over the whole period instead of a decaying sawtooth
         speed = max(0.0, ego.speed + a * (1.0 / st.speed_gain + self._period))
-        self._plan(obs.time_ns, self._target, located[self._target][0])
+        if self.publishes_plan:
+            self._plan(obs.time_ns, self._target, located[self._target][0])
         return self.factory.command(obs.time_ns, steer, speed, max(abs(a), 1e-3))
 
     def _limit_jerk(self, a: float) -> float:
@@ -187,13 +198,17 @@ class ExpertDriver:
 
     def _in_lane(self, view: _LaneView, s_ego: float, agents: list[AgentState]) -> list[tuple[float, AgentState]]:
         """(signed gap along the lane, bumper to bumper) of the agents in this lane near the ego."""
+        if not agents:
+            return []
         poly, s = view.window(s_ego - 60.0, s_ego + 120.0)
-        out = []
-        for a in agents:
-            sa, lat = project(poly, s, a.x, a.y)
-            if abs(lat) < self.cfg.lane_halfwidth + a.width / 2.0 - 0.3:
-                out.append((sa - s_ego, a))
-        return out
+        xs = np.fromiter((a.x for a in agents), dtype=np.float64, count=len(agents))
+        ys = np.fromiter((a.y for a in agents), dtype=np.float64, count=len(agents))
+        sa, lat = project_many(poly, s, xs, ys)
+        return [
+            (float(sa[k]) - s_ego, a)
+            for k, a in enumerate(agents)
+            if abs(float(lat[k])) < self.cfg.lane_halfwidth + a.width / 2.0 - 0.3
+        ]
 
     def _idm(self, v: float, v0: float, gap: float | None, v_lead: float) -> float:
         c = self.cfg

@@ -27,9 +27,12 @@ def dataset(ctx: StageContext, n: int) -> StageOutcome:
                  "--quiet")  # fmt: skip
     s = dataset_summary(ds)
     s["interventions"] = sum(1 for r in ctx.hub_bags() if _is_intervention(r))
-    ctx.round(n)["dataset"] = {k: s[k] for k in ("dataset_id", "bags", "train", "val", "interventions", "drops")}
+    s["dagger"] = sum(1 for e in entries if e.name.endswith("_dagger"))  # `sim record --label-with-expert` names
+    keys = ("dataset_id", "bags", "train", "val", "interventions", "dagger", "drops")
+    ctx.round(n)["dataset"] = {k: s[k] for k in keys}
     return StageOutcome(
-        {k: s[k] for k in ("bags", "train", "val", "drops", "interventions")} | {"id": str(s["dataset_id"])[:12]},
+        {k: s[k] for k in ("bags", "train", "val", "drops", "interventions", "dagger")}
+        | {"id": str(s["dataset_id"])[:12]},
         {"dataset": ctx.layout.rel(ds)},
     )
 
