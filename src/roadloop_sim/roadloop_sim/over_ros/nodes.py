@@ -38,8 +38,8 @@ def node_argv(node: str, params_file: Path) -> list[str]:
     return [script, "--ros-args", "--params-file", str(params_file)]
 
 
-def episode_params(vehicle_params: Path, drive: dict[str, Any], out: Path) -> Path:
-    """The vehicle's params file with `use_sim_time` on for every node and some drive_node values set.
+def episode_params(vehicle_params: Path, drive: dict[str, Any], out: Path, *, sim_time: bool = True) -> Path:
+    """The vehicle's params file with `use_sim_time` (on by default) for every node and some drive_node values set.
 
     Written as a file: rcl gives a --params-file precedence over `-p` for the same node, so overrides on
     the command line would be ignored.
@@ -49,7 +49,7 @@ def episode_params(vehicle_params: Path, drive: dict[str, Any], out: Path) -> Pa
         body = doc.get(section)
         if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), dict):
             raise DriverError(f"{vehicle_params}: {section}: no ros__parameters mapping")
-    doc["/**"]["ros__parameters"]["use_sim_time"] = True
+    doc["/**"]["ros__parameters"]["use_sim_time"] = sim_time
     doc["drive_node"]["ros__parameters"].update(drive)
     atomic_write_text(out, yaml.safe_dump(doc, sort_keys=False))
     return out
