@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -94,10 +95,8 @@ class _Player:
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
 
-        try:
+        with contextlib.suppress(ExternalShutdownException):  # closed under it: done
             self.executor.spin()
-        except ExternalShutdownException:
-            pass
 
     def commands(self) -> list[tuple[int, int]]:
         """(arrival monotonic ns, header stamp ns) of every command received."""
