@@ -219,12 +219,20 @@ def evaluate_cmd(
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
     params: VehicleParamsOpt = None,
+    over_ros: bool = typer.Option(
+        False,
+        "--over-ros",
+        help="A bundle: driver runs as the drive_node and safety_node processes on a ROS 2 graph "
+        "(sensor topics and /clock out, /control/command in, in lockstep) instead of in this process.",
+    ),
 ) -> None:
     """Drive closed loop and score like CARLA Leaderboard 2.0: DS = mean(RC x IP), success, infractions/km, comfort."""
     from roadloop_sim.evaluate import evaluate, write_report
+    from roadloop_sim.over_ros.config import load_over_ros_config
 
     registry = _registry()
     vehicle = _vehicle(params, driver.startswith("bundle:"))
+    ros_cfg = load_over_ros_config(_scenarios_path(scenarios_file)) if over_ros else None
     with _backend(backend, scenarios_file, registry, carla_host, carla_port, carla_timeout) as (scenario_set, sim):
         report = evaluate(
             driver,
@@ -236,6 +244,7 @@ def evaluate_cmd(
             registry=registry,
             vehicle=vehicle,
             simulator=sim,
+            over_ros=ros_cfg,
         )
     if json_out is not None:
         write_report(report, json_out)

@@ -16,6 +16,7 @@ from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import driver_name, make_driver
 from roadloop_sim.episode import EpisodeLog, run_episode
 from roadloop_sim.metrics import aggregate, episode_metrics
+from roadloop_sim.over_ros.config import OverRosConfig
 from roadloop_sim.protocol import Simulator
 from roadloop_sim.scenarios import ScenarioSet, episode_plan
 
@@ -56,14 +57,19 @@ def evaluate(
     vehicle: VehicleParams | None = None,
     simulator: Simulator | None = None,
     progress: bool = True,
+    over_ros: OverRosConfig | None = None,
 ) -> dict[str, Any]:
     """Run `episodes` episodes with `driver` and return the report (per episode + aggregate).
 
-    `vehicle`: the onboard parameters a `bundle:` driver runs on.
+    `vehicle`: the onboard parameters a `bundle:` driver runs on. `over_ros`: a `bundle:` driver runs
+    as the drive_node and safety_node processes on a ROS 2 graph instead of in this process.
     """
     selected = scenario_set.select(scenarios)
     plan = episode_plan(selected, episodes, seed)
-    drv = make_driver(driver, registry, vehicle)
+    if over_ros is not None:
+        drv = _ros_driver(driver, registry, vehicle, over_ros, scenario_set.simulation.policy_rate_hz)
+    else:
+        drv = make_driver(driver, registry, vehicle)
     label = driver_name(driver, drv)
     if simulator is None:
         from roadloop_sim.highway import HighwayEnvSimulator
@@ -82,6 +88,9 @@ def evaluate(
 
                 plot_episode(log, m, Path(plots) / f"{k:03d}_{sc.name}_s{s}.png")
     finally:
+        close = getattr(drv, "close", None)
+        if close is not None:
+            close()
         if simulator is None:
             sim.close()
     if plots is not None and results:
@@ -91,6 +100,7 @@ def evaluate(
     report = {
         "format": REPORT_FORMAT,
         "driver": driver,
+        **({"over_ros": True} if over_ros is not None else {}),  # the onboard node processes drove over DDS
         "scenarios": [sc.name for sc in selected],
         "episodes_requested": episodes,
         "seed": seed,
@@ -102,6 +112,23 @@ def evaluate(
         "episodes": results,
     }
     return dict(_rounded(report))
+
+
+def _ros_driver(
+    driver: str, registry: TopicRegistry, vehicle: VehicleParams | None, config: OverRosConfig, policy_rate_hz: int
+) -> Any:
+    from roadloop_sim.errors import DriverError
+
+    name, _, path = driver.partition(":")
+    if name != "bundle" or not path:
+        raise DriverError(f"--over-ros drives with the onboard nodes: it needs --driver bundle:PATH, not '{driver}'")
+    if not Path(path).is_dir():
+        raise DriverError(f"driver bundle:{path}: no such bundle folder")
+    if vehicle is None:
+        raise DriverError(f"driver bundle:{path}: needs the vehicle parameters (config/vehicle.yaml)")
+    from roadloop_sim.over_ros.driver import RosDriver
+
+    return RosDriver(Path(path), registry, params=vehicle, config=config, policy_rate_hz=policy_rate_hz)
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
