@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.contract.tensors import EGO_STATE_ARRAY
 from roadloop_core.features import Features
@@ -132,6 +134,17 @@ class DriveStage:
         self.typestore = core.typestore
         self.frames: list[DriveOutput] = []  # the frames of the latest step
         self.events: list[ModelEvent] = []  # the model events the latest step or tick reported
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Serialize one of each output now: rosbags generates a type's serializer at its first use, which
+        would otherwise delay the first frame by tens of milliseconds."""
+        reg, store = self.core.registry, self.typestore
+        wp = np.zeros((1, 2), np.float32)
+        frame = DriveFrame(0, "warm-up", True, Command(0.0, 0.0, 0.0), 0.0, wp)
+        store.serialize_cdr(encode_frame(store, frame), reg["command_raw"].type)
+        store.serialize_cdr(trajectory_msg(store, 0, wp, EGO_FRAME), reg["trajectory"].type)
+        store.serialize_cdr(diagnostics_msg(store, 0, [model_status(None, [])]), reg["diagnostics"].type)
 
     def step(self, role: str, data: bytes | memoryview, now_ns: int) -> list[Emit]:
         self.frames = self.core.step(role, data)

@@ -92,7 +92,7 @@ class BusNode:
         spec = self.registry[role]
         return lambda msg: self.bus.publish(spec.name, bytes(self.store.serialize_cdr(msg, spec.type)))
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> Any:
+    def timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> Any:
         period = int(period_s * 1e9)
         self.bus.timers.append([period, self.bus.now + period, callback])
         return None

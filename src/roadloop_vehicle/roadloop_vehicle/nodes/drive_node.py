@@ -74,7 +74,8 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
 
     for role in observation.roles(onboard=True):
         io.subscribe(role, subscriber(role))
-    io.timer(params.model_manager.poll_period_s, lambda: send(stage.tick(io.now_ns())))
+    # the loader runs on the machine's time: its news goes out by that clock even while a replayed /clock stands
+    io.timer(params.model_manager.poll_period_s, lambda: send(stage.tick(io.now_ns())), steady=True)
     stop = threading.Event()
     loader = threading.Thread(target=_load_loop, args=(manager, params, base, stop), name="model-loader", daemon=True)
     if start_loader:

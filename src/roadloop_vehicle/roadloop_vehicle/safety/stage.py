@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from roadloop_core.registry import TopicRegistry
-from roadloop_vehicle.frame import DriveFrame, check_frame_role, decode_frame
-from roadloop_vehicle.output_messages import EGO_FRAME, Emit, command_msg
-from roadloop_vehicle.safety.core import SafetyCore
-from roadloop_vehicle.safety.supervisor import SafetyOutput
+from roadloop_vehicle.control.controller import Command
+from roadloop_vehicle.frame import DriveFrame, check_frame_role, decode_frame, encode_frame
+from roadloop_vehicle.output_messages import EGO_FRAME, Emit, command_msg, diagnostics_msg
+from roadloop_vehicle.safety.core import SafetyCore, safety_status
+from roadloop_vehicle.safety.supervisor import SafetyOutput, State
 
 __all__ = ["SafetyStage"]
 
@@ -30,6 +33,17 @@ class SafetyStage:
         self.model_available = True  # as the latest frame said (unknown before one: only staleness then)
         self.last: SafetyOutput | None = None  # the latest decision
         self.frame: DriveFrame | None = None  # the frame it judged (None: a watchdog decision)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Decode a frame and serialize a command and a status now: rosbags generates a type's (de)serializer
+        at its first use, which would otherwise delay the first judged frame by tens of milliseconds."""
+        reg, store = self.registry, self.typestore
+        frame = DriveFrame(0, "warm-up", True, Command(0.0, 0.0, 0.0), 0.0, np.zeros((1, 2), np.float32))
+        self.decode(store.serialize_cdr(encode_frame(store, frame), reg["command_raw"].type))
+        store.serialize_cdr(command_msg(store, 0, Command(0.0, 0.0, 0.0), EGO_FRAME), reg["command"].type)
+        idle = SafetyOutput(Command(0.0, 0.0, 0.0), State.INIT, (), "", False)
+        store.serialize_cdr(diagnostics_msg(store, 0, [safety_status(idle)]), reg["diagnostics"].type)
 
     @property
     def watched_roles(self) -> list[str]:
