@@ -4,7 +4,9 @@ Loaded by path from other areas' tests (`tests/roadloop_sim/drivers/`) and the b
 The ONNX graph follows the bundle contract's tensor names and shapes, and its outputs
 depend on every input so a wrong normalisation or a swapped tensor shows in the results:
     waypoints[k]  = route_target * (k+1)/K + mean(image) * 1e-3   (+ NaN when nan=True; no image term
-                                                                    in the state-only form)
+                                                                    in the state-only form; + NaN while
+                                                                    the ego moves when nan_when_moving=True,
+                                                                    so it passes the warm-up at rest)
     target_speed  = 0.5 * ego_state[0] + 5
 """
 
@@ -29,7 +31,14 @@ K = 8
 
 
 def tiny_policy(
-    path: Path, height: int = 64, width: int = 64, *, nan: bool = False, horizon: int = K, image: bool = True
+    path: Path,
+    height: int = 64,
+    width: int = 64,
+    *,
+    nan: bool = False,
+    horizon: int = K,
+    image: bool = True,
+    nan_when_moving: bool = False,
 ) -> Path:
     """`image=False`: a state-only model (no image input; waypoints without the image term)."""
     steps = np.arange(1, horizon + 1, dtype=np.float32).reshape(1, horizon, 1) / horizon
@@ -44,13 +53,21 @@ def tiny_policy(
     # without an image the term is img_gain * 0: zero, or NaN for a NaN model
     term = [helper.make_node("ReduceMean", ["image"], ["img_mean"], keepdims=0)] if image else []
     term.append(helper.make_node("Mul", ["img_mean" if image else "zero", "img_gain"], ["img_term"]))
+    # sqrt(-0.5 speed) * 0: zero at rest (the warm-up input), NaN once the ego moves forward
+    moving = [
+        helper.make_node("Neg", ["s0"], ["neg_s0"]),
+        helper.make_node("Sqrt", ["neg_s0"], ["root_s0"]),
+        helper.make_node("Mul", ["root_s0", "zero"], ["moving_term"]),
+        helper.make_node("Add", ["wp1", "moving_term"], ["waypoints"]),
+    ]
     nodes = [
         helper.make_node("Reshape", ["route_target", "shape_r"], ["r3"]),
         helper.make_node("Mul", ["r3", "steps"], ["wp0"]),
         *term,
-        helper.make_node("Add", ["wp0", "img_term"], ["waypoints"]),
+        helper.make_node("Add", ["wp0", "img_term"], ["wp1" if nan_when_moving else "waypoints"]),
         helper.make_node("MatMul", ["ego_state", "w_speed"], ["s0"]),
         helper.make_node("Add", ["s0", "b_speed"], ["target_speed"]),
+        *(moving if nan_when_moving else []),
     ]
     graph = helper.make_graph(
         nodes,
@@ -89,11 +106,14 @@ def make_bundle(
     version: int = 1,
     name: str = "tiny",
     nan: bool = False,
+    nan_when_moving: bool = False,
 ) -> Path:
     obs = observation or ObservationSpec.from_config(config_dir() / "dataset.yaml")
     k, camera = obs.label_horizon, obs.camera is not None
     tiny = out.parent / f".{out.name}.onnx"
-    src = onnx_path or tiny_policy(tiny, obs.image_height, obs.image_width, nan=nan, horizon=k, image=camera)
+    src = onnx_path or tiny_policy(
+        tiny, obs.image_height, obs.image_width, nan=nan, horizon=k, image=camera, nan_when_moving=nan_when_moving
+    )
     image = TensorSpec("image", (1, 3, obs.image_height, obs.image_width), normalization={"scale": 1 / 255})
     manifest = Manifest(
         name=name,

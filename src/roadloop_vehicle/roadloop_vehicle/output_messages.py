@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,24 @@ from roadloop_core.stamps import header
 from roadloop_vehicle.control.controller import Command
 
 __all__ = [
-    "command_from_msg",
+    "EGO_FRAME",
+    "Emit",
     "command_msg",
     "diagnostics_msg",
     "trajectory_msg",
     "waypoints_from_path",
 ]
+
+
+EGO_FRAME = "base_link"  # the frame of the trajectory and of the commands
+
+
+@dataclass(frozen=True)
+class Emit:
+    """A message a stage sends: its registry role, and the message (a typestore object) to serialize."""
+
+    role: str
+    msg: Any
 
 
 def trajectory_msg(store: Typestore, stamp_ns: int, waypoints: npt.NDArray[np.float32], frame_id: str) -> Any:
@@ -54,19 +67,6 @@ def command_msg(store: Typestore, stamp_ns: int, cmd: Command, frame_id: str) ->
         jerk=abs(float(cmd.jerk)),
     )
     return T["ackermann_msgs/msg/AckermannDriveStamped"](header=header(store, stamp_ns, frame_id), drive=drive)
-
-
-def command_from_msg(msg: Any, current_speed: float | None = None) -> Command:
-    """The signed command: acceleration is negative when the commanded speed is below `current_speed`."""
-    d = msg.drive
-    braking = current_speed is not None and float(d.speed) < current_speed
-    return Command(
-        steering_angle=float(d.steering_angle),
-        speed=float(d.speed),
-        acceleration=-abs(float(d.acceleration)) if braking else abs(float(d.acceleration)),
-        jerk=float(d.jerk),
-        steering_angle_velocity=float(d.steering_angle_velocity),
-    )
 
 
 def diagnostics_msg(store: Typestore, stamp_ns: int, statuses: Sequence[tuple[int, str, str, dict[str, str]]]) -> Any:

@@ -1,10 +1,13 @@
-"""Pipeline: the whole onboard chain in one object, for replay and the simulator's bundle driver.
+"""Pipeline: the onboard chain on a bag's clock, for replay, the simulator's bundle driver and the benchmarks.
 
-    ObservationAssembler -> PolicyRuntime -> Controller -> SafetySupervisor
+    DriveStage (drive_node)  --DriveFrame as CDR bytes-->  SafetyStage (safety_node)
 
-On the car the same cores run split over two processes (DriveCore in drive_node,
-SafetyCore in safety_node); here they run inline on a simulated clock: `now` is the
-receive stamp of the message being processed, so outputs depend only on the input.
+The very two stages the nodes run, split where the processes split: each frame crosses as the
+bytes drive_node publishes on `command_raw` and safety_node decodes, so replay judges exactly what
+the car's safety process receives. What a node gets from its executor comes from the bag here:
+`now` is the receive stamp of the message being processed (what /clock says when a node replays
+the bag with use_sim_time); before each message the safety watchdog looks at the clock (the safety
+node's timer) and the drive stage's poll tick runs when due. Outputs depend only on the input.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ from typing import Any
 from roadloop_core.bag import RawMessage
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import TopicRegistry, load_registry
-from roadloop_vehicle.diagnostics import model_status
-from roadloop_vehicle.drive import DriveCore, DriveOutput
+from roadloop_vehicle.drive import DriveCore, DriveStage
 from roadloop_vehicle.model_manager.manager import ModelManager
-from roadloop_vehicle.output_messages import command_msg, trajectory_msg
+from roadloop_vehicle.output_messages import EGO_FRAME, Emit
 from roadloop_vehicle.params import VehicleParams
 from roadloop_vehicle.safety.core import SafetyCore
-from roadloop_vehicle.safety.supervisor import SafetyOutput, State, observed_roles
+from roadloop_vehicle.safety.stage import SafetyStage
+from roadloop_vehicle.safety.supervisor import State, observed_roles
 
 __all__ = ["EGO_FRAME", "PRODUCED_ROLES", "FrameReport", "OutMessage", "Pipeline", "load_observation_spec"]
 
-EGO_FRAME = "base_link"
 # Roles the pipeline produces: never taken as input (a recorded drive holds them too).
 PRODUCED_ROLES = ("trajectory", "command_raw", "command", "diagnostics")
 
@@ -63,6 +65,7 @@ class Pipeline:
 
     The registry and the observation spec default to the files `params` names (its
     `topics_config` and `observation_config`); the simulator passes its own registry.
+    Outputs include `command_raw` (the frames between the stages), which a replay does not record.
     """
 
     def __init__(
@@ -88,23 +91,31 @@ class Pipeline:
         )
         self.typestore = self.drive.typestore
         self._roles = {spec.name: role for role, spec in self.registry.topics.items()}
+        self._poll_ns = int(self.params.drive.model_manager.poll_period_s * 1e9)
         self.reset()
 
     def reset(self) -> None:
         """A fresh episode: new synchronizer, controller and supervisor state; the loaded model stays."""
         self.drive = DriveCore(self.params.drive, self.registry, self.observation, self.drive.manager)
+        self.drive_stage = DriveStage(self.drive)
         s = self.params.safety
         # the model's inputs are monitored: the observation spec is the loaded bundle's (the manager refuses others)
         self.safety = SafetyCore(
             s.safety, s.vehicle_limits, self.registry, s.diagnostics_period_s,
             observed_roles=observed_roles(self.observation),
         )  # fmt: skip
-        self.last_seen: dict[str, int | None] = {}
+        self.safety_stage = SafetyStage(self.safety, self.registry)
+        self._watched = set(self.safety_stage.watched_roles)
+        self._next_poll_ns: int | None = None
         self.reports: list[FrameReport] = []
 
     @property
     def manager(self) -> ModelManager:
         return self.drive.manager
+
+    @property
+    def last_seen(self) -> dict[str, int | None]:
+        return self.safety_stage.last_seen
 
     def role_of(self, topic: str) -> str | None:
         return self._roles.get(topic)
@@ -116,53 +127,44 @@ class Pipeline:
         return self.step_role(role, raw.data, raw.timestamp_ns)
 
     def step_role(self, role: str, data: bytes | memoryview, now_ns: int) -> list[OutMessage]:
-        self.last_seen[role] = now_ns
-        out: list[OutMessage] = []
-        for frame in self.drive.step(role, data):
-            out.extend(self.finish(frame, now_ns))
-        if not out:
-            out.extend(self.watchdog(now_ns))
+        out = self.watchdog(now_ns)  # the safety node's timer runs before a message that arrives later
+        if self._next_poll_ns is None:
+            self._next_poll_ns = now_ns + self._poll_ns
+        elif now_ns >= self._next_poll_ns:  # the drive node's model poll tick
+            self._next_poll_ns += self._poll_ns * (1 + (now_ns - self._next_poll_ns) // self._poll_ns)
+            out.extend(self._out(e, now_ns) for e in self.drive_stage.tick(now_ns))
+        if role in self._watched:
+            self.safety_stage.seen(role, now_ns)
+        for emit in self.drive_stage.step(role, data, now_ns):
+            out.append(self._out(emit, now_ns))
+            if emit.role == "command_raw":
+                out.extend(self._judge(emit, now_ns))
         return out
 
     def watchdog(self, now_ns: int) -> list[OutMessage]:
         t0 = time.perf_counter()
-        safe = self.safety.tick(now_ns, self.last_seen, model_available=self.manager.active is not None)
-        if safe is None:
+        emits = self.safety_stage.tick(now_ns)
+        safe = self.safety_stage.last
+        if not emits or safe is None:
             return []
+        at = self.safety.decided_at_ns
+        assert at is not None
         timings = {"safety": (time.perf_counter() - t0) * 1e3}
-        self.reports.append(FrameReport("watchdog", now_ns, now_ns, None, safe.state, safe.faults, timings))
-        return self._outputs(now_ns, now_ns, None, safe, None)
+        self.reports.append(FrameReport("watchdog", at, at, None, safe.state, safe.faults, timings))
+        return [self._out(e, now_ns) for e in emits]
 
-    def finish(self, frame: DriveOutput, now_ns: int) -> list[OutMessage]:
-        """Safety and the outgoing messages of one frame (`now_ns`: the simulated clock)."""
+    def _judge(self, frame_emit: Emit, now_ns: int) -> list[OutMessage]:
+        """The safety stage on the frame's bytes, exactly as safety_node receives them."""
         t0 = time.perf_counter()
-        out = frame.outputs
-        safe = self.safety.on_command(
-            now_ns,
-            self.last_seen,
-            frame.command,
-            waypoints=out.waypoints if out is not None else None,
-            target_speed=out.target_speed if out is not None else None,
-            model_available=frame.model is not None,
-        )
-        timings = {**frame.timings_ms, "safety": (time.perf_counter() - t0) * 1e3}
+        data = self.typestore.serialize_cdr(frame_emit.msg, self.registry["command_raw"].type)
+        emits = self.safety_stage.on_frame(data, now_ns)
+        safe, frame = self.safety_stage.last, self.safety_stage.frame
+        assert safe is not None and frame is not None
+        drive = next((f for f in self.drive_stage.frames if f.stamp_ns == frame.stamp_ns), None)
+        timings = {**(drive.timings_ms if drive is not None else {}), "safety": (time.perf_counter() - t0) * 1e3}
         self.reports.append(FrameReport("frame", frame.stamp_ns, now_ns, frame.model, safe.state, safe.faults, timings))
-        return self._outputs(frame.stamp_ns, now_ns, frame, safe, frame.model)
+        return [self._out(e, now_ns) for e in emits]
 
-    def _outputs(
-        self, stamp_ns: int, now_ns: int, frame: DriveOutput | None, safe: SafetyOutput, model: str | None
-    ) -> list[OutMessage]:
-        reg, store = self.registry, self.typestore
-        msgs: list[OutMessage] = []
-        if frame is not None and frame.outputs is not None:
-            traj = trajectory_msg(store, stamp_ns, frame.outputs.waypoints, EGO_FRAME)
-            msgs.append(OutMessage("trajectory", reg["trajectory"].name, reg["trajectory"].type, now_ns, traj))
-        cmd = command_msg(store, stamp_ns, safe.command, EGO_FRAME)
-        msgs.append(OutMessage("command", reg["command"].name, reg["command"].type, now_ns, cmd))
-        events = self.manager.drain_events()
-        active = self.manager.active
-        label = model or (active.label if active is not None else None)
-        diag = self.safety.diagnostics(now_ns, safe, [model_status(label, events)], news=bool(events))
-        if diag is not None:
-            msgs.append(OutMessage("diagnostics", reg["diagnostics"].name, reg["diagnostics"].type, now_ns, diag))
-        return msgs
+    def _out(self, emit: Emit, now_ns: int) -> OutMessage:
+        spec = self.registry[emit.role]
+        return OutMessage(emit.role, spec.name, spec.type, now_ns, emit.msg)

@@ -116,7 +116,9 @@ def until(done: Callable[[], bool], timeout_s: float = 120.0) -> bool:
 
 
 def stamp_ns(msg: Any) -> int:
-    return int(msg.header.stamp.sec) * 10**9 + int(msg.header.stamp.nanosec)
+    """A header's stamp, or a drive frame's (command_raw carries its stamp at the top level)."""
+    stamp = msg.header.stamp if hasattr(msg, "header") else msg.stamp
+    return int(stamp.sec) * 10**9 + int(stamp.nanosec)
 
 
 def rate_hz(times_ns: list[int]) -> float:

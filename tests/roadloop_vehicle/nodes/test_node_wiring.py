@@ -27,6 +27,7 @@ from roadloop_core.errors import ConfigError
 from roadloop_core.param_schema import WILDCARD, build_params, node_sections
 from roadloop_core.registry import TopicRegistry, load_registry
 from roadloop_core.typesys import typestore_for
+from roadloop_vehicle.frame import FRAME_TYPE, decode_frame
 from roadloop_vehicle.nodes.drive_node import wire_drive
 from roadloop_vehicle.nodes.safety_node import wire_safety
 from roadloop_vehicle.params import load_vehicle_params
@@ -91,7 +92,7 @@ class BusNode:
         spec = self.registry[role]
         return lambda msg: self.bus.publish(spec.name, bytes(self.store.serialize_cdr(msg, spec.type)))
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> Any:
+    def timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> Any:
         period = int(period_s * 1e9)
         self.bus.timers.append([period, self.bus.now + period, callback])
         return None
@@ -226,7 +227,11 @@ def test_invalid_parameter_is_one_clear_error(given: dict[str, Any], message: st
         wire_safety(BusNode(Bus(), "safety_node", given), config_dir())
 
 
-def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: ModuleType, tmp_path: Path) -> None:
+def test_drive_node_without_a_model_sends_frames_saying_so_and_safety_stops_at_once(
+    drive_bag: Path, fx: ModuleType, tmp_path: Path
+) -> None:
+    """No model: every frame still reaches safety_node, without a command and with model_available false, so
+    the supervisor faults model_unavailable at the frame instead of waiting for command_raw to go stale."""
     bus = Bus()
     with open_bag(drive_bag) as b:
         msgs = list(b.messages())
@@ -237,16 +242,23 @@ def test_drive_node_without_a_model_publishes_no_command(drive_bag: Path, fx: Mo
         config_dir(),
         start_loader=False,
     )
+    wire_safety(BusNode(bus, "safety_node", {}), config_dir())
     node.core.manager.poll_current()  # nothing installed
     for raw in msgs:
         bus.advance(raw.timestamp_ns)
         bus.publish(raw.topic, bytes(raw.data))
-    assert not bus.log["/control/command_raw"] and not bus.log["/planning/trajectory"]
     store = typestore_for("jazzy")
+    frames = [decode_frame(store.deserialize_cdr(d, FRAME_TYPE)) for d in bus.log["/control/command_raw"]]
+    assert len(frames) == 30 and not bus.log["/planning/trajectory"]
+    assert all(f.command is None and not f.model_available and f.model is None for f in frames)
+    cmds = [store.deserialize_cdr(d, "ackermann_msgs/msg/AckermannDriveStamped") for d in bus.log["/control/command"]]
+    assert cmds and all(c.drive.speed == 0.0 for c in cmds)
     diags = [store.deserialize_cdr(d, "diagnostic_msgs/msg/DiagnosticArray") for d in bus.log["/diagnostics"]]
-    assert diags, "the model status goes out on every poll tick"
-    status = diags[-1].status[0]
-    assert (status.name, status.level, status.message) == ("roadloop/model", 1, "no model loaded")
+    model = [s for d in diags for s in d.status if s.name == "roadloop/model"]
+    assert model, "the model status goes out on every poll tick"
+    assert (model[-1].level, model[-1].message) == (1, "no model loaded")
+    safety = [s for d in diags for s in d.status if s.name == "roadloop/safety"]
+    assert safety and all("model_unavailable" in s.message for s in safety[1:])
 
 
 @pytest.mark.needs("rclpy")  # rclpy installed, its libraries not found

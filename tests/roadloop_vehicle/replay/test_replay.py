@@ -62,9 +62,13 @@ def test_output_bag_contents(drive_bag: Path, bundle: Path, keypair: tuple[Path,
     assert all(abs(c.drive.steering_angle) < 1e-3 for c in cmds)
     assert cmds[-1].drive.speed == pytest.approx(7.5, abs=1e-3)
     assert len(paths[0].poses) == 8 and paths[0].poses[-1].pose.position.x == pytest.approx(10.0, abs=0.1)
-    first = {s.name: s for s in diags[0].status}
-    assert first["roadloop/safety"].level == 0 and first["roadloop/model"].message == "tiny-v1"
-    assert any(kv.value.startswith("activated tiny-v1") for kv in first["roadloop/model"].values)
+    # as on the car: the drive stage reports the model, the safety stage the supervisor, each its own array
+    assert {tuple(s.name for s in d.status) for d in diags} == {("roadloop/safety",), ("roadloop/model",)}
+    safety = next(d.status[0] for d in diags if d.status[0].name == "roadloop/safety")
+    models = [d.status[0] for d in diags if d.status[0].name == "roadloop/model"]
+    assert any(kv.value.startswith("loaded tiny-v1") for kv in models[0].values)  # loaded before the first frame
+    activated = next(m for m in models if any(kv.value.startswith("activated tiny-v1") for kv in m.values))
+    assert safety.level == 0 and activated.message == "tiny-v1" and models[-1].message == "tiny-v1"
 
 
 def test_stale_camera_in_the_bag_triggers_fallback_and_recovery(

@@ -24,6 +24,7 @@ from roadloop_core.registry import load_registry
 from roadloop_core.typesys import typestore_for
 from roadloop_vehicle.control.controller import Command
 from roadloop_vehicle.errors import InterfaceError
+from roadloop_vehicle.frame import DriveFrame, encode_frame
 from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, trajectory_msg
 from roadloop_vehicle.ros.interfaces import message_class
 
@@ -102,6 +103,8 @@ def _rclpy_message(value: Any, cls: type[Any]) -> Any:
             setattr(msg, name, [_rclpy_message(x, message_class(f"{pkg}/msg/{typ}")) for x in v])
         elif ftype == "octet":  # rclpy holds a ROS `byte` as a 1-byte bytes, rosbags as an int
             setattr(msg, name, bytes([v]))
+        elif ftype == "sequence<octet>":  # rclpy: a list of 1-byte bytes; rosbags: a uint8 array
+            setattr(msg, name, [bytes([x]) for x in v])
         elif isinstance(v, np.ndarray):
             setattr(msg, name, bytes(v) if v.dtype == np.uint8 else v.tolist())
         else:
@@ -138,6 +141,10 @@ def _registry_messages(fx: ModuleType) -> dict[str, Any]:
         "ackermann_msgs/msg/AckermannDriveStamped": command_msg(
             store, stamp, Command(steering_angle=-0.125, speed=7.5, acceleration=-1.5, jerk=0.25), "base_link"
         ),
+        "rcl_interfaces/msg/ParameterEvent": encode_frame(
+            store,
+            DriveFrame(stamp, "tiny-v3", True, Command(-0.125, 7.5, -1.5, 0.25, 0.5), 7.25, waypoints),
+        ),
     }
     assert set(msgs) == {t.type for t in reg.topics.values()}, "a registry type without a message here"
     return msgs
@@ -153,6 +160,7 @@ def _registry_messages(fx: ModuleType) -> dict[str, Any]:
         "nav_msgs/msg/Path",
         "diagnostic_msgs/msg/DiagnosticArray",
         "ackermann_msgs/msg/AckermannDriveStamped",
+        "rcl_interfaces/msg/ParameterEvent",
     ],
 )
 def test_our_cdr_is_what_rclpy_serialises(fx: ModuleType, typename: str) -> None:
@@ -164,6 +172,11 @@ def test_our_cdr_is_what_rclpy_serialises(fx: ModuleType, typename: str) -> None
     theirs_msg = _rclpy_message(value, cls)
     ours = bytes(store.serialize_cdr(value, typename))
     theirs = serialize_message(theirs_msg)
+    if typename == "rcl_interfaces/msg/ParameterEvent":
+        # rmw_serialize sizes its buffer by Fast CDR's size estimate, which over-counts this type's sequences, so
+        # serialize_message ends in a few unused bytes (a publisher sends the serialized length only)
+        assert len(ours) < len(theirs) <= len(ours) + 8 * 8
+        theirs = theirs[: len(ours)]
     assert len(ours) == len(theirs)
     assert deserialize_message(ours, cls) == theirs_msg  # rclpy reads our bytes as the same message
     assert bytes(store.serialize_cdr(store.deserialize_cdr(theirs, typename), typename)) == ours  # and we read its

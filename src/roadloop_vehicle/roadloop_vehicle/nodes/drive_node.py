@@ -1,4 +1,8 @@
-"""drive_node: observation -> policy -> controller in one process, publishing trajectory and command_raw.
+"""drive_node: the drive stage (observation -> policy -> controller) in one process.
+
+It publishes the trajectory, one drive frame per observation frame on command_raw (what the
+safety node judges; see `roadloop_vehicle.frame`) and the model's status on /diagnostics; the
+stage (`roadloop_vehicle.drive.DriveStage`) is the one replay runs, this file only moves bytes.
 
 Model loading (verification, ONNX session, warm-up) runs on a loader thread, never
 in a message callback; the callback only picks up a loaded model between frames.
@@ -15,12 +19,10 @@ from pathlib import Path
 from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
-from roadloop_vehicle.diagnostics import model_status
-from roadloop_vehicle.drive import DriveCore
+from roadloop_vehicle.drive import DriveCore, DriveStage
 from roadloop_vehicle.model_manager.manager import ModelManager
-from roadloop_vehicle.output_messages import command_msg, diagnostics_msg, trajectory_msg
+from roadloop_vehicle.output_messages import Emit
 from roadloop_vehicle.params import DriveParams, resolve_path
-from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.share import installed_config_dir
 
@@ -53,35 +55,27 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
     observation = ObservationSpec.from_config(resolve_path(params.observation_config, base))
     manager = ModelManager(params.model_manager, params.runtime, observation, resolve_path(params.public_key, base))
     core = DriveCore(params, registry, observation, manager)
-    publish_traj = io.publisher("trajectory")
-    publish_cmd = io.publisher("command_raw")
-    publish_diag = io.publisher("diagnostics")
+    stage = DriveStage(core)
+    publishers = {role: io.publisher(role) for role in ("trajectory", "command_raw", "diagnostics")}
 
-    def report_model_events(now_ns: int, always: bool = False) -> None:
-        """Model news on /diagnostics at once; the model status anyway on every poll tick (`always`)."""
-        events = manager.drain_events()
-        if events or always:
-            label = manager.active.label if manager.active is not None else None
-            for ev in events:
-                (io.warn if ev.kind in ("refused", "rolled_back", "fell_back") else io.info)(
-                    f"model {ev.kind} {ev.label} {ev.reason}"
-                )
-            publish_diag(diagnostics_msg(core.typestore, now_ns, [model_status(label, events)]))
+    def send(emits: list[Emit]) -> None:
+        for e in emits:
+            publishers[e.role](e.msg)
+        for ev in stage.events:
+            (io.warn if ev.kind in ("refused", "rolled_back", "fell_back") else io.info)(
+                f"model {ev.kind} {ev.label} {ev.reason}"
+            )
 
     def on_message(role: str, data: bytes, now_ns: int) -> None:
-        for out in core.step(role, data):
-            if out.outputs is not None:
-                publish_traj(trajectory_msg(core.typestore, out.stamp_ns, out.outputs.waypoints, EGO_FRAME))
-            if out.command is not None:  # no model: publish nothing, safety_node's watchdog stops the car
-                publish_cmd(command_msg(core.typestore, out.stamp_ns, out.command, EGO_FRAME))
-        report_model_events(now_ns)
+        send(stage.step(role, data, now_ns))
 
     def subscriber(role: str) -> Callable[[bytes, int], None]:
         return lambda data, now: on_message(role, data, now)
 
     for role in observation.roles(onboard=True):
         io.subscribe(role, subscriber(role))
-    io.timer(params.model_manager.poll_period_s, lambda: report_model_events(io.now_ns(), always=True))
+    # the loader runs on the machine's time: its news goes out by that clock even while a replayed /clock stands
+    io.timer(params.model_manager.poll_period_s, lambda: send(stage.tick(io.now_ns())), steady=True)
     stop = threading.Event()
     loader = threading.Thread(target=_load_loop, args=(manager, params, base, stop), name="model-loader", daemon=True)
     if start_loader:

@@ -1,32 +1,31 @@
-"""safety_node: gates /control/command_raw -> /control/command and publishes /diagnostics.
+"""safety_node: gates the drive frames on /control/command_raw -> /control/command, and publishes /diagnostics.
 
 A separate process from drive_node: a monitor must not share a process (or a GIL,
-or a crash) with what it monitors. It judges each raw command as it arrives and,
-on a timer at the command rate, stops the car when commands stop coming.
+or a crash) with what it monitors. The stage (`roadloop_vehicle.safety.stage.SafetyStage`, which
+replay runs too) judges each drive frame as it arrives and, looking at the clock twice per command
+period, stops the car when frames stop coming; this file only moves bytes and time in and out.
 Staleness and the watchdog run on `io.monotonic_ns()` (a wall-clock step must not delay
 the detection of a dead camera or drive node); stamps of what it publishes are node-clock time.
+Under use_sim_time both are the replayed /clock, so a played bag is judged on the bag's clock.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
 
 from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
-from roadloop_core.stamps import header_stamp_ns
-from roadloop_vehicle.output_messages import command_from_msg, command_msg, waypoints_from_path
+from roadloop_vehicle.errors import InterfaceError
+from roadloop_vehicle.output_messages import Emit
 from roadloop_vehicle.params import SafetyParams, resolve_path
-from roadloop_vehicle.pipeline import EGO_FRAME
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.safety.core import SafetyCore
-from roadloop_vehicle.safety.supervisor import SafetyOutput, observed_roles
+from roadloop_vehicle.safety.stage import SafetyStage
+from roadloop_vehicle.safety.supervisor import observed_roles
 from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["SafetyNode", "main", "wire_safety"]
@@ -34,14 +33,15 @@ __all__ = ["SafetyNode", "main", "wire_safety"]
 
 @dataclass
 class SafetyNode:
-    core: SafetyCore
-    last_seen: dict[str, int | None] = field(default_factory=dict)
-    trajectory: tuple[int, npt.NDArray[np.float32]] | None = None  # (header stamp, waypoints)
-    speed: float | None = None  # latest odometry speed: gives the command's acceleration its sign
+    stage: SafetyStage
+
+    @property
+    def core(self) -> SafetyCore:
+        return self.stage.core
 
 
 def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
-    """Wire the safety core to `io`; relative paths in the parameters resolve against `base` (the config folder)."""
+    """Wire the safety stage to `io`; relative paths in the parameters resolve against `base` (the config folder)."""
     params = io.parameters(SafetyParams)
     registry = load_registry(resolve_path(params.topics_config, base))
     io.use_registry(registry)
@@ -50,62 +50,41 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
     core = SafetyCore(
         params.safety, params.vehicle_limits, registry, params.diagnostics_period_s, observed_roles=observed
     )
-    node = SafetyNode(core)
-    store = node.core.typestore
-    publish_cmd = io.publisher("command")
-    publish_diag = io.publisher("diagnostics")
+    stage = SafetyStage(core, registry)
+    publishers = {role: io.publisher(role) for role in ("command", "diagnostics")}
 
-    def emit(mono_ns: int, stamp_ns: int, out: SafetyOutput) -> None:
-        publish_cmd(command_msg(store, stamp_ns, out.command, EGO_FRAME))
-        diag = node.core.diagnostics(mono_ns, out, stamp_ns=io.now_ns())
-        if diag is not None:
-            publish_diag(diag)
-        if out.changed:
+    def send(emits: list[Emit]) -> None:
+        for e in emits:
+            publishers[e.role](e.msg)
+        out = stage.last
+        if emits and out is not None and out.changed:
             (io.info if not out.faults else io.warn)(f"safety: {out.state.value} {out.reason}")
 
-    def seen(role: str) -> None:
-        def on_message(data: bytes, now_ns: int) -> None:
-            node.last_seen[role] = io.monotonic_ns()
+    def seen(role: str) -> Callable[[bytes, int], None]:
+        return lambda data, now: stage.seen(role, io.monotonic_ns())
 
-        io.subscribe(role, on_message)
+    for role in stage.watched_roles:
+        io.subscribe(role, seen(role))
 
-    def on_odometry(data: bytes, now_ns: int) -> None:
-        node.last_seen["odometry"] = io.monotonic_ns()
-        odom: Any = store.deserialize_cdr(data, registry["odometry"].type)
-        node.speed = float(odom.twist.twist.linear.x)
-
-    io.subscribe("odometry", on_odometry)
-    for role in core.supervisor.monitored_roles:
-        if role not in ("command_raw", "odometry"):
-            seen(role)
-
-    def on_trajectory(data: bytes, now_ns: int) -> None:
-        msg = store.deserialize_cdr(data, registry["trajectory"].type)
-        node.trajectory = (header_stamp_ns(msg), waypoints_from_path(msg))
-
-    def on_command(data: bytes, now_ns: int) -> None:
-        msg = store.deserialize_cdr(data, registry["command_raw"].type)
-        stamp = header_stamp_ns(msg)
-        # the trajectory of the same frame (same sensor stamp) is checked for NaN and jumps too
-        waypoints = node.trajectory[1] if node.trajectory and node.trajectory[0] == stamp else None
-        cmd = command_from_msg(msg, node.speed)
+    def on_frame(data: bytes, now_ns: int) -> None:
         mono = io.monotonic_ns()
-        emit(mono, stamp, node.core.on_command(mono, node.last_seen, cmd, waypoints, cmd.speed))
-
-    slack_ns = int(node.core.tick_period_s * 1e9) // 2  # this timer paces the ticks: its jitter must not drop one
+        try:
+            emits = stage.on_frame(data, mono, io.now_ns() - mono)
+        except InterfaceError as err:  # not judged, so not a command: the watchdog stops the car if none follow
+            io.error(f"safety: frame refused: {err}")
+            return
+        send(emits)
 
     def on_tick() -> None:
         mono = io.monotonic_ns()
-        out = node.core.tick(mono, node.last_seen, slack_ns=slack_ns)
-        if out is not None:
-            emit(mono, io.now_ns(), out)
+        if mono > 0:  # under use_sim_time the clock reads 0 until the first /clock
+            send(stage.tick(mono, io.now_ns() - mono))
 
-    io.subscribe("trajectory", on_trajectory)
-    io.subscribe("command_raw", on_command)
-    io.timer(node.core.tick_period_s, on_tick)
-    node.core.start(io.monotonic_ns())  # stop commands from now on, whether or not drive_node ever starts
+    io.subscribe("command_raw", on_frame)
+    # twice per period: every watchdog slot gets a look even when the timer runs late by up to half a period
+    io.timer(core.tick_period_s / 2, on_tick)
     io.info(f"safety_node: gating {registry['command_raw'].name} -> {registry['command'].name}")
-    return node
+    return SafetyNode(stage)
 
 
 def main(args: list[str] | None = None) -> None:

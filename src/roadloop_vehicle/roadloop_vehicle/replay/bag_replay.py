@@ -1,4 +1,4 @@
-"""replay_bag: a bag, in timestamp order, through the Pipeline; outputs into a new bag.
+"""replay_bag: a bag, in timestamp order, through the Pipeline (the drive and safety stages the nodes run); outputs into a new bag.
 
 Determinism: the clock is the bag's receive stamps, the model runs with the
 configured (fixed) thread count, latency-based rollback is off, and nothing
@@ -68,11 +68,14 @@ def replay_bag(
     realtime: bool = False,
     progress: Callable[[int, int], None] | None = None,
     distro: str | None = None,
+    swaps: list[tuple[float, Path]] | None = None,
 ) -> ReplayResult:
     """Replay `bag_path` with `bundle_dir`; write /planning/trajectory, /control/command, /diagnostics.
 
     The output bag is written for `distro`'s rosbag2 (humble: metadata version 5, jazzy: 9; default
-    the registry's typestore).
+    the registry's typestore). `swaps`: (seconds after the bag's start, bundle) -- the bundle is offered to
+    the model manager before the first frame stamped at or after that time, as the car's loader would
+    when `current` changes, so a recorded model swap replays at the frame the car made it.
     """
     if out_path.exists():
         raise ReplayError(f"{out_path}: output already exists (replay never overwrites a bag)")
@@ -87,6 +90,8 @@ def replay_bag(
     spec = pipeline.observation
     with open_bag(bag_path) as bag:
         info = bag.info
+        for at_s, swap in swaps or []:
+            pipeline.drive.swap_at(info.start_ns + round(at_s * 1e9), swap)
         present = {t.name for t in info.topics}
         missing = [f"{reg[r].name} ({r})" for r in spec.roles(onboard=True) if reg[r].name not in present]
         if missing:
@@ -129,6 +134,8 @@ def replay_bag(
                 if len(pipeline.reports) > n_reports and pipeline.reports[-1].kind == "frame":
                     frame_ms.append((time.perf_counter() - t0) * 1e3)
                 for o in outs:
+                    if o.role not in OUTPUT_ROLES:  # the frames between the stages are not recorded
+                        continue
                     writer.write(o.topic, o.timestamp_ns, pipeline.typestore.serialize_cdr(o.msg, o.typename))
                 count += 1
                 if progress is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from roadloop_core.config import config_dir
+from roadloop_vehicle.errors import ReplayError
 from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.replay.bag_replay import replay_bag, write_stats
 
@@ -28,6 +30,13 @@ def replay(
     public_key: Path | None = typer.Option(
         None, "--public-key", help="Bundle signing key (default: drive_node public_key in the params)."
     ),
+    swap: list[str] | None = typer.Option(
+        None,
+        "--swap",
+        metavar="SECONDS=BUNDLE",
+        help="Swap in BUNDLE before the first frame stamped SECONDS or more after the bag's start, as the car's "
+        "model manager does when `current` changes (repeatable): replays a recorded model swap.",
+    ),
     distro: str | None = typer.Option(
         None,
         "--distro",
@@ -42,6 +51,7 @@ def replay(
     under "measured" in the stats and never in the bag). Exit code 1 (after writing
     everything) when frames never left INIT or the policy never drove.
     """
+    swaps = [_swap(text) for text in swap or []]
     vehicle = load_vehicle_params(params if params is not None else config_dir() / "vehicle.yaml")
     with Progress(
         TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
@@ -61,6 +71,7 @@ def replay(
             realtime=realtime,
             progress=progress,
             distro=distro,
+            swaps=swaps,
         )
     if stats is not None:
         write_stats(result, stats)
@@ -83,3 +94,16 @@ def replay(
         typer.echo(f"FAULT: {problem} (monitored: {', '.join(d['monitored_roles'])})", err=True)
     if d["problems"]:
         raise typer.Exit(1)
+
+
+def _swap(text: str) -> tuple[float, Path]:
+    at, sep, folder = text.partition("=")
+    try:
+        seconds = float(at)
+    except ValueError:
+        seconds = math.nan
+    if not sep or not math.isfinite(seconds) or seconds < 0 or not folder:
+        raise ReplayError(f"--swap {text!r}: expected SECONDS=BUNDLE (seconds >= 0 after the bag's start)")
+    if not Path(folder).is_dir():
+        raise ReplayError(f"--swap {text!r}: {folder}: no such bundle folder")
+    return seconds, Path(folder)

@@ -165,9 +165,9 @@ class RosNode:
         clock = self.node.get_clock()
         return isinstance(clock, ROSClock) and bool(clock.ros_time_is_active)
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> Timer:
+    def timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> Timer:
         # (ClockType's import is ignored for mypy: Humble defines it in rclpy.clock, Jazzy only re-exports it there)
-        clock = None if self._sim_time() else Clock(clock_type=ClockType.STEADY_TIME)
+        clock = None if self._sim_time() and not steady else Clock(clock_type=ClockType.STEADY_TIME)
         t = self.node.create_timer(period_s, callback, clock=clock)
         self._keep.append(t)
         return t

@@ -27,8 +27,9 @@ class NodeIO(Protocol):
 
     def publisher(self, role: str) -> Callable[[Any], None]: ...
 
-    def timer(self, period_s: float, callback: Callable[[], None]) -> Any:
-        """`callback` every `period_s` of `monotonic_ns` time."""
+    def timer(self, period_s: float, callback: Callable[[], None], *, steady: bool = False) -> Any:
+        """`callback` every `period_s` of `monotonic_ns` time; `steady`: of the steady clock even under
+        use_sim_time (for work that follows the machine, not the data, like watching for a new model)."""
         ...
 
     def now_ns(self) -> int:

@@ -1,11 +1,17 @@
-"""SafetyCore: what safety_node runs (and the Pipeline inline): the supervisor, its watchdog and diagnostics.
+"""SafetyCore: the supervisor, its watchdog and diagnostics (safety_node runs it, replay and the simulator too).
 
 Commands are judged as they arrive (`on_command`). A timer calls `tick`: when no
-command came for longer than command_raw's staleness (or none came since `start`,
-which safety_node calls when it starts), the supervisor runs anyway with no command, so a policy that
+command came for longer than command_raw's staleness (or none came since the watchdog
+started, at the first `tick`), the supervisor runs anyway with no command, so a policy that
 stops or never starts publishing (dead node, stalled camera, no model) still ends in
 a controlled stop with its reason. Every `now_ns` here is the clock staleness is
 measured on: monotonic on the car (safety_node), the bag's clock in a replay.
+
+The watchdog decides on a fixed grid: one decision per tick period, at the slot's own time
+(`slot * period + period / 2`), whenever the caller looks in that slot. So what it decides
+does not depend on when within the slot a timer happened to run: a node whose timer runs on a
+replayed /clock and a replay that looks at every message decide the same stops at the same times.
+The half-period phase keeps the slots off the 10 Hz grid that camera stamps usually sit on.
 """
 
 from __future__ import annotations
@@ -55,10 +61,13 @@ class SafetyCore:
         self.watchdog_after_ns = int(cmd.stale_after_s(registry.stale_factor) * 1e9)
         self.tick_period_s = 1.0 / cmd.rate_hz
         self._diag_period_ns = int(diagnostics_period_s * 1e9)
+        self._period_ns = int(self.tick_period_s * 1e9)
+        self._phase_ns = self._period_ns // 2
         self._last_diag_ns: int | None = None
         self._last_command_ns: int | None = None
-        self._last_tick_ns: int | None = None
+        self._last_slot: int | None = None
         self._watch_since_ns: int | None = None
+        self.decided_at_ns: int | None = None  # the time of the latest decision (a watchdog slot's own time)
         self.fallback_entries = 0
         self.typestore = typestore_for(registry.typestore)
 
@@ -72,40 +81,61 @@ class SafetyCore:
         model_available: bool = True,
     ) -> SafetyOutput:
         self._last_command_ns = now_ns
-        self._last_tick_ns = None
+        self.decided_at_ns = now_ns
         seen = {**last_seen, "command_raw": now_ns}
         return self._step(SafetyInput(now_ns, seen, command, waypoints, target_speed, model_available))
+
+    @property
+    def started(self) -> bool:
+        return self._watch_since_ns is not None
 
     def start(self, now_ns: int) -> None:
         """Watch from `now_ns` on: until a first command arrives, every tick commands a stop.
 
-        safety_node calls this when it starts, so the actuators get stop commands and /diagnostics
-        at the watchdog's rate even when drive_node never starts. Replay has no process start (a bag
-        begins wherever the recorder began): its watchdog starts with the first command.
+        The first `tick` starts the watchdog when nothing did: safety_node's first timer call (so the
+        actuators get stop commands and /diagnostics at the watchdog's rate even when drive_node never
+        starts), a replay's first message (a replay models a safety node already running when the
+        recording began).
         """
         self._watch_since_ns = now_ns
 
     def tick(
-        self, now_ns: int, last_seen: Mapping[str, int | None], model_available: bool = True, *, slack_ns: int = 0
+        self, now_ns: int, last_seen: Mapping[str, int | None], model_available: bool = True
     ) -> SafetyOutput | None:
-        """The watchdog: a decision without a command, once commands are overdue (at most every tick period).
+        """The watchdog: a decision without a command in a new slot, once commands are overdue.
 
-        `slack_ns`: how much earlier than a full period after the last tick a tick still counts. A
-        timer at the tick period passes half a period, so its jitter cannot drop every other tick;
-        replay, which ticks on incoming messages, passes 0.
+        Called at least twice per tick period (the node's timer) or on every message (replay): each
+        slot is decided once, at the slot's own time, which `decided_at_ns` then holds.
         """
+        if self._watch_since_ns is None:
+            self.start(now_ns)
+        slot = (now_ns - self._phase_ns) // self._period_ns
+        if self._last_slot is not None and slot <= self._last_slot:
+            return None
+        self._last_slot = slot
+        at = slot * self._period_ns + self._phase_ns
+        assert self._watch_since_ns is not None
+        if at < self._watch_since_ns:
+            return None
         last = self._last_command_ns
-        if last is None:
-            if self._watch_since_ns is None:
-                return None
-        elif now_ns - last <= self.watchdog_after_ns:
+        if last is not None and at - last <= self.watchdog_after_ns:
             return None
-        period_ns = int(self.tick_period_s * 1e9)
-        if self._last_tick_ns is not None and now_ns - self._last_tick_ns < period_ns - slack_ns:
-            return None
-        self._last_tick_ns = now_ns
+        self.decided_at_ns = at
         seen = {**last_seen, "command_raw": last}  # None before the first command: stale
-        return self._step(SafetyInput(now_ns, seen, None, model_available=model_available))
+        return self._step(SafetyInput(at, seen, None, model_available=model_available))
+
+    def frame_time(self, stamp_ns: int, now_ns: int, offset_ns: int = 0) -> int:
+        """When a frame is judged: its sensor stamp on the staleness clock (`offset_ns`: staleness clock minus
+        the stamps' clock), unless that is more than the watchdog's staleness before `now_ns` or a period
+        after it (a stepped clock, a stuck stamp): then its arrival `now_ns`.
+
+        The stamp makes the supervisor's time steps those between the frames, so a replay and a node fed
+        the same bag (its /clock) rate-limit and ramp alike, whenever the frame happened to arrive.
+        """
+        t = stamp_ns + offset_ns
+        if now_ns - self.watchdog_after_ns <= t <= now_ns + self._period_ns:
+            return t
+        return now_ns
 
     def _step(self, inp: SafetyInput) -> SafetyOutput:
         out = self.supervisor.step(inp)

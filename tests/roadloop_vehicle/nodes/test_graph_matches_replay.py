@@ -1,0 +1,239 @@
+"""One wiring: a bag through the two node processes on a real DDS graph commands exactly what `roadloop replay` does.
+
+The graph: drive_node and safety_node as their console scripts with `use_sim_time`, fed by
+`roadloop bag play --clock` (so the safety ramp, the staleness and the watchdog run on the bag's
+clock, as replay's do); the listener records /control/command and the drive frames. Replay: the
+`roadloop replay` command on the same bag and params. Both run the same drive and safety stages,
+split at the same bytes, so the commands must be equal bit for bit -- stamps, steering, speed,
+acceleration, jerk -- on the fault paths too: the camera stopping (watchdog stop, recovery), a model
+swap to a model whose output is NaN (NaN fault, rollback), an out-of-range target speed.
+
+Playback runs at half speed: the comparison holds while a frame crosses the graph within ~50 ms of
+bag time (the watchdog's slots sit half a period off the camera's stamps), which a loaded 2-core
+machine keeps at that pace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from roadloop_core.bag import BagWriter, open_bag
+from roadloop_core.config import config_dir
+from roadloop_vehicle.frame import decode_frame
+from tests.roadloop_vehicle.nodes.test_node_processes import (
+    REG,
+    ROADLOOP,
+    STORE,
+    NodeProcess,
+    _model_manager,
+    listen,
+    stamp_ns,
+    until,
+)
+from tests.roadloop_vehicle.nodes.test_node_processes import params_file as node_params
+
+pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs")
+
+RATE = "0.5"
+CLOCK_HZ = "100"
+SIM_TIME = ("-p", "use_sim_time:=true")
+INPUTS = ",".join(REG[r].name for r in ("camera", "imu", "odometry", "route"))
+Cmd = tuple[int, float, float, float, float, float]
+
+
+def params_file(tmp_path: Path, drive: dict[str, Any]) -> Path:
+    """config/vehicle.yaml with `drive` changes, its shared files named absolutely: the nodes resolve relative
+    paths against the config folder, replay against the params file's folder, and this copy lives elsewhere."""
+    path = node_params(tmp_path, drive=drive)
+    doc = yaml.safe_load(path.read_text())
+    shared = doc["/**"]["ros__parameters"]
+    for key in ("topics_config", "observation_config"):
+        shared[key] = str(config_dir() / shared[key])
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def command_tuple(msg: Any) -> Cmd:
+    d = msg.drive
+    return (stamp_ns(msg), d.steering_angle, d.speed, d.acceleration, d.jerk, d.steering_angle_velocity)
+
+
+def replayed(bag: Path, params: Path, bundle: Path, key: Path, out: Path, *swaps: str) -> tuple[list[Cmd], Any]:
+    """`roadloop replay`'s commands and stats."""
+    args = [ROADLOOP, "replay", str(bag), "--bundle", str(bundle), "--public-key", str(key), "--params", str(params)]
+    args += ["--out", str(out), "--stats", str(out.with_suffix(".json"))]
+    for s in swaps:
+        args += ["--swap", s]
+    res = subprocess.run(args, capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    with open_bag(out) as b:
+        cmds = [command_tuple(b.decode(r)) for r in b.messages([REG["command"].name])]
+    return cmds, json.loads(out.with_suffix(".json").read_text())
+
+
+class Graph:
+    """drive_node + safety_node on sim time, and what they publish."""
+
+    def __init__(self, nodes: list[NodeProcess], listener: Any, tmp_path: Path, params: Path) -> None:
+        self.listener = listener
+        listen(listener, "command", "command_raw")
+        self.drive = NodeProcess("drive_node", params, tmp_path, *SIM_TIME)
+        self.safety = NodeProcess("safety_node", params, tmp_path, *SIM_TIME)
+        nodes += [self.drive, self.safety]
+        assert until(lambda: "model loaded" in self.drive.stderr), self.drive.stderr
+        node = listener.node
+        # both nodes subscribed to every input before the first message (bag play waits for one subscriber only)
+        # and to /clock (bag play waits for the played topics only): a node that misses the first ticks of the
+        # replayed clock would time the first messages at 0
+        topics = [REG[r].name for r in ("camera", "imu", "odometry")] + ["/clock"]
+        assert until(lambda: all(node.count_subscribers(t) >= 2 for t in topics)), self.safety.stderr
+        assert listener.wait_for_publishers([REG["command"].name, REG["command_raw"].name])
+
+    def play(self, bag: Path) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [ROADLOOP, "bag", "play", str(bag), "--wait-for-subscribers", "--delay", "1", "--clock", CLOCK_HZ,
+             "--rate", RATE, "--topics", INPUTS],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def frames(self) -> list[Any]:
+        return [decode_frame(STORE.deserialize_cdr(r.data, REG["command_raw"].type))
+                for r in self.listener.on(REG["command_raw"].name)]  # fmt: skip
+
+    def commands_until(self, last_stamp: int) -> list[Cmd]:
+        """Every command up to the one for the frame stamped `last_stamp` (reliable and in order: all before it are in)."""
+        topic = REG["command"].name
+
+        def arrived(_: Any) -> bool:
+            return any(stamp_ns(STORE.deserialize_cdr(r.data, REG["command"].type)) == last_stamp
+                       for r in self.listener.on(topic)[-50:])  # fmt: skip
+
+        assert self.listener.wait_for(arrived), f"no command for the last frame: {self.safety.stderr[-2000:]}"
+        return [command_tuple(STORE.deserialize_cdr(r.data, REG["command"].type)) for r in self.listener.on(topic)]
+
+
+def write_bag(path: Path, msgs: list[tuple[str, int, Any]]) -> Path:
+    with BagWriter(path, distro=REG.typestore) as w:
+        for role in ("camera", "imu", "odometry", "route"):
+            w.add_topic(REG[role].name, REG[role].type, REG[role].qos)
+        for topic, ts, msg in msgs:
+            w.write_msg(topic, ts, msg)
+    return path
+
+
+def drive(fx: ModuleType, **kwargs: Any) -> list[tuple[str, int, Any]]:
+    """The fixtures' straight drive, its camera starting after 0.5 s: on the graph the latched route and the
+    first IMU and odometry messages travel on other topics than the camera, so a camera frame at the very
+    start may reach drive_node before them (a frame replay has and the graph does not)."""
+    msgs = fx.drive_messages(REG, **kwargs)
+    t0 = msgs[0][1]
+    return [m for m in msgs if m[0] != REG["camera"].name or m[1] - t0 >= 500_000_000]
+
+
+def last_camera_stamp(bag: Path) -> int:
+    with open_bag(bag) as b:
+        return max(stamp_ns(b.decode(r)) for r in b.messages([REG["camera"].name]))
+
+
+def assert_same(graph: list[Cmd], replay: list[Cmd]) -> None:
+    """Equal, bit for bit; on a difference, the first ones with their bag times."""
+    if graph == replay:
+        return
+    t0 = min(c[0] for c in graph + replay)
+    diff = [(i, a, b) for i, (a, b) in enumerate(zip(graph, replay, strict=False)) if a != b][:5]
+    shown = [(i, round((a[0] - t0) / 1e9, 3), a[1:], round((b[0] - t0) / 1e9, 3), b[1:]) for i, a, b in diff]
+    raise AssertionError(f"graph {len(graph)} commands, replay {len(replay)}; first differences {shown}")
+
+
+@pytest.fixture
+def nodes(ros_graph: Any) -> Any:
+    started: list[NodeProcess] = []
+    yield started
+    for n in started:
+        n.stop()
+
+
+def test_camera_stop_watchdog_and_recovery_match_replay(
+    nodes: list[NodeProcess], ros_listener: Any, tmp_path: Path, fx: ModuleType, keypair: tuple[Path, Path],
+    bundle: Path,
+) -> None:  # fmt: skip
+    bag = write_bag(tmp_path / "drive", drive(fx, seconds=4.5, camera_gap=(1.5, 3.0)))
+    params = params_file(tmp_path, {"bundle": str(bundle), "public_key": str(keypair[1])})
+    replay, stats = replayed(bag, params, bundle, keypair[1], tmp_path / "replay")
+    assert stats["watchdog_ticks"] >= 10 and {"stale:camera", "no_command"} <= set(stats["faults"])
+    assert stats["states"].get("recovering", 0) >= 5 and stats["states"]["active"] >= 10  # stopped, then drove again
+
+    graph = Graph(nodes, ros_listener, tmp_path, params)
+    player = graph.play(bag)
+    assert player.wait(timeout=300) == 0, player.stderr.read() if player.stderr else ""
+    assert_same(graph.commands_until(last_camera_stamp(bag)), replay)
+
+
+def test_model_swap_to_a_nan_model_and_its_rollback_match_replay(
+    nodes: list[NodeProcess], ros_listener: Any, tmp_path: Path, fx: ModuleType, keypair: tuple[Path, Path],
+    bundle: Path,
+) -> None:  # fmt: skip
+    """`current` switched mid-drive to a model whose waypoints are NaN once the car moves (it passes the warm-up
+    at rest, as a model that fails on real inputs only would): it serves one frame (a NaN fault, a
+    controlled stop), is rolled back to the previous model, and the car recovers; replay reproduces the swap at the
+    frame the car made it (`--swap`), and every command matches."""
+    models = tmp_path / "MODELS"
+    (models / "versions").mkdir(parents=True)
+    good = fx.make_bundle(models / "versions" / "tiny-v1", keypair[0])
+    bad = fx.make_bundle(models / "versions" / "tiny-v2", keypair[0], version=2, nan_when_moving=True)
+    (models / "current").symlink_to(Path("versions") / "tiny-v1")
+    bag = write_bag(tmp_path / "drive", drive(fx, seconds=5.0))
+    manager = {**_model_manager(), "models_dir": str(models), "poll_period_s": 0.1}
+    params = params_file(tmp_path, {"bundle": "", "public_key": str(keypair[1]), "model_manager": manager})
+
+    graph = Graph(nodes, ros_listener, tmp_path, params)
+    player = graph.play(bag)
+    assert ros_listener.wait_for(lambda _: len(ros_listener.on(REG["command_raw"].name)) >= 12)
+    (models / ".next").symlink_to(Path("versions") / "tiny-v2")
+    os.replace(models / ".next", models / "current")
+    assert player.wait(timeout=300) == 0, player.stderr.read() if player.stderr else ""
+    cmds = graph.commands_until(last_camera_stamp(bag))
+    served = [(f.stamp_ns, f.model) for f in graph.frames()]
+    by_v2 = [s for s, m in served if m == "tiny-v2"]
+    assert len(by_v2) == 1, f"tiny-v2 should serve exactly one frame before its rollback: {served} {graph.drive.stderr}"
+    assert served[-1][1] == "tiny-v1" and "rolled_back tiny-v2" in graph.drive.stderr
+
+    with open_bag(bag) as b:
+        start = b.info.start_ns
+    at = (by_v2[0] - start) / 1e9 - 0.05  # between the frame before and the swapped one
+    replay, stats = replayed(bag, params, good, keypair[1], tmp_path / "replay", f"{at:.3f}={bad}")
+    assert stats["models"] == ["tiny-v1", "tiny-v2"] and "nan_output" in stats["faults"]
+    assert_same(cmds, replay)
+
+
+def test_out_of_range_target_speed_matches_replay(
+    nodes: list[NodeProcess], ros_listener: Any, tmp_path: Path, fx: ModuleType, keypair: tuple[Path, Path],
+    bundle: Path,
+) -> None:  # fmt: skip
+    """Odometry says 85 m/s for a second: the tiny policy's target (0.5 v + 5 = 47.5 m/s) is above 1.5 x the vehicle's
+    30 m/s, an implausible value the supervisor stops on (the controller alone would clamp it to 30); then it
+    recovers. The car judges the policy's target speed as replay does."""
+    msgs = drive(fx, seconds=5.0)
+    t0 = msgs[0][1]
+    for i, (topic, ts, msg) in enumerate(msgs):
+        if topic == REG["odometry"].name and 2.0 <= (ts - t0) / 1e9 < 3.0:
+            twist = dataclasses.replace(msg.twist.twist, linear=dataclasses.replace(msg.twist.twist.linear, x=85.0))
+            msgs[i] = (topic, ts, dataclasses.replace(msg, twist=dataclasses.replace(msg.twist, twist=twist)))
+    bag = write_bag(tmp_path / "drive", msgs)
+    params = params_file(tmp_path, {"bundle": str(bundle), "public_key": str(keypair[1])})
+    replay, stats = replayed(bag, params, bundle, keypair[1], tmp_path / "replay")
+    assert "implausible_value" in stats["faults"] and stats["states"]["active"] >= 10
+
+    graph = Graph(nodes, ros_listener, tmp_path, params)
+    player = graph.play(bag)
+    assert player.wait(timeout=300) == 0, player.stderr.read() if player.stderr else ""
+    assert_same(graph.commands_until(last_camera_stamp(bag)), replay)
