@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pickle
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +197,7 @@ class Progress:
             "epoch_seconds": self.epoch_s,
             "device": str(d.device),
             "resumed_from": self.resumed_from,
+            "peak_rss_mb_rank0": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
         }
 
 
