@@ -94,3 +94,9 @@ def test_each_dagger_round_plays_episodes_of_its_own_and_never_the_gates(scenari
     clash = replace(cfg, dagger=DaggerConfig(episodes=16, seed=6))  # round 3 plays base seed 7: the gate's
     with pytest.raises(LoopError, match=r"dagger \(round 3\) \(training data, base seed 7\) and gate"):
         check_disjoint(clash, scenarios)
+
+
+def test_the_long_configuration_keeps_its_uses_apart(repo_root: Path, scenarios: ScenarioSet) -> None:
+    cfg = load_loop_config(repo_root / "config" / "loop-full.yaml")
+    assert cfg.rounds >= 3 and cfg.dagger.episodes and cfg.evaluation.run and cfg.evaluation.episodes >= 48
+    check_disjoint(cfg, scenarios)
