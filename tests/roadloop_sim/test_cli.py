@@ -40,6 +40,7 @@ def test_help_explains(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["sim", "eval", "--scenarios", "moon"], "unknown scenario 'moon'; valid: highway_light"),
         (["sim", "eval", "--driver", "pilot"], "unknown driver 'pilot'; valid: expert"),
+        (["sim", "eval", "--driver", "lanekeep", "--over-ros"], "--over-ros drives with the onboard nodes: it needs"),
         (["sim", "record", "--out", "{tmp}/b", "--intervene-on", "{tmp}/none.json"], "none.json: no such eval report"),
         (
             ["sim", "eval", "--driver", "bundle:{tmp}", "--params", "{tmp}/vehicle.yaml"],

@@ -73,3 +73,30 @@ def test_short_buffer_is_an_error() -> None:
     msg.height = 10
     with pytest.raises(CodecError, match="do not fit the size"):
         model_image(msg, 6, 8)
+
+
+def _naive_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Each output pixel: the rounded mean of its source range (nearest pixel when upscaling), one by one."""
+    h, w = img.shape[:2]
+    out = np.zeros((height, width, img.shape[2]), np.uint8)
+    for i in range(height):
+        r0 = i * h // height
+        r1 = max((i + 1) * h // height, r0 + 1)
+        for j in range(width):
+            c0 = j * w // width
+            c1 = max((j + 1) * w // width, c0 + 1)
+            block = img[r0:r1, c0:c1].astype(np.int64)
+            n = block.shape[0] * block.shape[1]
+            out[i, j] = (block.sum(axis=(0, 1)) + n // 2) // n
+    return out
+
+
+@pytest.mark.parametrize(
+    ("src_hw", "out_hw"),
+    [((45, 80), (4, 4)), ((720 // 8, 1280 // 8), (8, 8)), ((37, 23), (5, 7)), ((97, 61), (9, 13)), ((5, 7), (9, 3))],
+)
+def test_resize_box_equals_the_per_pixel_definition(src_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+    """The fast paths (strided row periods, column reduceat, k gathers) against the definition."""
+    img = RNG.integers(0, 256, size=(*src_hw, 3), dtype=np.uint8)
+    for view in (img, img[:, :, ::-1]):  # a bgr view: negative strides
+        np.testing.assert_array_equal(resize_box(view, *out_hw), _naive_box(view, *out_hw))

@@ -7,6 +7,7 @@ and the cluster produce bit-identical model inputs whatever their CPU.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +27,28 @@ def _box_edges(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+_MAX_PERIOD_ROWS = 64  # past this many source rows per period, one add per row costs more than the k gathers
+
+
+def _period_rows(src: int, dst: int) -> int:
+    """Source rows after which the box ranges repeat shifted (720 -> 64: every 4 outputs, 45 rows)."""
+    return src // math.gcd(src, dst)
+
+
+def _box_sum_rows_periodic(a: np.ndarray, src: int, dst: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
+    """Row sums by strided views instead of gathers: the ranges of outputs r, r + p, r + 2p, ... are one
+    range shifted by a whole period each, so each of their rows is one strided slice (no copy)."""
+    p, span = dst // math.gcd(src, dst), _period_rows(src, dst)
+    lo, hi = _box_edges(src, dst)
+    out = np.zeros((dst, *a.shape[1:]), dtype=dtype)
+    for r in range(p):
+        o = out[r::p]
+        last = span * (o.shape[0] - 1) + 1
+        for start in range(int(lo[r]), int(hi[r])):
+            o += a[start : start + last : span]
+    return out
+
+
 def _box_sum(a: np.ndarray, src: int, dst: int, axis: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
     """Sums over each output pixel's source range along `axis` (0 or 1) of an (H, W, C) array."""
     h, w, ch = a.shape
@@ -37,6 +60,8 @@ def _box_sum(a: np.ndarray, src: int, dst: int, axis: int, dtype: type[np.unsign
         lo, _ = _box_edges(src, dst)
         out: np.ndarray = np.add.reduceat(a, lo, axis=1, dtype=dtype)
         return out
+    if axis == 0 and src % dst and _period_rows(src, dst) <= _MAX_PERIOD_ROWS:
+        return _box_sum_rows_periodic(a, src, dst, dtype)
     if axis == 0 and src % dst == 0:  # whole row blocks: k slices (numpy's sum over a short middle axis is slower)
         k = src // dst
         blocks = a.reshape(dst, k, w, ch)

@@ -22,7 +22,7 @@ class OverRosConfig:
     def __post_init__(self) -> None:
         for name in ("startup_timeout_s", "command_deadline_s", "node_stop_timeout_s"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"over_ros.{name} must be > 0")
+                raise ValueError(f"{name} must be > 0")
 
 
 def load_over_ros_config(path: Path) -> OverRosConfig:
