@@ -23,8 +23,8 @@ from roadloop_vehicle.control.controller import Command, Controller, ControllerI
 from roadloop_vehicle.diagnostics import model_status
 from roadloop_vehicle.frame import DriveFrame, check_frame_role, encode_frame
 from roadloop_vehicle.model_manager.manager import ModelEvent, ModelManager
-from roadloop_vehicle.output_messages import EGO_FRAME, Emit, diagnostics_msg, trajectory_msg
 from roadloop_vehicle.observation.assembler import ObservationAssembler
+from roadloop_vehicle.output_messages import EGO_FRAME, Emit, diagnostics_msg, trajectory_msg
 from roadloop_vehicle.params import DriveParams, VehicleParams
 from roadloop_vehicle.runtime.spec import ModelOutputs
 

@@ -60,13 +60,13 @@ def check_frame_role(registry: TopicRegistry) -> None:
     spec = registry["command_raw"]
     if spec.type != FRAME_TYPE:
         raise ConfigError(
-            f"{registry.source or 'topic registry'}: topics.command_raw.type is {spec.type}; the drive frames between drive_node and "
-            f"safety_node are {FRAME_TYPE}"
+            f"{registry.source or 'topic registry'}: topics.command_raw.type is {spec.type}; the drive frames "
+            f"between drive_node and safety_node are {FRAME_TYPE}"
         )
 
 
 def encode_frame(store: Typestore, frame: DriveFrame) -> Any:
-    """The ParameterEvent message of `frame` (serialize it with the registry's `command_raw` type)."""
+    """The ParameterEvent message of `frame` (serialized with the registry's `command_raw` type)."""
     T = store.types
     value_t, param_t = T["rcl_interfaces/msg/ParameterValue"], T["rcl_interfaces/msg/Parameter"]
     empty = np.zeros(0)
@@ -132,7 +132,9 @@ def decode_frame(msg: Any, topic: str = "command_raw") -> DriveFrame:
     if cmd is not None:
         numbers = [float(x) for x in cmd.double_array_value]
         if len(numbers) != len(_COMMAND_FIELDS):
-            raise InterfaceError(f"{topic}: field command holds {len(numbers)} numbers, expected {len(_COMMAND_FIELDS)}")
+            raise InterfaceError(
+                f"{topic}: field command holds {len(numbers)} numbers, expected {len(_COMMAND_FIELDS)}"
+            )
         command = Command(**dict(zip(_COMMAND_FIELDS, numbers, strict=True)))
     speed = get("target_speed", _DOUBLE)
     wp = get("waypoints", _DOUBLE_ARRAY)

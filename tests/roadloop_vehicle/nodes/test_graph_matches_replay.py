@@ -110,7 +110,7 @@ class Graph:
                 for r in self.listener.on(REG["command_raw"].name)]  # fmt: skip
 
     def commands_until(self, last_stamp: int) -> list[Cmd]:
-        """Every command up to the one for the frame stamped `last_stamp` (reliable and in order: all before it are in)."""
+        """Every command up to the one for the frame stamped `last_stamp` (reliable, in order: all before it came)."""
         topic = REG["command"].name
 
         def arrived(_: Any) -> bool:

@@ -1,4 +1,4 @@
-"""replay_bag: a bag, in timestamp order, through the Pipeline (the drive and safety stages the nodes run); outputs into a new bag.
+"""replay_bag: a bag, in timestamp order, through the Pipeline (the nodes' two stages); outputs into a new bag.
 
 Determinism: the clock is the bag's receive stamps, the model runs with the
 configured (fixed) thread count, latency-based rollback is off, and nothing

@@ -1,4 +1,4 @@
-"""SafetyStage: the safety half of the onboard chain -- what safety_node runs, and what replay runs after the drive stage.
+"""SafetyStage: the safety half of the onboard chain -- what safety_node runs, and replay after the drive stage.
 
 Inputs: the monitored topics' arrivals (`seen`), the drive stage's frames as the bytes that cross
 between the two processes (`on_frame`), and the watchdog's clock (`tick`). Outputs: the gated
