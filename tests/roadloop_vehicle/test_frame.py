@@ -1,4 +1,4 @@
-"""DriveFrame: what crosses from drive_node to safety_node arrives bit for bit, and a wrong message is one clear error."""
+"""DriveFrame: what crosses from drive_node to safety_node arrives bit for bit; a wrong message is one error."""
 
 from __future__ import annotations
 
@@ -71,5 +71,5 @@ def test_a_registry_with_another_command_raw_type_is_one_config_error() -> None:
             "command_raw": replace(REG["command_raw"], type="ackermann_msgs/msg/AckermannDriveStamped"),
         },
     )
-    with pytest.raises(ConfigError, match="topics.command_raw.type is ackermann_msgs/msg/AckermannDriveStamped"):
+    with pytest.raises(ConfigError, match=r"topics.command_raw.type is ackermann_msgs/msg/AckermannDriveStamped"):
         check_frame_role(old)
