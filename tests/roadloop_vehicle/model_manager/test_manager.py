@@ -110,7 +110,7 @@ def test_incompatible_observation_spec_refused(
 
 @pytest.mark.parametrize(
     ("onnx_image", "message"),
-    [((32, 32), "input 'image' must have shape (1, 3, 64, 64)"), (None, "missing model input 'image'")],
+    [((32, 32), "input 'image' must have shape (1, 3, "), (None, "missing model input 'image'")],
 )
 def test_model_tensors_that_do_not_fit_the_observation_are_refused(
     onnx_image: tuple[int, int] | None, message: str, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
