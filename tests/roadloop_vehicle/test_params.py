@@ -49,7 +49,7 @@ def _edited(tmp_path: Path, old: str, new: str) -> Path:
     [
         ("max_speed_mps: 30.0", "max_speed_mps: .inf", "/**.vehicle_limits.max_speed_mps: .inf is not finite"),
         ("max_speed_mps: 30.0", "max_speed_mps: 1e9", "/**.vehicle_limits.max_speed_mps: 1000000000.0 is outside"),
-        ("kp: 0.8", "kp: .nan", "drive_node.controller.kp: .nan is not finite"),
+        ("kp: 1.7", "kp: .nan", "drive_node.controller.kp: .nan is not finite"),
         (
             "nominal_dt_s: 0.1",
             "nominal_dt_s: 1.0e-12",
