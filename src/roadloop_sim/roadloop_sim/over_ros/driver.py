@@ -133,6 +133,9 @@ class RosDriver:
         end = time.monotonic() + self.config.startup_timeout_s
         while not self._nodes.model_loaded():
             self._nodes.check_alive("before its model loaded")
+            refused = self._nodes.model_refused()
+            if refused is not None:
+                raise DriverError(f"drive_node: {refused}")
             if time.monotonic() > end:
                 raise DriverError(
                     f"drive_node: no `{MODEL_LOADED}` within {self.config.startup_timeout_s:g} s: "
