@@ -83,3 +83,16 @@ def test_the_node_processes_drive_the_same_episode_over_ros_as_in_process(
     assert a["route_completion"] > 0  # it drove
     same = ("driving_score", "route_completion", "infractions", "path", "mean_speed")
     assert {k: b[k] for k in same} == {k: a[k] for k in same}
+
+
+def test_a_bundle_the_drive_node_refuses_is_one_error_with_its_reason(
+    ros_graph: Any, vehicle_config: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from roadloop_sim.errors import DriverError
+
+    cfg, _ = vehicle_config
+    other_key, _ = _fixtures().keys(tmp_path / "other-keys")
+    observation = ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    foreign = _fixtures().make_bundle(tmp_path / "foreign-v1", other_key, observation=observation)
+    with pytest.raises(DriverError, match=r"^drive_node: model refused .*signature"):
+        _eval(cfg, foreign, over_ros=True)

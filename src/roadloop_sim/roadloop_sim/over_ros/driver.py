@@ -23,6 +23,7 @@ over exactly one period, and a watchdog stop never carries a frame's stamp.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -84,17 +85,26 @@ class RosDriver:
         observation = ObservationSpec.from_config(params.path(params.drive.observation_config))
         self.inputs = expected_readers(observation, params, registry)
         self.predictor = FramePredictor(observation, registry)
+        # the node logs: kept when given or when an episode failed (the error names them), else removed
+        self._own_logs = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="roadloop-over-ros-"))
         self.box = CommandBox()
-        self.last_trajectory: Any = None
         self.frames = 0
         self._nodes: NodeSet | None = None
         self._link: RosLink | None = None
         self._last_command: Any = None
+        self._started = False
 
     # -- episode --------------------------------------------------------------------------------
     def reset(self, scenario: str, seed: int) -> None:
-        self.close()
+        self._stop()
+        try:
+            self._start()
+        except DriverError:
+            self._own_logs = False
+            raise
+
+    def _start(self) -> None:
         self._last_command = None
         self._started = False
         self.box.clear()
@@ -123,6 +133,9 @@ class RosDriver:
         end = time.monotonic() + self.config.startup_timeout_s
         while not self._nodes.model_loaded():
             self._nodes.check_alive("before its model loaded")
+            refused = self._nodes.model_refused()
+            if refused is not None:
+                raise DriverError(f"drive_node: {refused}")
             if time.monotonic() > end:
                 raise DriverError(
                     f"drive_node: no `{MODEL_LOADED}` within {self.config.startup_timeout_s:g} s: "
@@ -147,6 +160,13 @@ class RosDriver:
         self.box.clear()
 
     def act(self, obs: Observation) -> Any:
+        try:
+            return self._act(obs)
+        except DriverError:
+            self._own_logs = False
+            raise
+
+    def _act(self, obs: Observation) -> Any:
         link, nodes = self._link, self._nodes
         if link is None or nodes is None:
             raise DriverError("over ROS: act() before reset()")
@@ -171,6 +191,11 @@ class RosDriver:
         return self.factory.command(obs.time_ns, 0.0, speed)
 
     def close(self) -> None:
+        self._stop()
+        if self._own_logs:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _stop(self) -> None:
         if self._nodes is not None:
             self._nodes.stop(self.config.node_stop_timeout_s)
             self._nodes = None

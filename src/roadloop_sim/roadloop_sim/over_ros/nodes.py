@@ -29,6 +29,7 @@ __all__ = ["MODEL_LOADED", "NodeProcess", "NodeSet", "episode_params", "node_arg
 
 NODES = ("drive_node", "safety_node")
 MODEL_LOADED = "model loaded"  # drive_node logs `model loaded <label>` once its bundle is verified and warm
+MODEL_REFUSED = "model refused"  # ... and `model refused <label> <reason>` when it is not (it keeps running)
 
 
 def node_argv(node: str, params_file: Path) -> list[str]:
@@ -114,6 +115,13 @@ class NodeSet:
 
     def model_loaded(self) -> bool:
         return MODEL_LOADED in self.nodes[0].output()
+
+    def model_refused(self) -> str | None:
+        """drive_node's log line refusing the bundle (from `model refused` on), None while there is none."""
+        for line in self.nodes[0].output().splitlines():
+            if MODEL_REFUSED in line:
+                return line[line.index(MODEL_REFUSED) :]
+        return None
 
     def stop(self, timeout_s: float) -> None:
         for n in self.nodes:
