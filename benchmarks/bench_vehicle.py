@@ -11,6 +11,9 @@ IMU and odometry at 50 Hz, a route).
   same thread count, measured side by side (target <= 1.25);
 - `replay real-time factor`: `roadloop replay` speed on the 10 Hz bag (target >= 10);
 - `torch eager / onnxruntime p50`: the same model in torch eager mode vs onnxruntime, 1 thread each;
+- `drive->safety frame crossing p99 / bare ort p50`: what the split into two processes adds per frame
+  in the one wiring (encode the drive frame, CDR-serialize it, decode it on the safety side), which
+  replay pays as the car does;
 - `onboard peak RSS`: a separate process running `roadloop replay` with the default model,
   reporting its own peak resident set (VmHWM) (target <= 400 MB; it never imports torch).
 """
@@ -165,6 +168,27 @@ def _onboard_rss_mb(bag: Path, bundle: Path, pub: Path, out: Path) -> tuple[floa
     return int(kb) / 1024, bool(int(torch_loaded))
 
 
+def _crossing_ms(horizon: int, runs: int) -> list[float]:
+    """encode -> CDR -> decode of one drive frame, as drive_node publishes it and safety_node judges it."""
+    from roadloop_core.registry import load_registry
+    from roadloop_core.typesys import typestore_for
+    from roadloop_vehicle.control.controller import Command
+    from roadloop_vehicle.frame import DriveFrame, decode_frame, encode_frame
+
+    reg = load_registry(config_dir() / "topics.yaml")
+    store, typename = typestore_for(reg.typestore), reg["command_raw"].type
+    wp = np.linspace(0.0, 20.0, horizon * 2, dtype=np.float32).reshape(horizon, 2)
+    frame = DriveFrame(1_700_000_000_000_000_000, "default-v1", True, Command(0.01, 7.5, -1.2, 0.3, 0.02), 7.5, wp)
+    out = []
+    for i in range(runs + 20):
+        t0 = time.perf_counter()
+        data = store.serialize_cdr(encode_frame(store, frame), typename)
+        decode_frame(store.deserialize_cdr(data, typename))
+        if i >= 20:
+            out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
 def _frame_figure(bench: Bench, name: str, bag: Path, bundle: Path, pub: Path, runs: int) -> float:
     path, period, inputs = _frame_costs(bag, bundle, pub)
     bare = _bare_ort_ms(bundle / "policy.onnx", inputs, runs)
@@ -197,6 +221,16 @@ def run(bench: Bench) -> None:
 
     runs = 100 if bench.quick else 300
     p50 = _frame_figure(bench, "frame p99 / bare ort p50", bag, bundle, pub, runs)
+
+    crossing = _crossing_ms(obs.label_horizon, runs * 10)
+    c50, c99 = float(np.percentile(crossing, 50)), float(np.percentile(crossing, 99))
+    bench.figure(
+        "drive->safety frame crossing p99 / bare ort p50",
+        c99 / p50,
+        "x",
+        detail=f"encode + CDR + decode of a drive frame ({obs.label_horizon} waypoints) p50 {c50 * 1e3:.0f} "
+        f"p99 {c99 * 1e3:.0f} us, bare ort p50 {p50:.2f} ms",
+    )
 
     vehicle = load_vehicle_params(config_dir() / "vehicle.yaml")
     res = replay_bag(bag, work / "replayed", bundle, params=vehicle, public_key=pub)
