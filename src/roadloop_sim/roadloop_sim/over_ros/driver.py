@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from roadloop_core.contract.observation import ObservationSpec
-from roadloop_core.registry import TopicRegistry
+from roadloop_core.registry import QosProfile, TopicRegistry
 from roadloop_sim.errors import DriverError
 from roadloop_sim.over_ros.config import OverRosConfig
-from roadloop_sim.over_ros.link import OUTPUT_ROLES, RosLink
+from roadloop_sim.over_ros.link import RosLink
 from roadloop_sim.over_ros.lockstep import CommandBox, FramePredictor
 from roadloop_sim.over_ros.nodes import MODEL_LOADED, NodeSet, episode_params
 from roadloop_sim.protocol import Observation
@@ -45,14 +45,17 @@ __all__ = ["RosDriver"]
 
 
 def expected_readers(observation: ObservationSpec, params: VehicleParams, registry: TopicRegistry) -> dict[str, int]:
-    """Topic -> how many node subscriptions must match before the first message (a best-effort sensor topic
+    """Role -> how many node subscriptions must match before the first message (a best-effort sensor topic
     drops what no reader matched yet): the drive node reads the observation's roles, the safety node
-    monitors the model's inputs (all but the latched route) and its extra roles."""
-    counts: dict[str, int] = {}
-    monitored = [*observed_roles(observation), *params.safety.safety.extra_monitored_roles]
-    for role in [*observation.roles(onboard=True), *dict.fromkeys(monitored)]:
-        if role in registry.topics and role not in OUTPUT_ROLES:
-            counts[registry[role].name] = counts.get(registry[role].name, 0) + 1
+    monitors the model's inputs (all but the latched route) and its extra roles: those with a sensor or
+    latched profile are sensors (the simulator's), those with the command profile what the drive node
+    publishes to it."""
+    counts = dict.fromkeys(observation.roles(onboard=True), 1)
+    for role in observed_roles(observation):
+        counts[role] += 1
+    for role in params.safety.safety.extra_monitored_roles:
+        if role in registry.topics and registry[role].qos.profile is not QosProfile.COMMAND:
+            counts[role] = counts.get(role, 0) + 1
     return counts
 
 
@@ -114,8 +117,9 @@ class RosDriver:
         source = self.params.source.resolve()
         params_file = episode_params(source, drive, self.log_dir / "vehicle.yaml")
         self._nodes = NodeSet(params_file, source.parent, self.log_dir)
-        self._link = RosLink(self.registry, self.box)
-        missing = self._link.wait_matched(self.inputs, self.config.startup_timeout_s, self._nodes.alive)
+        self._link = RosLink(self.registry, self.box, list(self.inputs))
+        readers = {self.registry[role].name: n for role, n in self.inputs.items()}
+        missing = self._link.wait_matched(readers, self.config.startup_timeout_s, self._nodes.alive)
         self._nodes.check_alive("while the graph was discovered")
         if missing:
             raise DriverError(f"over ROS: not matched within {self.config.startup_timeout_s:g} s: {', '.join(missing)}")

@@ -2,8 +2,9 @@
 
 One rclpy node per episode (a fresh node, so a latched route of the last episode never reaches the
 next episode's nodes): raw publishers for the sensor topics the simulator produces (types and QoS
-from the topic registry), /clock, and a raw subscription to the registry's `command` topic whose
-messages go, decoded, into a `CommandBox`.
+from the topic registry; the nodes' inputs from the start, so they can be matched before the first
+message, any other topic the simulator produces when it first does), /clock, and a raw subscription
+to the registry's `command` topic whose messages go, decoded, into a `CommandBox`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from roadloop_core.typesys import typestore_for
 from roadloop_sim.errors import DriverError
 from roadloop_sim.over_ros.lockstep import CommandBox
 
-__all__ = ["CLOCK_TOPIC", "OUTPUT_ROLES", "RosLink"]
+__all__ = ["CLOCK_TOPIC", "RosLink"]
 
 CLOCK_TOPIC = "/clock"  # ROS's fixed name: every node with use_sim_time reads it
-OUTPUT_ROLES = ("command", "command_raw", "trajectory")  # the onboard nodes publish these; the simulator never
 
 
 def _rclpy() -> Any:
@@ -36,7 +36,8 @@ def _rclpy() -> Any:
 
 
 class RosLink:
-    def __init__(self, registry: TopicRegistry, box: CommandBox, name: str = "roadloop_sim") -> None:
+    def __init__(self, registry: TopicRegistry, box: CommandBox, inputs: list[str], name: str = "roadloop_sim") -> None:
+        """`inputs`: the roles the nodes read (their publishers exist from the start)."""
         rclpy = _rclpy()
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
@@ -51,9 +52,10 @@ class RosLink:
         self.box = box
         store = typestore_for(registry.typestore)
         cmd = registry["command"]
-        roles = [r for r in registry.topics if r not in OUTPUT_ROLES]
+        self._message_class, self._qos, self._error = message_class, qos_profile, InterfaceError
+        self._roles = {t.name: role for role, t in registry.topics.items()}
         try:  # every class first: a missing interface package fails before the graph is touched
-            classes = {r: message_class(registry[r].type, registry[r].name) for r in [*roles, "command"]}
+            classes = {r: message_class(registry[r].type, registry[r].name) for r in [*inputs, "command"]}
             clock_cls = message_class("rosgraph_msgs/msg/Clock", CLOCK_TOPIC)
         except InterfaceError as err:
             raise DriverError(str(err)) from err
@@ -65,7 +67,7 @@ class RosLink:
             )
             self.publishers = {
                 registry[r].name: self.node.create_publisher(classes[r], registry[r].name, qos_profile(registry[r].qos))
-                for r in roles
+                for r in inputs
             }
             # what rclpy's and rclcpp's time sources subscribe with (ClockQoS): best-effort, keep last 1
             self._clock_pub = self.node.create_publisher(
@@ -94,10 +96,21 @@ class RosLink:
 
     def publish(self, messages: list[RawMessage]) -> None:
         for m in messages:
-            pub = self.publishers.get(m.topic)
-            if pub is None:
-                raise DriverError(f"{m.topic}: the simulator produced a topic the registry does not list")
+            pub = self.publishers.get(m.topic) or self._publisher(m.topic)
             pub.publish(bytes(m.data))
+
+    def _publisher(self, topic: str) -> Any:
+        role = self._roles.get(topic)
+        if role is None:
+            raise DriverError(f"{topic}: the simulator produced a topic the registry does not list")
+        spec = self.registry[role]
+        try:
+            cls = self._message_class(spec.type, spec.name)
+        except self._error as err:
+            raise DriverError(str(err)) from err
+        pub = self.node.create_publisher(cls, spec.name, self._qos(spec.qos))
+        self.publishers[topic] = pub
+        return pub
 
     def clock(self, t_ns: int) -> None:
         msg = self._clock_cls()
