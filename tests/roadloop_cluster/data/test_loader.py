@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from roadloop_cluster.data import DataError, ShardDataset, make_loader
+from roadloop_core.contract.dataset_index import read_dataset_index
 
 
 def ids_of(batches: list[dict[str, torch.Tensor]]) -> list[int]:
@@ -87,8 +88,8 @@ def test_resume_checks_the_setup(dataset: Path) -> None:
 def test_samples_are_the_shard_contents(dataset: Path) -> None:
     ds = ShardDataset(dataset, "val", shuffle_buffer=1)
     batch = next(iter(make_loader(ds, batch_size=4, num_workers=0)))
-    # the raster's size is the recording's camera (the observation config), not a constant of the loader
-    assert batch["image"].dtype == torch.uint8 and batch["image"].shape[0] == 4 and batch["image"].shape[-1] == 3
+    obs = read_dataset_index(dataset).observation
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape[1:] == (obs.image_height, obs.image_width, 3)
     assert batch["waypoints"].shape == (4, 8, 2)
     s = ds.sample(int(batch["_index"][2]))
     assert torch.equal(s["ego_state"], batch["ego_state"][2])
