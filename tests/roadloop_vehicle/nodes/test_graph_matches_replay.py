@@ -41,7 +41,10 @@ from tests.roadloop_vehicle.nodes.test_node_processes import (
 )
 from tests.roadloop_vehicle.nodes.test_node_processes import params_file as node_params
 
-pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs")
+# The equality needs each frame to cross the graph within ~50 ms of bag time; on a 2-core machine at load ~10 that
+# race is lost (seen: 3 of 3 failing there, passing alone), so these run in `make soak` until they step in lockstep
+# with the graph (as `roadloop sim eval --over-ros` does) instead of racing a replayed clock.
+pytestmark = [pytest.mark.needs("rclpy", "ackermann_msgs"), pytest.mark.soak]
 
 RATE = "0.5"
 CLOCK_HZ = "100"
