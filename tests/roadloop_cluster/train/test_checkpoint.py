@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from roadloop_cluster.models import DrivingPolicy, ModelArgs, ModelConfig
-from roadloop_cluster.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from roadloop_cluster.train.checkpoint import Checkpointer, latest_checkpoint, load_checkpoint, save_checkpoint
 from roadloop_cluster.train.errors import TrainError
 from roadloop_cluster.train.steps import pack, unpack
 from roadloop_core.contract.observation import ObservationSpec
@@ -73,3 +73,24 @@ def test_no_checkpoint_and_dangling_marker(tmp_path: Path) -> None:
     (tmp_path / "checkpoints" / "latest").write_text("step-00000004")
     with pytest.raises(TrainError, match="not a complete checkpoint"):
         latest_checkpoint(tmp_path)
+
+
+def test_asynchronous_saves_publish_after_writing_and_round_trip(tmp_path: Path, world_of_one: None) -> None:
+    model, optim = _trained(0)
+    trainer = {"step": 2, "data": pack({"epoch": 0, "consumed": 32}), "sched": b"s", "history": pack([])}
+    ckpt = Checkpointer(tmp_path, keep=2, group=dist.new_group(backend="gloo"))
+    ckpt.save(2, model, optim, trainer)
+    snapshot = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():  # training goes on while the save is written: the checkpoint keeps the snapshot
+        for p in model.parameters():
+            p.add_(1.0)
+    ckpt.save(4, model, optim, {**trainer, "step": 4})  # waits for step 2's save to be written and published
+    assert (tmp_path / "checkpoints" / "step-00000002" / ".metadata").is_file()
+    ckpt.close()
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "step-00000004"
+
+    other, other_optim = _trained(1)
+    template = {"step": 0, "data": b"", "sched": b"", "history": b""}
+    state = load_checkpoint(tmp_path / "checkpoints" / "step-00000002", other, other_optim, template)
+    assert state["step"] == 2
+    assert all(torch.equal(snapshot[k], v) for k, v in other.state_dict().items())

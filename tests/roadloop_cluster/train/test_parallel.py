@@ -3,6 +3,7 @@ wrapping resumes under the other, ONNX export works from either, LocalSGD conver
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,11 +13,13 @@ import torch
 
 from roadloop_cluster.export import check_parity, export_onnx, load_run
 from roadloop_cluster.export.onnx_export import parity_samples
+from roadloop_cluster.train.config import load_train_config
 from roadloop_cluster.train.launch import launch
+from roadloop_core.config import config_dir
 from roadloop_core.contract.dataset_index import read_dataset_index
 
-# LocalSGD's final validation ADE may be this much (relative) worse than DDP's on the same data and steps
-# (measured: 2 %): between averages each rank follows its own half of the batch, noisier than DDP's average.
+# LocalSGD's final validation ADE may differ this much (relative) from DDP's on the same data and steps
+# (measured on the default model: 2.5 % lower): between averages each rank follows its own half of the batch.
 LOCAL_SGD_TOLERANCE = 0.10
 
 
@@ -68,14 +71,14 @@ def test_local_sgd_converges_within_tolerance_of_ddp(
     camera_dataset: Path, write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     """Pure LocalSGD (no gradient all-reduce after 4 DDP steps, parameters averaged every 2 steps) against
-    DDP, same data, seed, steps and global batch."""
+    DDP on the default model (config/train.yaml's), same data, seed, steps and global batch."""
+    model = dataclasses.asdict(load_train_config(config_dir() / "train.yaml").model)
     run = {"epochs": 4}
-    ddp = launch(write_config(run=run), camera_dataset, tmp_path / "ddp", nproc=2)
+    ddp = launch(write_config(model, run=run), camera_dataset, tmp_path / "ddp", nproc=2)
     local = {"local_sgd_period": 2, "local_sgd_start_step": 4, "local_sgd_intra_node": False}
-    lsgd = launch(write_config(run=run | local), camera_dataset, tmp_path / "lsgd", nproc=2)
+    lsgd = launch(write_config(model, run=run | local), camera_dataset, tmp_path / "lsgd", nproc=2)
     assert lsgd["steps"] == ddp["steps"]
     assert _same(_weights(tmp_path / "ddp"), _weights(tmp_path / "lsgd"))  # it really ran another algorithm
     ade, ref = lsgd["val"]["ade"], ddp["val"]["ade"]
-    print(f"LocalSGD ADE {ade:.4f} m, DDP {ref:.4f} m")
-    assert ade <= ref * (1 + LOCAL_SGD_TOLERANCE), f"LocalSGD ADE {ade:.3f} m vs DDP {ref:.3f} m"
+    assert abs(ade - ref) <= LOCAL_SGD_TOLERANCE * ref, f"LocalSGD ADE {ade:.3f} m vs DDP {ref:.3f} m"
     assert lsgd["val"]["ade"] < lsgd["history"][0]["ade"]  # it learns
