@@ -258,7 +258,8 @@ def test_vehicle_refuses_observation_mismatch_and_failed_golden_replay(fleet, ke
     post_bundle(hub, fx.make_bundle(tmp_path / "b3", keys["priv"], name="pilot", version=3, nan=True))
     result = pull_once(fleet, keys, tmp_path, golden)
     assert result.action == "refused" and "NaN/inf on the warm-up input" in result.reason, result
-    wild = _with_image_gain(fx.tiny_policy(tmp_path / "wild.onnx"), 1e6)
+    spec = ObservationSpec.from_config(config_dir() / "dataset.yaml")
+    wild = _with_image_gain(fx.tiny_policy(tmp_path / "wild.onnx", spec.image_height, spec.image_width), 1e6)
     post_bundle(hub, fx.make_bundle(tmp_path / "b5", keys["priv"], name="pilot", version=5, onnx_path=wild))
     result = pull_once(fleet, keys, tmp_path, golden)
     assert result.action == "refused" and "golden replay" in result.reason, result

@@ -115,8 +115,7 @@ def drive(builder: SampleBuilder, seconds: float = 4.0, v: float = 10.0, extra: 
             samples += builder.step("vehicle_status", status(t * MS, 1.5, v))
         if extra is not None:
             samples += extra(builder, t)
-    builder.finish()
-    return samples
+    return samples + builder.finish()
 
 
 def test_the_command_label_comes_from_its_role_divided_by_the_steering_ratio() -> None:
@@ -141,6 +140,28 @@ def test_waypoint_labels_from_a_path_role_are_its_poses() -> None:
     short = SampleBuilder(SPEC, labels, waypoints_from_path=True)
     drive(short, extra=lambda b, t: b.step("expert_plan", path(t * MS, plan[:2])) if t % 100 == 0 else [])
     assert short.drops["label_waypoints_short"] > 0
+
+
+def test_plan_labels_need_no_future_so_a_drive_keeps_its_last_frames() -> None:
+    """A DAgger drive that ends in a crash: its last seconds (the lead-up) are labelled by the expert's plan,
+    while odometry labels (the logged future) cannot label the last horizon of a bag."""
+    plan = [(1.0, 0.0), (2.0, 0.0), (3.0, 0.0), (4.0, 0.0)]
+
+    def expert(builder: SampleBuilder, t: int) -> list[Any]:
+        return builder.step("expert_plan", path(t * MS, plan)) if t % 100 == 0 else []
+
+    planned = SampleBuilder(
+        SPEC, LabelConfig(command="vehicle_status", waypoints="expert_plan"), waypoints_from_path=True
+    )
+    logged = SampleBuilder(SPEC, LabelConfig(command="vehicle_status", waypoints="odometry"))
+    with_plan, with_future = drive(planned, extra=expert), drive(logged)
+    horizon_ns = SPEC.label_horizon * round(SPEC.label_dt_s * 1e9)
+    last = 4000 * MS
+    assert max(s.features.stamp_ns for s in with_plan) >= last - SPEC.period_ns
+    assert planned.drops["no_future"] == 0
+    assert max(s.features.stamp_ns for s in with_future) <= last - horizon_ns
+    assert logged.drops["no_future"] > 0
+    assert len(with_plan) == len(with_future) + logged.drops["no_future"]
 
 
 def test_a_hindsight_route_target_is_the_logged_path_ahead() -> None:

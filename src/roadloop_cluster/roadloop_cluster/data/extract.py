@@ -144,7 +144,8 @@ def extract_bag(job: BagJob) -> BagResult:
                 if complete:
                     for sample in builder.step(role, msg, getattr(msg, "stamp_ns", None)):
                         spool.add(sample)
-            builder.finish()
+            for sample in builder.finish():  # plan-labelled frames at the bag's end
+                spool.add(sample)
             spool.close()
             findings += probe.findings()
         errors = [f.text() for f in findings if f.severity == "error"]

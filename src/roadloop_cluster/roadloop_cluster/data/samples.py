@@ -8,7 +8,9 @@ as an expert's plan), the command label (the `drive` of an AckermannDriveStamped
 the frame, steering divided by `steering_ratio`), and with `route_source: hindsight` the route
 target (the logged path `route_lookahead_m` ahead). A frame waits (bounded: horizon x rate
 frames) until the label sources have advanced a whole horizon past it; frames at the end of a
-bag without a full future are dropped as `no_future`.
+bag without a full future are dropped as `no_future`. Labels that are a plan (a Path) need no
+future: a frame waits only for the label slop, and the bag's last frames are labelled too (in a
+DAgger drive those are the lead-up to the failure, the states that matter most).
 """
 
 from __future__ import annotations
@@ -102,8 +104,12 @@ class SampleBuilder:
         return self._resolve() if self._pending else []
 
     def finish(self) -> list[Sample]:
-        """End of the bag: frames without a full future horizon are dropped."""
+        """End of the bag: frames without a full future horizon are dropped (plan labels need none)."""
         self.sync.flush()
+        if self._pending and not self._tracks:
+            out = [s for s in (self._label(*p) for p in self._pending) if s is not None]
+            self._pending.clear()
+            return out
         if self._pending:
             self.drops["no_future"] += len(self._pending)
             self._pending.clear()
@@ -114,6 +120,8 @@ class SampleBuilder:
 
     def _ready(self, t: int) -> bool:
         """Whether every label source has advanced a whole horizon past the frame at `t`."""
+        if not self._tracks:  # a plan's waypoints and the command: the nearest within the slop have come
+            return self._clock > t + self._label_slop
         until = t + self._horizon_ns[-1]
         if self._tracks:
             return all(track and track[-1].stamp_ns >= until for track in self._tracks.values())

@@ -8,17 +8,14 @@ ones of the in-process `bundle:` driver; only the path of a command differs:
 Each episode: start drive_node and safety_node (use_sim_time), wait for every topic to match and, with
 /clock moving from 1 s on (long before any episode), for the drive node's model. Before the first
 frame the drive node completes, the car holds its speed, straight, as the in-process driver does, and
-/clock stands still. At the first frame, a handshake: /clock one policy period before it, until the
+/clock stands still. At the first frame, a handshake: /clock at the safety watchdog's last slot before it, until the
 safety node's watchdog (which commands stops from its start until a first command) answers with a
-stop stamped at that time. From then on each tick (see `lockstep`) sets /clock 1 ns before the tick,
+stop stamped at that slot. From then on each tick (see `lockstep`) sets /clock 1 ns before the tick,
 publishes the period's messages and waits for the command of each frame they complete.
 
-Why 1 ns before: the supervisor rate-limits over the time since its last decision. Its watchdog
-ticks on a timer at the policy period, which fires as /clock reaches each period; a frame judged at
-the tick itself would find the watchdog's stop of the same instant just before it (a 0 s interval).
-Judged 1 ns before, the first command is limited over one period less 1 ns (the in-process
-pipeline, whose watchdog starts with the first command, uses exactly one period), every later one
-over exactly one period, and a watchdog stop never carries a frame's stamp.
+Why 1 ns before: a frame is judged at its stamp, and /clock must not yet have reached a time later
+than it when its command is decided. The watchdog decides on a grid half a period off the sensor
+stamps' grid (`safety.core.watchdog_slot_ns`), so a watchdog stop never carries a frame's stamp.
 """
 
 from __future__ import annotations
@@ -39,6 +36,7 @@ from roadloop_sim.over_ros.nodes import MODEL_LOADED, NodeSet, episode_params
 from roadloop_sim.protocol import Observation
 from roadloop_sim.sensor_messages import MessageFactory
 from roadloop_vehicle.params import VehicleParams
+from roadloop_vehicle.safety.core import watchdog_slot_ns
 from roadloop_vehicle.safety.supervisor import observed_roles
 
 __all__ = ["RosDriver"]
@@ -150,9 +148,9 @@ class RosDriver:
             time.sleep(0.05)
 
     def _handshake(self, first_frame_ns: int) -> None:
-        """/clock one period before the first frame, until the safety node's watchdog stop carries that stamp."""
+        """/clock at the watchdog slot before the first frame, until the safety node's stop carries its stamp."""
         assert self._link is not None and self._nodes is not None
-        t = first_frame_ns - self.period_ns
+        t = watchdog_slot_ns(first_frame_ns - JUST_BEFORE_NS, self.period_ns)
         end = time.monotonic() + self.config.startup_timeout_s
         while not self.box.wait_newer(t, 0.2):
             self._nodes.check_alive("during the /clock handshake")

@@ -30,7 +30,13 @@ from roadloop_vehicle.limits import VehicleLimits
 from roadloop_vehicle.output_messages import diagnostics_msg
 from roadloop_vehicle.safety.supervisor import SafetyConfig, SafetyInput, SafetyOutput, SafetySupervisor, State
 
-__all__ = ["SafetyCore", "safety_status"]
+__all__ = ["SafetyCore", "safety_status", "watchdog_slot_ns"]
+
+
+def watchdog_slot_ns(now_ns: int, period_ns: int) -> int:
+    """The time of the watchdog slot `now_ns` falls in: the latest `k * period + period / 2` at or before it."""
+    phase = period_ns // 2
+    return (now_ns - phase) // period_ns * period_ns + phase
 
 
 def safety_status(out: SafetyOutput) -> Status:
@@ -62,10 +68,9 @@ class SafetyCore:
         self.tick_period_s = 1.0 / cmd.rate_hz
         self._diag_period_ns = int(diagnostics_period_s * 1e9)
         self._period_ns = int(self.tick_period_s * 1e9)
-        self._phase_ns = self._period_ns // 2
         self._last_diag_ns: int | None = None
         self._last_command_ns: int | None = None
-        self._last_slot: int | None = None
+        self._last_slot: int | None = None  # the latest slot's time
         self._watch_since_ns: int | None = None
         self.decided_at_ns: int | None = None  # the time of the latest decision (a watchdog slot's own time)
         self.fallback_entries = 0
@@ -109,11 +114,10 @@ class SafetyCore:
         """
         if self._watch_since_ns is None:
             self.start(now_ns)
-        slot = (now_ns - self._phase_ns) // self._period_ns
-        if self._last_slot is not None and slot <= self._last_slot:
+        at = watchdog_slot_ns(now_ns, self._period_ns)
+        if self._last_slot is not None and at <= self._last_slot:
             return None
-        self._last_slot = slot
-        at = slot * self._period_ns + self._phase_ns
+        self._last_slot = at
         assert self._watch_since_ns is not None
         if at < self._watch_since_ns:
             return None
