@@ -223,7 +223,8 @@ ENTRY_POINT_PACKAGES = ("roadloop_core", "roadloop_vehicle", "roadloop_sim", "ro
 
 def is_entry_point(module: str) -> bool:
     parts = module.split(".")
-    return parts[-1] == "cli" or "cli" in parts[:-1] or (parts[-2:-1] == ["nodes"] and parts[-1].endswith("_node"))
+    node_entry = parts[-2:-1] == ["nodes"] and (parts[-1].endswith("_node") or parts[-1] == "entry")  # node main()s
+    return parts[-1] == "cli" or "cli" in parts[:-1] or node_entry
 
 
 def config_dir_calls(src: Path, packages: tuple[str, ...] = ENTRY_POINT_PACKAGES) -> list[str]:

@@ -10,21 +10,19 @@ in a message callback; the callback only picks up a loaded model between frames.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.drive import DriveCore, DriveStage
 from roadloop_vehicle.model_manager.manager import ModelManager
+from roadloop_vehicle.nodes.entry import node_main
 from roadloop_vehicle.output_messages import Emit
 from roadloop_vehicle.params import DriveParams, resolve_path
 from roadloop_vehicle.ros.io import NodeIO
-from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["DriveNode", "main", "wire_drive"]
 
@@ -86,18 +84,7 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
-        from roadloop_vehicle.ros.adapter import run_node
-    except ImportError as err:  # e.g. rclpy's sources without its C extension, or no ROS 2 sourced
-        print(
-            f"drive_node: ROS 2 (rclpy) cannot run here ({str(err).splitlines()[0]}); "
-            "`roadloop replay` runs the pipeline without ROS",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    # $ROADLOOP_CONFIG_DIR (the launch files set it), a source tree's config/, else the installed one
-    base = config_dir(installed=installed_config_dir())
-    sys.exit(run_node("drive_node", lambda io: wire_drive(io, base), args))
+    node_main("drive_node", wire_drive, args)
 
 
 if __name__ == "__main__":

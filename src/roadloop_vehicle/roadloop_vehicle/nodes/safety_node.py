@@ -11,22 +11,20 @@ Under use_sim_time both are the replayed /clock, so a played bag is judged on th
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
 from roadloop_vehicle.errors import InterfaceError
+from roadloop_vehicle.nodes.entry import node_main
 from roadloop_vehicle.output_messages import Emit
 from roadloop_vehicle.params import SafetyParams, resolve_path
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.safety.core import SafetyCore
 from roadloop_vehicle.safety.stage import SafetyStage
 from roadloop_vehicle.safety.supervisor import observed_roles
-from roadloop_vehicle.share import installed_config_dir
 
 __all__ = ["SafetyNode", "main", "wire_safety"]
 
@@ -88,18 +86,7 @@ def wire_safety(io: NodeIO, base: Path) -> SafetyNode:
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
-        from roadloop_vehicle.ros.adapter import run_node
-    except ImportError as err:  # e.g. rclpy's sources without its C extension, or no ROS 2 sourced
-        print(
-            f"safety_node: ROS 2 (rclpy) cannot run here ({str(err).splitlines()[0]}); "
-            "`roadloop replay` runs the pipeline without ROS",
-            file=sys.stderr,
-        )
-        sys.exit(2)
-    # $ROADLOOP_CONFIG_DIR (the launch files set it), a source tree's config/, else the installed one
-    base = config_dir(installed=installed_config_dir())
-    sys.exit(run_node("safety_node", lambda io: wire_safety(io, base), args))
+    node_main("safety_node", wire_safety, args)
 
 
 if __name__ == "__main__":
