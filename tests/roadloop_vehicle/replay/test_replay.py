@@ -233,3 +233,15 @@ def test_a_clean_run_has_no_fallback_decisions(
     stats = replay_bag(drive_bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1]).deterministic
     assert stats["fallback_decisions"] == 0 and stats["fallback_s"] == 0.0
     assert stats["watchdog_fallback_ticks"] == 0
+
+
+def test_watchdog_stops_before_the_first_frame_are_startup_not_fallback(
+    bundle: Path, keypair: tuple[Path, Path], tmp_path: Path, fx: ModuleType
+) -> None:
+    """A recording whose first camera frame comes after the other sensors (a simulator's first frame waits for
+    the route): the watchdog stops the car it has not driven yet. That is how the safety node starts on the car,
+    not a fallback, so a golden replay of such a bag must not refuse a sound model for it."""
+    bag = fx.write_drive_bag(tmp_path / "late", seconds=4.0, camera_gap=(0.0, 0.5))
+    stats = replay_bag(bag, tmp_path / "out", bundle, params=VEHICLE, public_key=keypair[1]).deterministic
+    assert stats["startup_ticks"] > 0 and stats["watchdog_fallback_ticks"] == stats["startup_ticks"]
+    assert stats["fallback_decisions"] == 0 and stats["fallback_s"] == 0.0 and stats["frames"] > 0

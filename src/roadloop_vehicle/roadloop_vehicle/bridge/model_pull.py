@@ -237,10 +237,12 @@ class ModelPuller:
         faults = {str(k).lower(): v for k, v in dict(det.get("faults", {})).items()}
         if int(det.get("frames", 0)) == 0:
             raise BridgeError(f"{label}: golden replay of {self.golden_bag.name} produced no frame")
-        if int(det.get("fallback_decisions", 0)) or int(det.get("fallbacks", 0)):
+        stops = int(det.get("fallback_decisions", 0))
+        if stops or int(det.get("fallbacks", 0)):
+            frames = int(det.get("fallback_frames", 0))
             raise BridgeError(
-                f"{label}: golden replay stopped the car on {det.get('fallback_decisions')} decision(s) "
-                f"({det.get('fallback_frames')} frame(s), {det.get('watchdog_fallback_ticks')} watchdog tick(s))"
+                f"{label}: golden replay stopped the car on {stops} decision(s) "
+                f"({frames} frame(s), {stops - frames} watchdog tick(s))"
             )
         if any("nan" in k for k in faults):
             raise BridgeError(f"{label}: golden replay produced NaN outputs")

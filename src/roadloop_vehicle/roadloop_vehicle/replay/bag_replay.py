@@ -206,16 +206,21 @@ def fallback_stats(decisions: list[FrameReport]) -> dict[str, Any]:
     no frames, so `fallback_frames` alone would say 0 while the car stood in a controlled stop.
 
     `watchdog_states`: watchdog decisions by state; `watchdog_fallback_ticks`: those not ACTIVE (a stop);
-    `fallback_decisions`: frames and watchdog ticks not ACTIVE; `fallback_s`: bag time from each such
-    decision to the next decision (the last one ends the count).
+    `startup_ticks`: the watchdog's stops before the first frame (the safety node runs before the drive node's
+    first command: the car was not driven yet, so these are no fallback); `fallback_decisions`: frames and
+    watchdog ticks not ACTIVE from the first frame on; `fallback_s`: bag time from each such decision to the
+    next decision (the last one ends the count).
     """
     ordered = sorted(decisions, key=lambda r: r.now_ns)
     ticks = [r for r in ordered if r.kind == "watchdog"]
-    stopped_s = sum((nxt.now_ns - cur.now_ns) / 1e9 for cur, nxt in pairwise(ordered) if cur.state is not State.ACTIVE)
+    first = next((i for i, r in enumerate(ordered) if r.kind == "frame"), len(ordered))
+    driven = ordered[first:]
+    stopped_s = sum((nxt.now_ns - cur.now_ns) / 1e9 for cur, nxt in pairwise(driven) if cur.state is not State.ACTIVE)
     return {
         "watchdog_states": dict(sorted(Counter(r.state.value for r in ticks).items())),
         "watchdog_fallback_ticks": sum(1 for r in ticks if r.state is not State.ACTIVE),
-        "fallback_decisions": sum(1 for r in ordered if r.state is not State.ACTIVE),
+        "startup_ticks": first,
+        "fallback_decisions": sum(1 for r in driven if r.state is not State.ACTIVE),
         "fallback_s": round(stopped_s, 6),
     }
 
