@@ -40,21 +40,12 @@ class ConstantDriver:
         return self.factory.command(obs.time_ns, 0.0, self._speed)
 
 
-class LaneKeepDriver:
+class LaneKeepDriver(ConstantDriver):
     """Pure pursuit on /planning/route at the initial speed: no car following, no lane changes."""
 
     name = "lanekeep"
-    wants_raw = False
     wheelbase = 5.0
     max_steer = 0.6
-
-    def __init__(self, registry: TopicRegistry) -> None:
-        self.registry = registry
-        self.factory = MessageFactory(self.registry.typestore)
-        self._speed: float | None = None
-
-    def reset(self, scenario: str, seed: int) -> None:
-        self._speed = None
 
     def act(self, obs: Observation) -> Any:
         odom = obs.messages.get(self.registry["odometry"].name)
