@@ -106,7 +106,8 @@ class Graph:
             self.link.close()
             raise AssertionError(f"not matched: {missing}: {self.drive.stderr[-2000:]} {self.safety.stderr[-2000:]}")
         # ... and the listener's: a reliable, volatile reader gets nothing published before it matched
-        watched = [sub for sub in listener.node.subscriptions if sub.topic_name in (REG["command"].name, REG["command_raw"].name)]
+        ours = (REG["command"].name, REG["command_raw"].name)
+        watched = [sub for sub in listener.node.subscriptions if sub.topic_name in ours]
         assert until(lambda: all(sub.get_publisher_count() > 0 for sub in watched)), self.safety.stderr
         self.lockstep = BagLockstep(self.link, self.box, deadline_s=120.0, check=self.check)
         self.awaited: list[int] = []
