@@ -13,8 +13,9 @@ makes the run slower, never different):
 
 /clock takes only those values, so every watchdog decision the graph makes falls where replay makes one;
 one that finds commands fresh stops nothing and so is the same whenever it runs. A stop is waited for
-at the slot's own time: the safety node's watchdog timer runs every half period on /clock from 0, so it
-calls at every slot's time (`safety.core.watchdog_slot_ns`), and /clock stays there until the stop came,
+at the slot's own time: the safety node's watchdog timer runs every half period on /clock from 0 (it is
+created before the node's first /clock), so it calls at every slot's time (`safety.core.watchdog_slot_ns`);
+nodes that saw another /clock before keep another phase. /clock stays there until the stop came,
 so no later message reaches a node before it (the frames of a recovering camera would otherwise clear it).
 Where a stop is due is worked out here, before any message is sent, by a `SafetyCore` of the same
 parameters fed the predicted frames: `lockstep_plan` is pure and the same for a bag, every time.
@@ -107,7 +108,6 @@ class BagLockstep:
         self.box = box
         self.deadline_s = deadline_s
         self.check = check
-        self.commands = 0
 
     def play(self, steps: Iterable[LockstepStep]) -> None:
         for step in steps:
@@ -129,5 +129,4 @@ class BagLockstep:
                     raise DriverError(f"lockstep: no command for {what} within {self.deadline_s:g} s") from None
                 self.link.clock(step.clock_ns)
                 continue
-            self.commands += 1
             return
