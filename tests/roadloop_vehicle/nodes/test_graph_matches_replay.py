@@ -21,16 +21,13 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from roadloop_core.bag import BagWriter, open_bag
 from roadloop_core.config import config_dir
-from roadloop_sim.over_ros.bag_lockstep import BagLockstep, LockstepStep, plan_bag
-from roadloop_sim.over_ros.driver import expected_readers
-from roadloop_sim.over_ros.lockstep import CommandBox
 from roadloop_vehicle.frame import decode_frame
 from roadloop_vehicle.params import load_vehicle_params
 from roadloop_vehicle.pipeline import load_observation_spec
@@ -46,7 +43,11 @@ from tests.roadloop_vehicle.nodes.test_node_processes import (
 )
 from tests.roadloop_vehicle.nodes.test_node_processes import params_file as node_params
 
-pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs")
+if TYPE_CHECKING:
+    from roadloop_sim.over_ros.bag_lockstep import LockstepStep
+
+# the lockstep feed is the simulator package's (absent, like the ROS wheels, in `make pytest-numpy1`)
+pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs", "roadloop_sim")
 
 SIM_TIME = ("-p", "use_sim_time:=true")
 Cmd = tuple[int, float, float, float, float, float]
@@ -86,7 +87,10 @@ class Graph:
     """drive_node + safety_node on sim time, fed in lockstep (`BagLockstep`), and what they publish."""
 
     def __init__(self, nodes: list[NodeProcess], listener: Any, tmp_path: Path, params: Path) -> None:
+        from roadloop_sim.over_ros.bag_lockstep import BagLockstep
+        from roadloop_sim.over_ros.driver import expected_readers
         from roadloop_sim.over_ros.link import CLOCK_TOPIC, RosLink
+        from roadloop_sim.over_ros.lockstep import CommandBox
 
         self.listener = listener
         self.params = load_vehicle_params(params)
@@ -121,6 +125,11 @@ class Graph:
 
     def close(self) -> None:
         self.link.close()
+
+    def plan(self, bag: Path) -> list[LockstepStep]:
+        from roadloop_sim.over_ros.bag_lockstep import plan_bag
+
+        return plan_bag(bag, self.params)
 
     def play(self, steps: list[LockstepStep]) -> None:
         self.lockstep.play(steps)
@@ -197,7 +206,7 @@ def test_camera_stop_watchdog_and_recovery_match_replay(
     assert stats["states"].get("recovering", 0) >= 5 and stats["states"]["active"] >= 10  # stopped, then drove again
 
     g = graph(params)
-    steps = plan_bag(bag, g.params)
+    steps = g.plan(bag)
     assert sum(1 for s in steps if s.stop) == stats["watchdog_ticks"]  # the lockstep waits for every stop replay made
     g.play(steps)
     assert_same(g.commands(), replay)
@@ -221,7 +230,7 @@ def test_model_swap_to_a_nan_model_and_its_rollback_match_replay(
     params = params_file(tmp_path, {"bundle": "", "public_key": str(keypair[1]), "model_manager": manager})
 
     g = graph(params)
-    steps = plan_bag(bag, g.params)
+    steps = g.plan(bag)
     frames = [(i, stamp) for i, s in enumerate(steps) if not s.stop for stamp in s.awaits]  # (step, frame stamp)
     pause = frames[11][0] + 1
     g.play(steps[:pause])
@@ -261,5 +270,5 @@ def test_out_of_range_target_speed_matches_replay(
     assert "implausible_value" in stats["faults"] and stats["states"]["active"] >= 10
 
     g = graph(params)
-    g.play(plan_bag(bag, g.params))
+    g.play(g.plan(bag))
     assert_same(g.commands(), replay)
