@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -193,7 +194,10 @@ def graph(ros_graph: Any, ros_listener: Any, tmp_path: Path) -> Iterator[Any]:
     for g in graphs:
         g.close()
     for n in started:
-        n.stop()
+        try:
+            n.stop()
+        except subprocess.TimeoutExpired:  # killed by then; a clean exit on SIGTERM is test_node_processes' test
+            warnings.warn(f"{n.name} did not exit within 60 s of SIGTERM (killed): {n.stderr[-500:]}", stacklevel=1)
 
 
 def test_camera_stop_watchdog_and_recovery_match_replay(
