@@ -2,7 +2,8 @@
 
 The embedded simulator publishes the registry's sensor topics and /clock and drives the ego from
 /control/command, so the real drive_node and safety_node processes drive closed loop over DDS, in
-lockstep on /clock (see `lockstep` and `driver`). `link` is the only module that imports rclpy.
+lockstep on /clock (see `lockstep` and `driver`). `bag_lockstep` feeds a recorded bag to the same
+nodes in lockstep, as `roadloop replay` steps its pipeline. `link` is the only module that imports rclpy.
 """
 
 from roadloop_sim.over_ros.config import OverRosConfig, load_over_ros_config

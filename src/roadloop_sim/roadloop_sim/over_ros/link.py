@@ -79,7 +79,9 @@ class RosLink:
                 msg = store.deserialize_cdr(data, cmd.type)
                 box.put(header_stamp_ns(msg), msg)
 
-            self.node.create_subscription(classes["command"], cmd.name, on_command, qos_profile(cmd.qos), raw=True)
+            self._command_sub = self.node.create_subscription(
+                classes["command"], cmd.name, on_command, qos_profile(cmd.qos), raw=True
+            )
             self._executor = SingleThreadedExecutor(context=self.context)
             self._executor.add_node(self.node)
         except BaseException:
@@ -118,14 +120,16 @@ class RosLink:
         self._clock_pub.publish(msg)
 
     def wait_matched(self, subscribers: dict[str, int], deadline_s: float, alive: Any = None) -> list[str]:
-        """Wait until each topic has at least its number of matched subscriptions and `command` a publisher;
-        the topics still short when the deadline passed (or `alive()` turned False)."""
+        """Wait until each topic (CLOCK_TOPIC too) has at least its number of matched subscriptions and `command`
+        a matched publisher (a reliable, volatile reader gets nothing sent before it matched); the topics still
+        short when the deadline passed (or `alive()` turned False)."""
         cmd_topic = self.registry["command"].name
         end = time.monotonic() + deadline_s
 
         def short() -> list[str]:
-            out = [t for t, n in subscribers.items() if self.publishers[t].get_subscription_count() < n]
-            return out + ([cmd_topic] if self.node.count_publishers(cmd_topic) == 0 else [])
+            pubs = {**self.publishers, CLOCK_TOPIC: self._clock_pub}
+            out = [t for t, n in subscribers.items() if pubs[t].get_subscription_count() < n]
+            return out + ([cmd_topic] if self._command_sub.get_publisher_count() == 0 else [])
 
         while (missing := short()) and time.monotonic() < end and (alive is None or alive()):
             time.sleep(0.05)
