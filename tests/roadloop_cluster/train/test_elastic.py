@@ -26,6 +26,7 @@ import pytest
 from roadloop_cluster.train.data import BatchStream, ShardSplit, read_dataset_info
 from roadloop_cluster.train.launch import launch
 from roadloop_core.contract.tensors import EGO_STATE
+from tests.support.train_ranks import rank_processes
 
 # The final validation metrics after the kill, a world of 1 and the rejoin may differ this much (relative) from
 # an uninterrupted 2-rank run: the same samples in the same steps, only the reduction order of a global batch
@@ -56,14 +57,7 @@ def _ranks(agent: subprocess.Popen[bytes]) -> list[psutil.Process]:
         kids = psutil.Process(agent.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
-    found = []
-    for p in kids:
-        try:
-            if "roadloop_cluster.train.train" in p.cmdline():
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
+    return rank_processes(kids)
 
 
 class Job:

@@ -14,23 +14,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.train_ranks import rank_processes
+
 
 def _alive(p: psutil.Process) -> bool:
     try:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def _ranks(launcher: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for p in launcher.children(recursive=True):
-        try:
-            if "roadloop_cluster.train.train" in p.cmdline():
-                found.append(p)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
 
 
 @pytest.mark.slow
@@ -51,7 +42,7 @@ def test_killing_the_launcher_takes_every_rank_with_it(
             assert proc.poll() is None, proc.communicate()[1].decode(errors="replace")[-3000:]
             time.sleep(0.02)
         started_s = time.monotonic() - t0
-        ranks = _ranks(launcher)
+        ranks = rank_processes(launcher.children(recursive=True))
         assert len(ranks) == 2
         proc.send_signal(sig)  # to the launcher alone, not its process group
         deadline = time.monotonic() + 10 * started_s + 60  # generous: stopping is faster than starting

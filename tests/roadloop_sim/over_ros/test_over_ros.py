@@ -8,9 +8,7 @@ route completion, end and infractions, and the same ego path (the report's 0.1 m
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +18,17 @@ import yaml
 from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
 from roadloop_core.registry import load_registry
+from tests.support.vehicle_fixtures import vehicle_fixtures
 
 pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs", "highway_env")
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _fixtures() -> Any:
-    name = "roadloop_vehicle_test_fixtures"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "roadloop_vehicle" / "fixtures.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture()
 def vehicle_config(tmp_path: Path) -> tuple[Path, Path]:
     """A config folder as on a vehicle (the repository's YAML + the trusted key), one short scenario; a bundle."""
-    fx = _fixtures()
+    fx = vehicle_fixtures()
     cfg = tmp_path / "config"
     shutil.copytree(REPO / "config", cfg)
     priv, _ = fx.keys(cfg / "keys")  # config/vehicle.yaml: public_key keys/signing.pub
@@ -91,8 +78,8 @@ def test_a_bundle_the_drive_node_refuses_is_one_error_with_its_reason(
     from roadloop_sim.errors import DriverError
 
     cfg, _ = vehicle_config
-    other_key, _ = _fixtures().keys(tmp_path / "other-keys")
+    other_key, _ = vehicle_fixtures().keys(tmp_path / "other-keys")
     observation = ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    foreign = _fixtures().make_bundle(tmp_path / "foreign-v1", other_key, observation=observation)
+    foreign = vehicle_fixtures().make_bundle(tmp_path / "foreign-v1", other_key, observation=observation)
     with pytest.raises(DriverError, match=r"^drive_node: model refused .*signature"):
         _eval(cfg, foreign, over_ros=True)
