@@ -123,9 +123,7 @@ class SampleBuilder:
         if not self._tracks:  # a plan's waypoints and the command: the nearest within the slop have come
             return self._clock > t + self._label_slop
         until = t + self._horizon_ns[-1]
-        if self._tracks:
-            return all(track and track[-1].stamp_ns >= until for track in self._tracks.values())
-        return self._clock >= until
+        return all(track and track[-1].stamp_ns >= until for track in self._tracks.values())
 
     def _resolve(self) -> list[Sample]:
         out: list[Sample] = []
