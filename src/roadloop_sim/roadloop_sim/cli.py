@@ -115,6 +115,16 @@ VehicleParamsOpt = Annotated[
     Path | None,
     typer.Option("--params", help="Vehicle parameters a bundle: driver runs on (default: config/vehicle.yaml)."),
 ]
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=0,
+        help="Episodes run in this many worker processes (0: one per core); the results are the same for any "
+        "number. Highway-env only (one CARLA server or ROS 2 graph serves one episode at a time).",
+    ),
+]
 
 
 SEED_HELP = (
@@ -160,6 +170,7 @@ def record(
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
     params: VehicleParamsOpt = None,
+    jobs: JobsOpt = 1,
     distro: str | None = typer.Option(
         None,
         "--distro",
@@ -190,6 +201,7 @@ def record(
             distro=distro,
             labeler=labeler,
             beta=beta,
+            jobs=jobs,
         )
     if json_out is not None:
         rows = [{"bag": str(ep.path), **ep.metrics} for ep in done]
@@ -219,6 +231,7 @@ def evaluate_cmd(
     carla_port: CarlaPortOpt = None,
     carla_timeout: CarlaTimeoutOpt = None,
     params: VehicleParamsOpt = None,
+    jobs: JobsOpt = 1,
     over_ros: bool = typer.Option(
         False,
         "--over-ros",
@@ -245,6 +258,7 @@ def evaluate_cmd(
             vehicle=vehicle,
             simulator=sim,
             over_ros=ros_cfg,
+            jobs=jobs,
         )
     if json_out is not None:
         write_report(report, json_out)

@@ -15,10 +15,12 @@ from roadloop_core.fsio import atomic_write_json
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import driver_name, make_driver
 from roadloop_sim.episode import EpisodeLog, run_episode
+from roadloop_sim.errors import SimError
 from roadloop_sim.metrics import aggregate, episode_metrics
 from roadloop_sim.over_ros.config import OverRosConfig
+from roadloop_sim.parallel import PerProcess, map_episodes, worker_count
 from roadloop_sim.protocol import Simulator
-from roadloop_sim.scenarios import ScenarioSet, episode_plan
+from roadloop_sim.scenarios import Scenario, ScenarioSet, episode_plan
 
 if TYPE_CHECKING:
     from roadloop_vehicle.params import VehicleParams
@@ -58,45 +60,62 @@ def evaluate(
     simulator: Simulator | None = None,
     progress: bool = True,
     over_ros: OverRosConfig | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Run `episodes` episodes with `driver` and return the report (per episode + aggregate).
 
     `vehicle`: the onboard parameters a `bundle:` driver runs on. `over_ros`: a `bundle:` driver runs
     as the drive_node and safety_node processes on a ROS 2 graph instead of in this process.
+    `jobs`: worker processes for the episodes (0 = one per core); the report is the same for any.
     """
     selected = scenario_set.select(scenarios)
     plan = episode_plan(selected, episodes, seed)
+    workers = worker_count(jobs, len(plan))
+    if workers > 1 and (simulator is not None or over_ros is not None):
+        what = "--over-ros (one ROS 2 graph)" if over_ros is not None else "a given simulator (e.g. one CARLA server)"
+        raise SimError(f"eval: --jobs {jobs} runs episodes in parallel processes, which {what} cannot serve")
     if over_ros is not None:
-        drv = _ros_driver(driver, registry, vehicle, over_ros, scenario_set.simulation.policy_rate_hz)
+        ros = _ros_driver(driver, registry, vehicle, over_ros, scenario_set.simulation.policy_rate_hz)
+        drivers: PerProcess[Any] = PerProcess(lambda: ros)
     else:
-        drv = make_driver(driver, registry, vehicle)
-    label = driver_name(driver, drv)
-    if simulator is None:
-        from roadloop_sim.highway import HighwayEnvSimulator
+        drivers = PerProcess(lambda: make_driver(driver, registry, vehicle))
+    sims: PerProcess[Simulator] = PerProcess(lambda: simulator or _highway(scenario_set, registry))
+    # one process names its bar after the driver (a bundle: its model); workers load theirs after the fork
+    label = driver_name(driver, drivers.get()) if workers == 1 else f"{driver} ({workers} workers)"
 
-        sim: Simulator = HighwayEnvSimulator(scenario_set, registry)
-    else:
-        sim = simulator
-    results = []
+    def one(item: tuple[int, tuple[Scenario, int]]) -> dict[str, Any]:
+        k, (sc, s) = item
+        drv = drivers.get()
+        log = run_episode(
+            sims.get(), drv, sc.name, s, registry=registry, cfg=scenario_set.simulation,
+            driver_label=driver_name(driver, drv),
+        )  # fmt: skip
+        m = {"index": k, **episode_metrics(log), "path": _path(log, scenario_set.simulation.sim_rate_hz)}
+        if plots is not None:
+            from roadloop_sim.plots import plot_episode
+
+            plot_episode(log, m, Path(plots) / f"{k:03d}_{sc.name}_s{s}.png")
+        return m
+
+    results: list[dict[str, Any]] = []
     try:
-        for k, (sc, s) in enumerate(tqdm(plan, desc=f"eval {label}", unit="episode", disable=not progress)):
-            log = run_episode(sim, drv, sc.name, s, registry=registry, cfg=scenario_set.simulation, driver_label=label)
-            m = {"index": k, **episode_metrics(log), "path": _path(log, scenario_set.simulation.sim_rate_hz)}
-            results.append(m)
-            if plots is not None:
-                from roadloop_sim.plots import plot_episode
-
-                plot_episode(log, m, Path(plots) / f"{k:03d}_{sc.name}_s{s}.png")
+        bar = tqdm(total=len(plan), desc=f"eval {label}", unit="episode", disable=not progress)
+        with bar:
+            for m in map_episodes(one, list(enumerate(plan)), workers):
+                results.append(m)
+                bar.update(1)
     finally:
-        close = getattr(drv, "close", None)
+        drv_here = drivers.here()
+        close = getattr(drv_here, "close", None)
         if close is not None:
             close()
-        if simulator is None:
-            sim.close()
+        sim_here = sims.here()
+        if simulator is None and sim_here is not None:
+            sim_here.close()
     if plots is not None and results:
         from roadloop_sim.plots import plot_summary
 
-        plot_summary(results, label, Path(plots) / "summary.png")
+        plot_summary(results, str(results[0]["driver"]), Path(plots) / "summary.png")
     report = {
         "format": REPORT_FORMAT,
         "driver": driver,
@@ -112,6 +131,12 @@ def evaluate(
         "episodes": results,
     }
     return dict(_rounded(report))
+
+
+def _highway(scenario_set: ScenarioSet, registry: TopicRegistry) -> Simulator:
+    from roadloop_sim.highway import HighwayEnvSimulator
+
+    return HighwayEnvSimulator(scenario_set, registry)
 
 
 def _ros_driver(

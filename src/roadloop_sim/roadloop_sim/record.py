@@ -35,6 +35,7 @@ from roadloop_sim.episode import EpisodeLog, run_episode
 from roadloop_sim.errors import SimError
 from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.metrics import episode_metrics
+from roadloop_sim.parallel import PerProcess, map_episodes, worker_count
 from roadloop_sim.protocol import Simulator
 from roadloop_sim.scenarios import ScenarioSet, episode_plan
 
@@ -138,6 +139,7 @@ def record_episodes(
     distro: str | None = None,
     labeler: ExpertLabeler | None = None,
     beta: float = 0.0,
+    jobs: int = 1,
 ) -> list[RecordedEpisode]:
     """Record episodes (or the interventions of an eval report) as bags under `out`.
 
@@ -146,6 +148,7 @@ def record_episodes(
     9); default the registry's typestore. `labeler` (DAgger): the expert labels every state the driver
     visits, and drives each state with probability `beta` (custom data roadloop.dagger=true); the bags
     then also hold the registry's expert_command / expert_trajectory topics (the labels).
+    `jobs`: worker processes for the episodes (0 = one per core); the bags are the same for any.
     """
     if labeler is not None and intervene_on is not None:
         raise SimError("record: labelling with the expert (DAgger) and replaying interventions are exclusive")
@@ -153,82 +156,102 @@ def record_episodes(
         raise SimError(f"record: beta must be within [0, 1], got {beta}")
     bag_distro = distro or registry.typestore
     if intervene_on is not None:
-        jobs = interventions_from_report(intervene_on, takeover_lead_s, None if driver == "expert" else driver)
+        todo = interventions_from_report(intervene_on, takeover_lead_s, None if driver == "expert" else driver)
     else:
         plan = episode_plan(scenario_set.select(scenarios), episodes, seed)
-        jobs = [EpisodeJob(k, sc.name, s, driver) for k, (sc, s) in enumerate(plan)]
-    for job in jobs:
+        todo = [EpisodeJob(k, sc.name, s, driver) for k, (sc, s) in enumerate(plan)]
+    for job in todo:
         scenario_set.get(job.scenario)  # fail before any work on an unknown name
+    workers = worker_count(jobs, len(todo))
+    if workers > 1 and simulator is not None:
+        raise SimError(f"record: --jobs {jobs} runs episodes in parallel processes, which a given simulator "
+                       "(e.g. one CARLA server) cannot serve")  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sim = simulator or HighwayEnvSimulator(scenario_set, registry)
+
+    def final_of(job: EpisodeJob) -> Path:
+        suffix = "_intervention" if job.takeover_s is not None else "_dagger" if labeler is not None else ""
+        return out / f"{job.index:03d}_{job.scenario}_s{job.seed}{suffix}"
+
+    # every clash is found, and every killed run's bag moved aside, before the first episode runs
+    for job in todo:
+        final = final_of(job)
+        if final.exists():
+            raise SimError(f"{final}: already exists (choose another --out or remove it)")
+    for job in todo:
+        partial = out / ".partial" / final_of(job).name
+        if partial.exists() or partial.is_symlink():
+            _keep_interrupted(partial)  # a killed run's flushed chunks: recoverable, so never deleted
+    sims: PerProcess[Simulator] = PerProcess(lambda: simulator or HighwayEnvSimulator(scenario_set, registry))
     cfg = scenario_set.simulation
     done: list[RecordedEpisode] = []
-    total_m = sum(scenario_set.get(j.scenario).route_length_m for j in jobs)
+    total_m = sum(scenario_set.get(j.scenario).route_length_m for j in todo)
     bar = tqdm(
         total=round(total_m),
-        desc=f"recording {len(jobs)} episode(s)",
+        desc=f"recording {len(todo)} episode(s)" + (f" on {workers} workers" if workers > 1 else ""),
         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} m of route [{elapsed}<{remaining}]",
         disable=not progress,
     )
+    # one process moves the bar as the car drives; workers report each episode's metres when it ends
+    on_step = (lambda dm: bar.update(dm)) if workers == 1 else None
+
+    def one(job: EpisodeJob) -> tuple[RecordedEpisode, float]:
+        final = final_of(job)
+        partial = out / ".partial" / final.name
+        partial.parent.mkdir(exist_ok=True)
+        drv = make_driver(job.driver, registry, vehicle)
+        label = driver_name(job.driver, drv)
+        custom = {
+            "roadloop.scenario": job.scenario,
+            "roadloop.seed": str(job.seed),
+            "roadloop.episode": str(job.index),
+            "roadloop.driver": label if job.takeover_s is None else f"{label}+expert",
+            "roadloop.intervention": "true" if job.takeover_s is not None else "false",
+        }
+        if job.takeover_s is not None:
+            custom["roadloop.takeover_s"] = f"{job.takeover_s:.3f}"
+        if labeler is not None:
+            custom |= {"roadloop.dagger": "true", "roadloop.beta": f"{beta:g}"}
+        writer = BagWriter(partial, distro=bag_distro, custom_data=custom)
+        label_roles = [registry[r] for r in ("expert_command", "expert_trajectory")] if labeler else []
+        for spec in [*registry.recorded(), *label_roles]:
+            writer.add_topic(spec.name, spec.type, spec.qos)
+        try:
+            log = run_episode(
+                sims.get(),
+                drv,
+                job.scenario,
+                job.seed,
+                registry=registry,
+                cfg=cfg,
+                driver_label=custom["roadloop.driver"],
+                writer=writer,
+                takeover_driver=ExpertDriver(distro=registry.typestore) if job.takeover_s is not None else None,
+                takeover_s=job.takeover_s,
+                on_step=on_step,
+                labeler=labeler,
+                beta=beta,
+            )
+        finally:
+            writer.close()
+        fsync_tree(partial)
+        os.replace(partial, final)
+        fsync_dir(final.parent)
+        metrics = episode_metrics(log)
+        if labeler is not None:
+            metrics["labelled"] = label_counts(log)
+        return RecordedEpisode(final, job, metrics), (log.progress_m if on_step is not None else 0.0)
+
     try:
-        for job in jobs:
-            suffix = "_intervention" if job.takeover_s is not None else "_dagger" if labeler is not None else ""
-            final = out / f"{job.index:03d}_{job.scenario}_s{job.seed}{suffix}"
-            if final.exists():
-                raise SimError(f"{final}: already exists (choose another --out or remove it)")
-            partial = out / ".partial" / final.name
-            if partial.exists() or partial.is_symlink():
-                _keep_interrupted(partial)  # a killed run's flushed chunks: recoverable, so never deleted
-            partial.parent.mkdir(exist_ok=True)
-            drv = make_driver(job.driver, registry, vehicle)
-            label = driver_name(job.driver, drv)
-            custom = {
-                "roadloop.scenario": job.scenario,
-                "roadloop.seed": str(job.seed),
-                "roadloop.episode": str(job.index),
-                "roadloop.driver": label if job.takeover_s is None else f"{label}+expert",
-                "roadloop.intervention": "true" if job.takeover_s is not None else "false",
-            }
-            if job.takeover_s is not None:
-                custom["roadloop.takeover_s"] = f"{job.takeover_s:.3f}"
-            if labeler is not None:
-                custom |= {"roadloop.dagger": "true", "roadloop.beta": f"{beta:g}"}
-            writer = BagWriter(partial, distro=bag_distro, custom_data=custom)
-            label_roles = [registry[r] for r in ("expert_command", "expert_trajectory")] if labeler else []
-            for spec in [*registry.recorded(), *label_roles]:
-                writer.add_topic(spec.name, spec.type, spec.qos)
-            try:
-                log = run_episode(
-                    sim,
-                    drv,
-                    job.scenario,
-                    job.seed,
-                    registry=registry,
-                    cfg=cfg,
-                    driver_label=custom["roadloop.driver"],
-                    writer=writer,
-                    takeover_driver=ExpertDriver(distro=registry.typestore) if job.takeover_s is not None else None,
-                    takeover_s=job.takeover_s,
-                    on_step=lambda dm: bar.update(dm),
-                    labeler=labeler,
-                    beta=beta,
-                )
-            finally:
-                writer.close()
-            bar.update(max(0.0, scenario_set.get(job.scenario).route_length_m - log.progress_m))
-            fsync_tree(partial)
-            os.replace(partial, final)
-            fsync_dir(final.parent)
-            metrics = episode_metrics(log)
-            if labeler is not None:
-                metrics["labelled"] = label_counts(log)
-            done.append(RecordedEpisode(final, job, metrics))
+        for rec, driven_m in map_episodes(one, todo, workers):
+            bar.update(max(0.0, scenario_set.get(rec.job.scenario).route_length_m - driven_m))
+            done.append(rec)
     finally:
         bar.close()
         staging = out / ".partial"
         if staging.is_dir() and not any(staging.iterdir()):
             staging.rmdir()
-        if simulator is None:
-            sim.close()
+        sim_here = sims.here()
+        if simulator is None and sim_here is not None:
+            sim_here.close()
     return done
