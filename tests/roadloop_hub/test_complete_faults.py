@@ -86,9 +86,7 @@ def test_a_chunk_body_the_disk_refuses_is_503_and_sent_again(hub: HubProc, tmp_p
         assert r.status_code == 200 and r.json()["stored"] is True, r.text
 
 
-def test_complete_on_a_disk_that_fails_mid_unpack_is_503_and_the_retry_completes(
-    hub: HubProc, tmp_path: Path
-) -> None:
+def test_complete_on_a_disk_that_fails_mid_unpack_is_503_and_the_retry_completes(hub: HubProc, tmp_path: Path) -> None:
     data, sha = _bag(tmp_path)
     with hub.client(hub.token("car1")) as c:
         up = _create(c, "drive1", data)
