@@ -23,7 +23,7 @@ import pytest
 
 from roadloop_core.contract.wire import TarStream, chunk_range
 from roadloop_hub.db import Database
-from roadloop_hub.errors import CatalogError
+from roadloop_hub.errors import CatalogError, RequestRefused
 from tests.fleet.conftest import HubProc, put_chunks, write_bag
 
 pytestmark = pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs Linux prlimit")
@@ -161,4 +161,34 @@ def test_a_commit_the_database_refuses_is_a_catalog_error_rolled_back(tmp_path: 
     db.execute("INSERT INTO t VALUES (4)")
     assert reader.execute("SELECT x FROM t ORDER BY x").fetchall() == [(2,), (4,)]
     reader.close()
+    db.close()
+
+
+class _RollbackFailsOnce:
+    """A real SQLite connection whose first rollback fails (as on an I/O error), then works again."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn, self.failed = conn, False
+
+    def rollback(self) -> None:
+        if not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("disk I/O error")
+        self._conn.rollback()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_transaction_whose_rollback_failed_is_never_committed_by_the_next_statement(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    conn = _RollbackFailsOnce(sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED"))
+    db = Database(conn, "sqlite", str(path))
+    db.execute("CREATE TABLE t (x INTEGER)")
+    with pytest.raises(CatalogError, match="disk I/O error") as err, db.transaction():
+        db.execute("INSERT INTO t VALUES (1)")
+        raise RequestRefused(409, "refused after a write")
+    assert isinstance(err.value.__cause__, RequestRefused) and conn.failed
+    db.execute("INSERT INTO t VALUES (2)")  # rolls the half-done transaction back first
+    assert db.query("SELECT x FROM t") == [{"x": 2}]
     db.close()
