@@ -67,9 +67,42 @@ class Database:
         self.where = where
         self._lock = threading.RLock()
         self._depth = 0  # > 0 inside transaction(); single statements outside one commit on their own
+        self._unsettled = False  # a rollback failed: roll back before anything else runs
+        self._still_relaxed = False  # SQLite's synchronous=FULL could not be restored: restore it first
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.kind == "postgresql" else sql
+
+    def _error(self, err: Exception) -> CatalogError:
+        """A driver's exception (sqlite3.Error, psycopg.Error, ...) as the catalog's one error (503, retryable)."""
+        return CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0])
+
+    def _rollback(self) -> None:
+        """End the open transaction; if even that fails, remember it, so nothing runs on a half-done one."""
+        try:
+            self._conn.rollback()
+        except Exception as err:
+            self._unsettled = True
+            raise self._error(err) from err
+        self._unsettled = False
+
+    def _settle(self) -> None:
+        """Before anything at depth 0: a transaction whose rollback failed is rolled back first (never
+        committed by the next statement), and a relaxed durability left behind is restored; CatalogError
+        while that still fails."""
+        if self._depth != 0:
+            return
+        if self._unsettled:
+            self._rollback()
+        if self._still_relaxed:
+            self._pragma("PRAGMA synchronous=FULL")
+            self._still_relaxed = False
+
+    def _pragma(self, sql: str) -> None:
+        try:
+            self._conn.execute(sql)
+        except Exception as err:
+            raise self._error(err) from err
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[Database]:
@@ -78,29 +111,47 @@ class Database:
         `durable=False` (chunk bookkeeping only): the commit survives a hub crash but not
         necessarily a power loss (SQLite synchronous=NORMAL, PostgreSQL synchronous_commit=off),
         which the whole-object sha256 at completion makes harmless.
+
+        A fault of the database itself (disk full or I/O error at the commit, a lock not granted, a
+        lost connection) is a CatalogError (503: retry); the transaction is rolled back either way.
         """
         with self._lock:
+            self._settle()
             relaxed = not durable and self._depth == 0
             if relaxed and self.kind == "sqlite":
-                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._pragma("PRAGMA synchronous=NORMAL")
             self._depth += 1
             try:
                 if relaxed and self.kind == "postgresql":
-                    self._conn.cursor().execute("SET LOCAL synchronous_commit TO OFF")
+                    try:
+                        self._conn.cursor().execute("SET LOCAL synchronous_commit TO OFF")
+                    except Exception as err:
+                        raise self._error(err) from err
                 yield self
                 if self._depth == 1:
-                    self._conn.commit()
-            except BaseException:
+                    try:
+                        self._conn.commit()
+                    except Exception as err:  # rolled back below: a failed commit never stays half-open
+                        raise self._error(err) from err
+            except BaseException as err:
                 if self._depth == 1:
-                    self._conn.rollback()
+                    try:
+                        self._rollback()
+                    except CatalogError as failed:
+                        if isinstance(err, Exception):  # the database is the fault now (KeyboardInterrupt stays)
+                            raise failed from err
                 raise
             finally:
                 self._depth -= 1
                 if relaxed and self.kind == "sqlite":
-                    self._conn.execute("PRAGMA synchronous=FULL")
+                    try:
+                        self._conn.execute("PRAGMA synchronous=FULL")
+                    except Exception:  # the transaction's outcome stands; restored before the next one
+                        self._still_relaxed = True
 
     def _run(self, sql: str, params: Sequence[Any], fetch: bool) -> tuple[int, list[dict[str, Any]]]:
         with self._lock:
+            self._settle()
             try:
                 cur = self._conn.cursor()
                 cur.execute(self._sql(sql), tuple(params))
@@ -113,8 +164,8 @@ class Database:
                 return int(cur.rowcount), rows
             except Exception as err:
                 if self._depth == 0:
-                    self._conn.rollback()  # a failed statement must not poison the next ones
-                raise CatalogError(f"{self.where}: {type(err).__name__}: {err}".splitlines()[0]) from err
+                    self._rollback()  # a failed statement must not poison the next ones
+                raise self._error(err) from err
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._run(sql, params, fetch=False)[0]
@@ -129,17 +180,29 @@ class Database:
     def columns(self, table: str) -> set[str]:
         """The column names of `table` (portable: the cursor description of an empty select)."""
         with self._lock:
-            cur = self._conn.cursor()
-            cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            self._settle()
+            try:
+                cur = self._conn.cursor()
+                cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+            except Exception as err:
+                raise self._error(err) from err
             return {str(d[0]) for d in cur.description}
 
     def commit(self) -> None:
         with self._lock:
-            self._conn.commit()
+            self._settle()
+            try:
+                self._conn.commit()
+            except Exception as err:
+                self._rollback()
+                raise self._error(err) from err
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            try:
+                self._conn.close()
+            except Exception as err:
+                raise self._error(err) from err
 
 
 def open_database(url: str, root: Path) -> Database:

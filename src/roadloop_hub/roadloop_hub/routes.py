@@ -39,6 +39,7 @@ from roadloop_core.contract.wire import (
 from roadloop_hub.auth import Principal
 from roadloop_hub.errors import RequestRefused
 from roadloop_hub.service import Hub
+from roadloop_hub.uploads import store_fault
 
 __all__ = [
     "bag",
@@ -176,6 +177,8 @@ async def put_chunk(
         except ClientDisconnect:  # the vehicle went away mid-chunk: log it, record nothing
             await run_in_threadpool(hub.uploads.chunk_aborted, who, upload_id, idx)
             return JSONResponse({"detail": f"chunk {idx}: body ended early"}, status_code=400)
+        except OSError as err:  # the body could not be written (a full disk): nothing held, send it again
+            raise store_fault(f"chunk {idx} of upload {upload_id}", err) from err
         return await run_in_threadpool(hub.uploads.finish_chunk, slot, digest.hexdigest(), received, body)
 
 

@@ -50,13 +50,19 @@ from roadloop_hub.prefix_hash import PrefixHasher
 from roadloop_hub.request_fields import int_field, name_field, piece_field, sha256_field
 from roadloop_hub.store import BlobStore, ChunkFile, HeldObject
 
-__all__ = ["PROOF_REFUSED", "ChunkSlot", "UploadService"]
+__all__ = ["PROOF_REFUSED", "ChunkSlot", "UploadService", "store_fault"]
 
 MIN_UPLOAD_BYTES = 1024  # two tar end blocks: no tar stream is shorter
 MAX_TAGS = 32
 # One answer for every refused proof, whether the object exists or not.
 PROOF_REFUSED = "proof of possession not accepted; send the chunks"
 _STRIPES = 64  # locks serialising the install of chunk bodies (per upload, striped: bounded memory)
+
+
+def store_fault(what: str, err: OSError) -> RequestRefused:
+    """A fault of the hub's own disk (full, file too large, I/O error): 503, nothing acknowledged, the
+    upload stays open with what it holds, so the same call succeeds once the fault is gone."""
+    return RequestRefused(503, f"{what}: cannot store it now ({err.strerror or err}); retry")
 
 
 @dataclass(frozen=True)
@@ -236,8 +242,14 @@ class UploadService:
         return ChunkSlot(u, idx, sha, offset, length, write=held is None)
 
     def body_for(self, slot: ChunkSlot) -> ChunkFile | nullcontext[None]:
-        """Where the body of `slot` goes while it streams in: a temp file, or nowhere (write=False)."""
-        return self.store.new_chunk(slot.upload.id, slot.idx) if slot.write else nullcontext(None)
+        """Where the body of `slot` goes while it streams in: a temp file, or nowhere (write=False).
+        Writing it may fail like any write (a full disk): `store_fault` makes that a 503."""
+        if not slot.write:
+            return nullcontext(None)
+        try:
+            return self.store.new_chunk(slot.upload.id, slot.idx)
+        except OSError as err:
+            raise store_fault(f"chunk {slot.idx} of upload {slot.upload.id}", err) from err
 
     def finish_chunk(
         self, slot: ChunkSlot, actual_sha: str, received: int, body: ChunkFile | None = None
@@ -281,7 +293,10 @@ class UploadService:
         slot = self.chunk_slot(who, upload_id, idx, sha)
         with self.body_for(slot) as body:
             if body is not None and len(data) <= slot.length:
-                body.write(data)
+                try:
+                    body.write(data)
+                except OSError as err:
+                    raise store_fault(f"chunk {idx} of upload {upload_id}", err) from err
             return self.finish_chunk(slot, hashlib.sha256(data).hexdigest(), len(data), body)
 
     def chunk_aborted(self, who: Principal, upload_id: str, idx: int) -> None:
@@ -300,7 +315,10 @@ class UploadService:
         with self._guard:
             lock = self._complete_locks.setdefault(upload_id, threading.Lock())
         with lock:  # a client retrying a slow complete waits for the first one instead of racing it
-            return self._complete(who, upload_id)
+            try:
+                return self._complete(who, upload_id)
+            except OSError as err:  # any other fault of the hub's disk: the upload changes only by commits
+                raise store_fault(f"upload {upload_id}", err) from err
 
     def _complete(self, who: Principal, upload_id: str) -> dict[str, Any]:
         u = self._owned(who, upload_id)
@@ -355,18 +373,20 @@ class UploadService:
                     got = [m.name for m in members][:4]
                     raise StoreError(f"{what}: a piece holds exactly its one file {u.piece!r}, not {got}")
                 check_metadata(work, members, what)
-            except StoreError:
+            except BaseException:
                 self.store.discard(work)
                 raise
-        except StoreError as err:
+        except StoreError as err:  # the object is refused: the upload fails (422)
             self._fail(u.id, str(err))
             raise RequestRefused(422, str(err)) from err
+        except OSError as err:  # the disk failed us while unpacking (full, EFBIG, EIO): open for a retry
+            raise store_fault(what, err) from err
         try:
             stored = read_object(u.sha256, u.size, work)  # bounded: metadata checked above; never raises
             self.store.install_bag(work, u.sha256)
         except OSError as err:  # e.g. a full disk: nothing is acknowledged, the chunks stay for a retry
             self.store.discard(work)
-            raise RequestRefused(503, f"{what}: cannot store the bag now ({err.strerror or err}); retry") from err
+            raise store_fault(what, err) from err
         except BaseException:
             self.store.discard(work)
             raise
