@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +138,38 @@ def test_a_given_simulator_cannot_serve_parallel_workers(
             )  # fmt: skip
     finally:
         sim.close()
+
+
+_ORPHAN_PARENT = r"""
+import os, sys, time
+from roadloop_sim.parallel import map_episodes
+
+def work(i):
+    print(os.getpid(), flush=True)
+    time.sleep(3600)
+
+list(map_episodes(work, [0, 1], 2))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its reaper is gone for our purposes
+        return f.read().split()[2] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux (prctl PR_SET_PDEATHSIG and /proc)")
+def test_workers_end_when_their_parent_is_killed() -> None:
+    """A stage timeout SIGKILLs `roadloop sim eval`: its workers must not run on, orphaned."""
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_PARENT], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    workers = [int(proc.stdout.readline()) for _ in range(2)]
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 120
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), f"workers {workers} outlived their parent"

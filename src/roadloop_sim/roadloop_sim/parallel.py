@@ -12,9 +12,13 @@ on first use (`PerProcess`), since neither may be shared across processes.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Generic, TypeVar, cast
 
 from roadloop_sim.errors import SimError
@@ -24,6 +28,7 @@ __all__ = ["PerProcess", "default_jobs", "map_episodes", "worker_count"]
 T = TypeVar("T")
 R = TypeVar("R")
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _work: Callable[[object], object] | None = None  # set before the fork; a forked worker inherits it
 
 
@@ -48,11 +53,23 @@ def _call(item: object) -> object:
     return _work(item)
 
 
+def _die_with_parent() -> None:
+    """A worker ends when the process that forked it does (killed by a stage timeout, say): the SIGTERM a
+    pool would send is caught by the simulator's SDL, so it asks the kernel for a SIGKILL instead."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: workers still end with the pool's shutdown
+        pass
+
+
 def map_episodes(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R]:
     """`work(item)` for every item, yielded in the order of `items` as each finishes.
 
     With one worker (or one item) everything runs in this process. An exception in a worker is
-    raised here, in the parent, when its result is reached.
+    raised here, in the parent, when its result is reached; a worker that dies is an error too.
+    Workers end by a message, never by SIGTERM (the simulator's SDL catches that): after the last
+    result, or, on an error, once their running episode is over (the rest are cancelled).
     """
     workers = worker_count(jobs, len(items))
     if workers == 1:
@@ -60,11 +77,13 @@ def map_episodes(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Itera
         return
     global _work
     _work = cast("Callable[[object], object]", work)  # _call hands each item, a T, back to this work
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_parent)
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers) as pool:
-            yield from cast("Iterator[R]", pool.imap(_call, items, chunksize=1))
+        yield from cast("Iterator[R]", pool.map(_call, items))
+    except BrokenProcessPool as err:
+        raise SimError(f"an episode's worker process died ({err})") from err
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         _work = None
 
 

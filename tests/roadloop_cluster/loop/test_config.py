@@ -45,6 +45,7 @@ def test_scenarios_exist_in_scenarios_yaml(repo_root: Path) -> None:
         ("loop: {gate: {confidence: 95}}", "gate.confidence must be between 0 and 1"),
         ("loop: {gate: {resamples: 0}}", "gate.resamples must be at least 1"),
         ("loop: {evaluation: {episodes: 0}}", "evaluation.episodes must be at least 1"),
+        ("loop: {episode_jobs: -1}", "episode_jobs must be 0"),
         ("loop: {epochs: 3}", "unknown parameter(s) epochs"),
         ("loop: {drive: {episodes: 2, speed: 3}}", "unknown parameter(s) speed"),
         ("loop: [1, 2]", "'loop:' must be a mapping"),

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -180,3 +184,34 @@ def test_camera_rotates_with_the_ego_when_aligned(
         assert w > 1.8 * h  # the 5 m x 2 m car lies along the image's x axis whatever its heading
     else:
         assert w < 1.8 * h  # the map's axes: the car is drawn turned
+
+
+_DRIVE_ON = r"""
+from roadloop_core.config import config_dir
+from roadloop_core.registry import load_registry
+from roadloop_sim.drivers import make_driver
+from roadloop_sim.episode import run_episode
+from roadloop_sim.highway import HighwayEnvSimulator
+from roadloop_sim.scenarios import load_scenarios
+
+reg = load_registry(config_dir() / "topics.yaml")
+scenarios = load_scenarios(config_dir() / "scenarios.yaml")
+sim = HighwayEnvSimulator(scenarios, reg)
+for seed in range(20):
+    run_episode(sim, make_driver("expert", reg, None), "highway_light", seed, registry=reg, cfg=scenarios.simulation,
+                driver_label="expert")
+    print("episode", seed, flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_a_running_simulation(sig: signal.Signals) -> None:
+    """SDL used to catch SIGTERM (a quit event nobody read): the process drove its episodes on and exited 0."""
+    env = {k: v for k, v in os.environ.items() if k != "SDL_NO_SIGNAL_HANDLERS"}
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVE_ON], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith("episode 0")  # the simulator and its renderer are up
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == -sig, f"ended with {proc.returncode} after driving on: {out!r}"

@@ -141,6 +141,7 @@ class LoopConfig:
     intervention: InterventionConfig = field(default_factory=InterventionConfig)
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    episode_jobs: int = 0  # `roadloop sim` episodes run in this many worker processes (0: one per core)
     hub_start_timeout_s: float = 60.0
     stage_timeout_s: float = 1800.0
 
@@ -160,6 +161,8 @@ class LoopConfig:
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.episode_jobs < 0:
+            raise ValueError(f"episode_jobs must be 0 (one worker per core) or more, got {self.episode_jobs}")
         if self.intervention.episodes < 0:
             raise ValueError("intervention.episodes must be >= 0 (0: no fleet drive and corrections)")
         if not 0.0 < self.gate.confidence < 1.0:

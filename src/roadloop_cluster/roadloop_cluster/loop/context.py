@@ -84,6 +84,11 @@ class StageContext:
         return ",".join(self.cfg.scenarios)
 
     @property
+    def sim_jobs(self) -> tuple[str, str]:
+        """`roadloop sim record/eval`'s worker processes, as the loop config sets them."""
+        return "--jobs", str(self.cfg.episode_jobs)
+
+    @property
     def hub_url(self) -> str:
         if self.state.hub is None:
             raise LoopError("the hub is not running")

@@ -42,6 +42,9 @@ __all__ = ["HighwayEnvSimulator"]
 if os.environ.get("SDL_VIDEODRIVER") in (None, "", "dummy"):
     os.environ["SDL_VIDEODRIVER"] = "offscreen"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+# SDL otherwise turns SIGTERM and SIGINT into quit events nobody reads: a recording or evaluation
+# would keep running when told to stop (and a worker process would outlive its pool)
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 FloatArray = npt.NDArray[np.float64]
 LANE_SAMPLE_M = 1.0

@@ -17,7 +17,7 @@ def corrections(ctx: StageContext, n: int) -> StageOutcome:
     recordings = ctx.layout.recordings
     before = set(bags_in(recordings))
     ctx.roadloop("sim", "record", "--intervene-on", ctx.layout.round(n) / "interventions.json", "--driver", "expert",
-                 "--out", recordings)  # fmt: skip
+                 "--out", recordings, *ctx.sim_jobs)  # fmt: skip
     new = [b for b in bags_in(recordings) if b not in before]
     inter["corrections"] = len(new)
     return StageOutcome({"failed": inter["failed"], "corrections": len(new)})

@@ -31,7 +31,7 @@ def dagger(ctx: StageContext, n: int) -> StageOutcome:
     report = rd / "dagger.json"
     ctx.roadloop("sim", "record", "--driver", f"bundle:{bundle}", "--label-with-expert", "--beta", f"{beta:g}",
                  "--scenarios", ctx.scenarios, "--episodes", str(dg.episodes), "--seed", str(seed),
-                 "--out", recordings, "--json", report)  # fmt: skip
+                 "--out", recordings, "--json", report, *ctx.sim_jobs)  # fmt: skip
     new = [b for b in bags_in(recordings) if b not in before]
     episodes = read_json(report, "the DAgger recording")["episodes"]
     counts: dict[str, int] = {k: 0 for k in ("states", *KINDS, "expert_drove")}

@@ -18,7 +18,7 @@ def record(ctx: StageContext, n: int) -> StageOutcome:
     before = set(bags_in(out))
     names = ",".join(rec.scenarios or ctx.cfg.scenarios)
     ctx.roadloop("sim", "record", "--scenarios", names, "--episodes", str(rec.episodes), "--seed", str(rec.seed),
-                 "--driver", "expert", "--out", out)  # fmt: skip
+                 "--driver", "expert", "--out", out, *ctx.sim_jobs)  # fmt: skip
     bags = [b for b in bags_in(out) if b not in before]
     if not bags:
         raise LoopError(f"`roadloop sim record` wrote no bag under {out}")

@@ -14,8 +14,8 @@ __all__ = ["sim_eval", "without_episodes"]
 def sim_eval(ctx: StageContext, driver: str, seed: int, episodes: int, json_out: Path, name: str,
              plots: Path | None = None) -> dict[str, Any]:  # fmt: skip
     """Drive `episodes` episodes from base seed `seed`; the report goes to `json_out` (and plots to `plots`)."""
-    args: list[str | Path] = ["sim", "eval", "--driver", driver, "--scenarios", ctx.scenarios,
-                              "--episodes", str(episodes), "--seed", str(seed), "--json", json_out]  # fmt: skip
+    args: list[str | Path] = ["sim", "eval", "--driver", driver, "--scenarios", ctx.scenarios, "--episodes",
+                              str(episodes), "--seed", str(seed), "--json", json_out, *ctx.sim_jobs]  # fmt: skip
     if plots is not None:
         args += ["--plots", plots]
     ctx.roadloop(*args)
