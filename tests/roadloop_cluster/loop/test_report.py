@@ -224,3 +224,25 @@ def test_headline_says_plainly_whether_round1_won(published: bool, expected: str
     lines = headline(summary)
     assert len(lines) == 1 and expected in lines[0]
     assert ("collisions in dense traffic" in lines[0]) is (not published)
+
+
+def _driver(name: str, ds: float, collisions: int) -> dict[str, Any]:
+    return {"name": name, "ds": ds, "rc": 100.0, "collisions": collisions}
+
+
+def test_held_out_evaluation_says_whether_each_baseline_is_beaten(tmp_path: Path) -> None:
+    summary = _summary()
+    summary["evaluation"] = {
+        "episodes": 48, "seed": 21, "collision_rate": 0.0,
+        "ratio_to_expert": {"mean": 0.98, "low": 0.95, "high": 1.0},
+        "gain_over_lanekeep": {"mean": 30.0, "low": 22.5, "high": 37.0},
+        "gain_over_constant": {"mean": 2.0, "low": -1.5, "high": 5.0},
+        "model": _driver("roadloop-policy-v3", 98.0, 0), "expert": _driver("expert", 100.0, 0),
+        "lanekeep": _driver("lanekeep", 68.0, 12), "constant": _driver("constant", 96.0, 1),
+    }  # fmt: skip
+    text = write_report(summary, tmp_path).read_text()
+    section = text[text.index("## Held-out evaluation") :]
+    for row in ("| roadloop-policy-v3 | 98.0 |", "| lanekeep | 68.0 |", "| constant | 96.0 |"):
+        assert row in section
+    assert "DS gain over lanekeep: +30.0, 95 % CI [+22.5, +37.0] (significant)" in section
+    assert "DS gain over constant: +2.0, 95 % CI [-1.5, +5.0] (not significant)" in section

@@ -331,8 +331,17 @@ def _dagger_section(rounds: Sequence[dict[str, Any]]) -> list[str]:
 def _evaluation_section(ev: dict[str, Any]) -> list[str]:
     if not ev:
         return []
-    r, g = ev.get("ratio_to_expert") or {}, ev.get("gain_over_lanekeep") or {}
-    m, e, lk = ev.get("model") or {}, ev.get("expert") or {}, ev.get("lanekeep") or {}
+    r = ev.get("ratio_to_expert") or {}
+    baselines = [b for b in ("lanekeep", "constant") if ev.get(b)]
+    drivers = [ev.get("model") or {}, ev.get("expert") or {}, *(ev[b] for b in baselines)]
+    gains = []
+    for b in baselines:
+        g = ev.get(f"gain_over_{b}") or {}
+        verdict = "significant" if float(g.get("low") or 0) > 0 else "not significant"
+        gains.append(
+            f"- DS gain over {b}: {_signed(g.get('mean'))}, "
+            f"95 % CI [{_signed(g.get('low'))}, {_signed(g.get('high'))}] ({verdict})."
+        )
     return [
         "## Held-out evaluation",
         "",
@@ -340,15 +349,11 @@ def _evaluation_section(ev: dict[str, Any]) -> list[str]:
         "",
         "| driver | DS | RC | collisions |",
         "|---|---|---|---|",
-        *(
-            f"| {d.get('name')} | {_fmt(d.get('ds'))} | {_fmt(d.get('rc'))} | {d.get('collisions')} |"
-            for d in (m, e, lk)
-        ),
+        *(f"| {d.get('name')} | {_fmt(d.get('ds'))} | {_fmt(d.get('rc'))} | {d.get('collisions')} |" for d in drivers),
         "",
         f"- DS of the model / DS of the expert: **{_fmt(r.get('mean'), 3)}**, 95 % paired bootstrap CI "
         f"[{_fmt(r.get('low'), 3)}, {_fmt(r.get('high'), 3)}] (target ≥ 0.9).",
-        f"- DS gain over lanekeep: {_signed(g.get('mean'))}, "
-        f"95 % CI [{_signed(g.get('low'))}, {_signed(g.get('high'))}].",
+        *gains,
         f"- Episodes with a collision: {100 * float(ev.get('collision_rate') or 0):.1f} % (target ≤ 5 %).",
         "",
     ]

@@ -1,9 +1,9 @@
 """Stage `evaluate` (with `evaluation.run: true`): the loop's final model on the held-out evaluation episodes.
 
-The installed model (else the last candidate, in shadow mode), the expert and `lanekeep` drive the
-same `evaluation.episodes` episodes, never trained or gated on. Recorded: the model's DS as a share
-of the expert's (paired bootstrap CI), its DS gain over lanekeep (paired bootstrap CI, as the gate
-computes it) and its collision rate.
+The installed model (else the last candidate, in shadow mode), the expert and the two baselines
+(`lanekeep`, `constant`) drive the same `evaluation.episodes` episodes, never trained or gated on.
+Recorded: the model's DS as a share of the expert's (paired bootstrap CI), its DS gain over each
+baseline (paired bootstrap CI, as the gate computes it) and its collision rate.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from roadloop_cluster.loop.stages.drive import driving_bundle
 from roadloop_cluster.loop.stages.sim_eval import sim_eval, without_episodes
 from roadloop_sim.stats import bootstrap_ratio_ci
 
-__all__ = ["evaluate"]
+__all__ = ["BASELINES", "evaluate"]
+
+BASELINES = ("lanekeep", "constant")
 
 
 def evaluate(ctx: StageContext, n: int) -> StageOutcome:
@@ -28,24 +30,28 @@ def evaluate(ctx: StageContext, n: int) -> StageOutcome:
     runs = {
         who: sim_eval(ctx, driver, ev.seed, ev.episodes, edir / f"{who}.json", label)
         for who, driver, label in (("model", f"bundle:{bundle}", name), ("expert", "expert", "expert"),
-                                   ("lanekeep", "lanekeep", "lanekeep"))
+                                   *((b, b, b) for b in BASELINES))
     }  # fmt: skip
     ds = {who: {(e["scenario"], e["seed"]): float(e["ds"]) for e in r["per_episode"]} for who, r in runs.items()}
     keys = sorted(ds["model"])
     ratio = bootstrap_ratio_ci([ds["model"][k] for k in keys], [ds["expert"][k] for k in keys],
                                confidence=g.confidence, resamples=g.resamples, seed=g.bootstrap_seed)  # fmt: skip
-    gain = decide(runs["model"]["per_episode"], runs["lanekeep"]["per_episode"], 0.0, confidence=g.confidence,
-                  resamples=g.resamples, seed=g.bootstrap_seed).difference  # fmt: skip
+    gains = {
+        f"gain_over_{b}": decide(runs["model"]["per_episode"], runs[b]["per_episode"], 0.0, confidence=g.confidence,
+                                 resamples=g.resamples, seed=g.bootstrap_seed).difference.to_dict()
+        for b in BASELINES
+    }  # fmt: skip
     collided = sum(1 for e in runs["model"]["per_episode"] if e.get("collisions"))
     summary: dict[str, Any] = {
         "model": name, "episodes": len(keys), "seed": ev.seed,
-        "ratio_to_expert": ratio.to_dict(), "gain_over_lanekeep": gain.to_dict(),
+        "ratio_to_expert": ratio.to_dict(), **gains,
         "collision_rate": collided / max(1, len(keys)),
         **{who: without_episodes(r) for who, r in runs.items()},
     }  # fmt: skip
     ctx.state.summary["evaluation"] = summary
     return StageOutcome(
         {"model": name, "ds": runs["model"]["ds"], "expert_ds": runs["expert"]["ds"], "ratio": ratio.mean,
-         "ratio_low": ratio.low, "collision_rate": summary["collision_rate"], "lanekeep_ds": runs["lanekeep"]["ds"]},
+         "ratio_low": ratio.low, "collision_rate": summary["collision_rate"],
+         **{f"{b}_ds": runs[b]["ds"] for b in BASELINES}},
         {"evaluation": ctx.layout.rel(edir)},
     )  # fmt: skip
