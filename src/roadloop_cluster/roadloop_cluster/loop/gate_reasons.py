@@ -26,9 +26,9 @@ def refusal_reason(d: GateDecision, cand: dict[str, Any], inc: dict[str, Any]) -
     else:
         verdict = f"not significantly better than {inc['name']}: the CI's lower bound is not above the margin"
     parts = [f"{difference_line(d)}, margin {d.margin:.1f}: {verdict} (DS {cand['ds']:.1f} vs {inc['ds']:.1f})"]
-    if cand.get("rc") is not None and inc.get("rc") is not None and cand["rc"] < inc["rc"]:
+    if cand.get("rc") is not None and inc.get("rc") is not None and round(cand["rc"], 1) < round(inc["rc"], 1):
         parts.append(f"it completes less of the route (RC {cand['rc']:.1f} vs {inc['rc']:.1f})")
-    if cand.get("ip") is not None and inc.get("ip") is not None and cand["ip"] < inc["ip"]:
+    if cand.get("ip") is not None and inc.get("ip") is not None and round(cand["ip"], 2) < round(inc["ip"], 2):
         parts.append(f"it commits more infractions (IP {cand['ip']:.2f} vs {inc['ip']:.2f})")
     failed = [e for e in cand.get("per_episode", []) if e.get("why")]
     kinds: dict[str, int] = {}
