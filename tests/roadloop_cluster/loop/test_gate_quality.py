@@ -66,7 +66,7 @@ def test_the_gate_refuses_shuffled_labels_and_publishes_real_learning(tmp_path: 
     (cfg / "train.yaml").write_text(yaml.safe_dump(train_yaml))
     scen = "highway_light,highway_dense"
     _roadloop(cfg, "sim", "record", "--driver", "expert", "--scenarios", scen, "--episodes", "16", "--seed", "1",
-              "--out", tmp_path / "bags")  # fmt: skip
+              "--out", tmp_path / "bags", "--jobs", "0")  # fmt: skip
     _roadloop(cfg, "data", "build", tmp_path / "bags", "--out", tmp_path / "ds", "--quiet")
     _shuffle_labels(tmp_path / "ds", tmp_path / "ds-shuffled")
     evals: dict[str, Path] = {}
@@ -76,10 +76,10 @@ def test_the_gate_refuses_shuffled_labels_and_publishes_real_learning(tmp_path: 
         _roadloop(cfg, "export", run, "--out", bundle, "--sign-key", tmp_path / "keys" / "signing.key")
         evals[name] = tmp_path / f"{name}.json"
         _roadloop(cfg, "sim", "eval", "--driver", f"bundle:{bundle}", "--scenarios", scen, "--episodes", "16",
-                  "--seed", "7", "--json", evals[name])  # fmt: skip
+                  "--seed", "7", "--json", evals[name], "--jobs", "0")  # fmt: skip
     evals["lanekeep"] = tmp_path / "lanekeep.json"
     _roadloop(cfg, "sim", "eval", "--driver", "lanekeep", "--scenarios", scen, "--episodes", "16", "--seed", "7",
-              "--json", evals["lanekeep"])  # fmt: skip
+              "--json", evals["lanekeep"], "--jobs", "0")  # fmt: skip
     rows = {k: eval_summary(p, k)["per_episode"] for k, p in evals.items()}
     broken = decide(rows["shuffled"], rows["lanekeep"], 0.0)
     assert not broken.publish, broken.difference

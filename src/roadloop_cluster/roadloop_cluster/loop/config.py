@@ -75,7 +75,7 @@ class EvaluationConfig:
 
     episodes: int = 48
     seed: int = 21
-    run: bool = False  # true: a final stage drives the loop's model, the expert and lanekeep on them
+    run: bool = False  # true: a final stage drives the loop's model, the expert, lanekeep and constant on them
 
 
 @dataclass(frozen=True)

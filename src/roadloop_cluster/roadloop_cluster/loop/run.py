@@ -73,7 +73,7 @@ def plan(cfg: LoopConfig) -> list[Stage]:
         ]
         stages += [(f"r{n}-{name}", title, fn, n) for name, title, fn in steps]
     if cfg.evaluation.run:
-        stages.append(("evaluate", "the final model, the expert and lanekeep on the held-out episodes", evaluate,
+        stages.append(("evaluate", "the final model, the expert and the baselines on the held-out episodes", evaluate,
                        cfg.rounds))  # fmt: skip
     return stages
 
