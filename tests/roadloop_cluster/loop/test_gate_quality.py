@@ -1,10 +1,17 @@
 """The gate judges driving, not types: a candidate trained on shuffled labels is refused, a real one published.
 
-Expert demonstrations are recorded, one dataset is built, and two models train on it for the same
-steps: one on the true labels, one on labels permuted across samples (every statistic of the labels
-is kept, their relation to the inputs is gone). Both are exported, signed and driven by the onboard
-pipeline on the same held-out episodes; the gate's paired-bootstrap decision must refuse the shuffled
-one against `lanekeep` and publish the real one against the shuffled one. Minutes on 2 cores: `soak`.
+`make demo`'s round 1 at its sizes: 32 expert demonstrations of both highway scenarios, one dataset,
+and two models trained on it for the same steps (2 ranks, 15 epochs): one on the true labels, one on
+labels permuted across samples (every statistic of the labels is kept, their relation to the inputs
+is gone). Both are exported, signed and driven by the onboard pipeline on the gate's 32 paired
+episodes. The gate must publish the real model over `lanekeep`, and refuse the shuffled one as a
+candidate against the real one in production (and the real one must beat it).
+
+Not asserted: shuffled vs `lanekeep`. A model of shuffled labels learns their mean, "straight ahead
+at the demonstrations' mean speed" (~21 m/s), which on these straight highways beats lanekeep's
+25 m/s into traffic (measured: DS 70.5 vs 45.8 on 16 episodes, 0 off-road): a broken model can be
+better than a weak baseline, which is why every later round gates against production, not lanekeep.
+Minutes on 2 cores: `soak`.
 """
 
 from __future__ import annotations
@@ -65,23 +72,27 @@ def test_the_gate_refuses_shuffled_labels_and_publishes_real_learning(tmp_path: 
     train_yaml["run"] |= {"checkpoint_every": 1000}
     (cfg / "train.yaml").write_text(yaml.safe_dump(train_yaml))
     scen = "highway_light,highway_dense"
-    _roadloop(cfg, "sim", "record", "--driver", "expert", "--scenarios", scen, "--episodes", "16", "--seed", "1",
+    _roadloop(cfg, "sim", "record", "--driver", "expert", "--scenarios", scen, "--episodes", "32", "--seed", "1",
               "--out", tmp_path / "bags", "--jobs", "0")  # fmt: skip
     _roadloop(cfg, "data", "build", tmp_path / "bags", "--out", tmp_path / "ds", "--quiet")
     _shuffle_labels(tmp_path / "ds", tmp_path / "ds-shuffled")
     evals: dict[str, Path] = {}
     for name, data in (("real", tmp_path / "ds"), ("shuffled", tmp_path / "ds-shuffled")):
         run, bundle = tmp_path / f"run-{name}", tmp_path / f"bundle-{name}"
-        _roadloop(cfg, "train", "--data", data, "--out", run, "--nproc", "1", "--epochs", "8")
+        _roadloop(cfg, "train", "--data", data, "--out", run, "--nproc", "2", "--epochs", "15")
         _roadloop(cfg, "export", run, "--out", bundle, "--sign-key", tmp_path / "keys" / "signing.key")
         evals[name] = tmp_path / f"{name}.json"
-        _roadloop(cfg, "sim", "eval", "--driver", f"bundle:{bundle}", "--scenarios", scen, "--episodes", "16",
+        _roadloop(cfg, "sim", "eval", "--driver", f"bundle:{bundle}", "--scenarios", scen, "--episodes", "32",
                   "--seed", "7", "--json", evals[name], "--jobs", "0")  # fmt: skip
     evals["lanekeep"] = tmp_path / "lanekeep.json"
-    _roadloop(cfg, "sim", "eval", "--driver", "lanekeep", "--scenarios", scen, "--episodes", "16", "--seed", "7",
+    _roadloop(cfg, "sim", "eval", "--driver", "lanekeep", "--scenarios", scen, "--episodes", "32", "--seed", "7",
               "--json", evals["lanekeep"], "--jobs", "0")  # fmt: skip
     rows = {k: eval_summary(p, k)["per_episode"] for k, p in evals.items()}
-    broken = decide(rows["shuffled"], rows["lanekeep"], 0.0)
+    ds = {k: eval_summary(p, k)["ds"] for k, p in evals.items()}
+    print(f"gate quality: DS real {ds['real']:.1f}, shuffled {ds['shuffled']:.1f}, lanekeep {ds['lanekeep']:.1f}")
+    round1 = decide(rows["real"], rows["lanekeep"], 0.0)
+    assert round1.publish, round1.difference
+    broken = decide(rows["shuffled"], rows["real"], 0.0)
     assert not broken.publish, broken.difference
     better = decide(rows["real"], rows["shuffled"], 0.0)
     assert better.publish, better.difference
