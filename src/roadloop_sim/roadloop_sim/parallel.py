@@ -12,15 +12,14 @@ on first use (`PerProcess`), since neither may be shared across processes.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Generic, TypeVar, cast
 
+from roadloop_core.lifetime import die_with_parent
 from roadloop_sim.errors import SimError
 
 __all__ = ["PerProcess", "default_jobs", "map_episodes", "worker_count"]
@@ -28,7 +27,6 @@ __all__ = ["PerProcess", "default_jobs", "map_episodes", "worker_count"]
 T = TypeVar("T")
 R = TypeVar("R")
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _work: Callable[[object], object] | None = None  # set before the fork; a forked worker inherits it
 
 
@@ -40,12 +38,19 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def worker_count(jobs: int, items: int) -> int:
-    """Processes to use for `items` episodes: `jobs` (0 = one per core), never more than the episodes."""
+def worker_count(jobs: int, items: int, serial_only: str | None = None) -> int:
+    """Processes to use for `items` episodes: `jobs` (0 = one per core), never more than the episodes.
+
+    `serial_only`: what serves one episode at a time (a given CARLA server, one ROS 2 graph): more than
+    one worker is then an error naming it.
+    """
     if jobs < 0:
         raise SimError(f"--jobs must be 0 (one per core) or more, got {jobs}")
     wanted = default_jobs() if jobs == 0 else jobs
-    return max(1, min(wanted, items))
+    workers = max(1, min(wanted, items))
+    if workers > 1 and serial_only is not None:
+        raise SimError(f"--jobs {jobs} runs episodes in parallel processes, which {serial_only} cannot serve")
+    return workers
 
 
 def _call(item: object) -> object:
@@ -53,23 +58,13 @@ def _call(item: object) -> object:
     return _work(item)
 
 
-def _die_with_parent() -> None:
-    """A worker ends when the process that forked it does (killed by a stage timeout, say): the SIGTERM a
-    pool would send is caught by the simulator's SDL, so it asks the kernel for a SIGKILL instead."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: workers still end with the pool's shutdown
-        pass
-
-
 def map_episodes(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Iterator[R]:
     """`work(item)` for every item, yielded in the order of `items` as each finishes.
 
     With one worker (or one item) everything runs in this process. An exception in a worker is
     raised here, in the parent, when its result is reached; a worker that dies is an error too.
-    Workers end by a message, never by SIGTERM (the simulator's SDL catches that): after the last
-    result, or, on an error, once their running episode is over (the rest are cancelled).
+    Workers end by a message: after the last result, or, on an error, once their running episode is
+    over (the rest are cancelled); each dies with this process too (a stage timeout SIGKILLs it).
     """
     workers = worker_count(jobs, len(items))
     if workers == 1:
@@ -77,7 +72,7 @@ def map_episodes(work: Callable[[T], R], items: Sequence[T], jobs: int) -> Itera
         return
     global _work
     _work = cast("Callable[[object], object]", work)  # _call hands each item, a T, back to this work
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_die_with_parent)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent)
     try:
         yield from cast("Iterator[R]", pool.map(_call, items))
     except BrokenProcessPool as err:

@@ -20,10 +20,7 @@ SIGKILLed `roadloop train` or torchrun agent cannot leave ranks behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from roadloop_cluster.train.config import RunConfig
+from roadloop_core.lifetime import die_with_parent
 
 __all__ = [
     "Dist",
@@ -50,8 +48,6 @@ __all__ = [
     "parallelize",
     "shutdown",
 ]
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -70,18 +66,6 @@ class Dist:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def die_with_parent() -> None:
-    """Linux: be SIGKILLed when the process that started this one exits, however it exits."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        return
-    if os.getppid() != parent:  # the launcher died before the request was in place
-        os._exit(1)
 
 
 def init_distributed(run: RunConfig) -> Dist:
