@@ -15,7 +15,6 @@ from roadloop_core.fsio import atomic_write_json
 from roadloop_core.registry import TopicRegistry
 from roadloop_sim.drivers import driver_name, make_driver
 from roadloop_sim.episode import EpisodeLog, run_episode
-from roadloop_sim.errors import SimError
 from roadloop_sim.metrics import aggregate, episode_metrics
 from roadloop_sim.over_ros.config import OverRosConfig
 from roadloop_sim.parallel import PerProcess, map_episodes, worker_count
@@ -70,10 +69,12 @@ def evaluate(
     """
     selected = scenario_set.select(scenarios)
     plan = episode_plan(selected, episodes, seed)
-    workers = worker_count(jobs, len(plan))
-    if workers > 1 and (simulator is not None or over_ros is not None):
-        what = "--over-ros (one ROS 2 graph)" if over_ros is not None else "a given simulator (e.g. one CARLA server)"
-        raise SimError(f"eval: --jobs {jobs} runs episodes in parallel processes, which {what} cannot serve")
+    serial_only = (
+        "--over-ros (one ROS 2 graph)" if over_ros is not None
+        else "a given simulator (e.g. one CARLA server)" if simulator is not None
+        else None
+    )  # fmt: skip
+    workers = worker_count(jobs, len(plan), serial_only)
     if over_ros is not None:
         ros = _ros_driver(driver, registry, vehicle, over_ros, scenario_set.simulation.policy_rate_hz)
         drivers: PerProcess[Any] = PerProcess(lambda: ros)
