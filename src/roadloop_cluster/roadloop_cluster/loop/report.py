@@ -332,7 +332,7 @@ def _evaluation_section(ev: dict[str, Any]) -> list[str]:
     if not ev:
         return []
     r = ev.get("ratio_to_expert") or {}
-    baselines = [b for b in ("lanekeep", "constant") if ev.get(b)]
+    baselines = [k.removeprefix("gain_over_") for k in ev if k.startswith("gain_over_")]  # as the stage wrote them
     drivers = [ev.get("model") or {}, ev.get("expert") or {}, *(ev[b] for b in baselines)]
     gains = []
     for b in baselines:
