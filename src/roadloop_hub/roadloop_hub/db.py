@@ -95,12 +95,13 @@ class Database:
         if self._unsettled:
             self._rollback()
         if self._still_relaxed:
-            self._pragma("PRAGMA synchronous=FULL")
+            self._setting("PRAGMA synchronous=FULL")
             self._still_relaxed = False
 
-    def _pragma(self, sql: str) -> None:
+    def _setting(self, sql: str) -> None:
+        """A PRAGMA or SET statement; a driver fault is a CatalogError."""
         try:
-            self._conn.execute(sql)
+            self._conn.cursor().execute(sql)
         except Exception as err:
             raise self._error(err) from err
 
@@ -119,14 +120,11 @@ class Database:
             self._settle()
             relaxed = not durable and self._depth == 0
             if relaxed and self.kind == "sqlite":
-                self._pragma("PRAGMA synchronous=NORMAL")
+                self._setting("PRAGMA synchronous=NORMAL")
             self._depth += 1
             try:
                 if relaxed and self.kind == "postgresql":
-                    try:
-                        self._conn.cursor().execute("SET LOCAL synchronous_commit TO OFF")
-                    except Exception as err:
-                        raise self._error(err) from err
+                    self._setting("SET LOCAL synchronous_commit TO OFF")
                 yield self
                 if self._depth == 1:
                     try:
@@ -145,8 +143,8 @@ class Database:
                 self._depth -= 1
                 if relaxed and self.kind == "sqlite":
                     try:
-                        self._conn.execute("PRAGMA synchronous=FULL")
-                    except Exception:  # the transaction's outcome stands; restored before the next one
+                        self._setting("PRAGMA synchronous=FULL")
+                    except CatalogError:  # the transaction's outcome stands; restored before the next one
                         self._still_relaxed = True
 
     def _run(self, sql: str, params: Sequence[Any], fetch: bool) -> tuple[int, list[dict[str, Any]]]:
