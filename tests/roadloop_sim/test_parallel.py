@@ -19,6 +19,7 @@ from roadloop_sim.highway import HighwayEnvSimulator
 from roadloop_sim.parallel import PerProcess, default_jobs, map_episodes, worker_count
 from roadloop_sim.record import record_episodes
 from roadloop_sim.scenarios import ScenarioSet
+from tests.support.processes import alive
 
 
 @pytest.mark.parametrize(
@@ -145,23 +146,14 @@ import os, sys, time
 from roadloop_sim.parallel import map_episodes
 
 def work(i):
-    print(os.getpid(), flush=True)
+    os.write(1, f"{os.getpid()}\n".encode())  # one write: two workers must not interleave a line
     time.sleep(3600)
 
 list(map_episodes(work, [0, 1], 2))
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for its reaper is gone for our purposes
-        return f.read().split()[2] != "Z"
-
-
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux (prctl PR_SET_PDEATHSIG and /proc)")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux (prctl PR_SET_PDEATHSIG)")
 def test_workers_end_when_their_parent_is_killed() -> None:
     """A stage timeout SIGKILLs `roadloop sim eval`: its workers must not run on, orphaned."""
     proc = subprocess.Popen([sys.executable, "-c", _ORPHAN_PARENT], stdout=subprocess.PIPE, text=True)
@@ -170,6 +162,6 @@ def test_workers_end_when_their_parent_is_killed() -> None:
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 120
-    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(p) for p in workers), f"workers {workers} outlived their parent"
+    assert not any(alive(p) for p in workers), f"workers {workers} outlived their parent"

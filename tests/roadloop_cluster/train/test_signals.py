@@ -14,14 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support.processes import alive
 from tests.support.train_ranks import rank_processes
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.mark.slow
@@ -46,9 +40,9 @@ def test_killing_the_launcher_takes_every_rank_with_it(
         assert len(ranks) == 2
         proc.send_signal(sig)  # to the launcher alone, not its process group
         deadline = time.monotonic() + 10 * started_s + 60  # generous: stopping is faster than starting
-        while any(_alive(r) for r in ranks) or proc.poll() is None:
+        while any(alive(r) for r in ranks) or proc.poll() is None:
             assert time.monotonic() < deadline, f"still alive {started_s:.0f} s x 10 after {sig.name}: " + ", ".join(
-                f"{r.pid} (parent {r.ppid()})" for r in ranks if _alive(r)
+                f"{r.pid} (parent {r.ppid()})" for r in ranks if alive(r)
             )
             time.sleep(0.05)
         assert proc.returncode != 0
