@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,55 @@ def test_the_view_matches_the_simulator_camera() -> None:
     assert obs["bev_ego_row"] == cam["centering"][1] * cam["height"]
     assert cam["align_with_ego"]
     assert (obs["bev_behind_m"] + obs["bev_ahead_m"]) * cam["scaling"] <= cam["width"]
+
+
+def _reference(img: np.ndarray, spec: ObservationSpec) -> np.ndarray:
+    """The two pooled channels cell by cell over the whole frame: a cell spans the camera pixels from its
+    near edge to its far edge (floored), at least one pixel past the previous cell's unwidened edge."""
+    rgb = img.astype(np.int16)
+    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
+    masks = ((lo >= 200) & (hi - lo < 40), (hi - lo >= 60) | (hi < 80))
+    dx = (spec.bev_ahead_m + spec.bev_behind_m) / spec.image_width
+    dy = 2 * spec.bev_half_width_m / spec.image_height
+
+    def edge_row(r: int) -> int:
+        return int(np.floor(spec.bev_ego_row - (spec.bev_half_width_m - r * dy) * spec.bev_px_per_m))
+
+    def edge_col(c: int) -> int:
+        return int(np.floor(spec.bev_ego_col + (c * dx - spec.bev_behind_m) * spec.bev_px_per_m))
+
+    def span(edge: Callable[[int], int], i: int, size: int) -> slice:
+        start = edge(i) if i == 0 else max(edge(i), edge(i - 1) + 1)
+        stop = max(edge(i + 1), edge(i) + 1)
+        return slice(min(max(start, 0), size), min(max(stop, 0), size))
+
+    h, w = hi.shape
+    out = np.zeros((spec.image_height, spec.image_width, 2), dtype=np.uint8)
+    for r in range(spec.image_height):
+        for c in range(spec.image_width):
+            rs, cs = span(edge_row, r, h), span(edge_col, c, w)
+            for k, m in enumerate(masks):
+                out[r, c, k] = 255 * bool(m[rs, cs].any())
+    return out
+
+
+@pytest.mark.parametrize(
+    ("shape", "kw"),
+    [
+        ((56, 224), {}),  # the simulator's camera
+        ((720, 1280), {}),  # a large frame: only the grid's pixels are read
+        ((720, 1280), {"bev_ego_col": 600.0, "bev_ego_row": 360.0, "bev_px_per_m": 7.5}),
+        ((40, 100), {"bev_ahead_m": 200.0}),  # the grid past the frame's right and bottom edges
+        ((56, 224), {"bev_ego_col": -30.0, "bev_ego_row": -20.0}),  # and past its left and top
+        ((56, 224), {"bev_ego_col": 400.0}),  # the grid wholly outside the frame
+        ((56, 224), {"bev_px_per_m": 0.5}),  # cells narrower than a pixel: each widened to one
+    ],
+)
+def test_pooled_channels_equal_a_cell_by_cell_reference(shape: tuple[int, int], kw: dict[str, float]) -> None:
+    spec = _spec(**kw)
+    rng = np.random.default_rng(len(kw) + shape[0])
+    img = np.full((*shape, 3), GREY, dtype=np.uint8)
+    for colour in (WHITE, BLUE, (30, 30, 30)):
+        at = rng.integers(0, [shape[0], shape[1]], size=(shape[0] * shape[1] // 400 + 3, 2))
+        img[at[:, 0], at[:, 1]] = colour
+    np.testing.assert_array_equal(semantic_bev(img, None, spec)[..., :2], _reference(img, spec))

@@ -73,15 +73,21 @@ def semantic_bev(pixels: np.ndarray, route_ego: np.ndarray | None, spec: Observa
     the ego frame ((M, 2) metres, x forward, y left; None: an empty route channel)."""
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise FeatureError(f"semantic view: expected an (H, W, 3) uint8 image, got {pixels.shape} {pixels.dtype}")
-    rgb = pixels.astype(np.int16)
-    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
-    road = (lo >= 200) & (hi - lo < 40)
-    vehicles = (hi - lo >= 60) | (hi < 80)
     ppm = spec.bev_px_per_m
     cols = _edges(spec.image_width, -spec.bev_behind_m, spec.bev_ahead_m, spec.bev_ego_col, ppm, 1.0)
     rows = _edges(spec.image_height, -spec.bev_half_width_m, spec.bev_half_width_m, spec.bev_ego_row, ppm, -1.0)
     rows = np.maximum(rows, np.concatenate([rows[:1], rows[:-1] + 1]))  # every cell at least one pixel
     cols = np.maximum(cols, np.concatenate([cols[:1], cols[:-1] + 1]))
+    # Only the pixels under the grid are classified: a large camera (1280x720) costs what the grid's
+    # metres cover, not its whole frame (the cells' pixel ranges, shifted into the crop, are the same).
+    h, w = pixels.shape[:2]
+    r0, r1 = (int(np.clip(v, 0, h)) for v in (rows[0], rows[-1]))
+    c0, c1 = (int(np.clip(v, 0, w)) for v in (cols[0], cols[-1]))
+    rgb = pixels[r0:r1, c0:c1].astype(np.int16)
+    rows, cols = rows - r0, cols - c0
+    hi, lo = rgb.max(axis=2), rgb.min(axis=2)
+    road = (lo >= 200) & (hi - lo < 40)
+    vehicles = (hi - lo >= 60) | (hi < 80)
     out = np.zeros((spec.image_height, spec.image_width, 3), dtype=np.uint8)
     out[..., 0] = _pool(road, rows, cols) * np.uint8(255)
     out[..., 1] = _pool(vehicles, rows, cols) * np.uint8(255)
