@@ -47,10 +47,31 @@ def test_amp_forward_backward(amp: str, camera_dataset: Path, single_rank_env: N
         b = split.batch(np.arange(16, dtype=np.int64)).to(d.device)
         per_sample, wp = steps.forward_loss(model, b, d, cfg)
         assert wp.dtype == (torch.bfloat16 if amp == "bf16" else torch.float16)  # autocast really ran
+        optim = torch.optim.SGD(model.parameters(), lr=0.0)
         scaler.scale(per_sample.mean()).backward()  # type: ignore[no-untyped-call]
-        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        scaler.unscale_(optim)
+        finite = all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+        scaler.step(optim)
+        scaler.update()
+        # bf16 needs no loss scaling; an fp16 overflow at the first scale (65536) is skipped and the scale backs off
+        assert finite if amp == "bf16" else (finite or scaler.get_scale() < scale)
     finally:
         shutdown()
+
+
+def test_fp16_training_goes_through_loss_scale_overflows(
+    camera_dataset: Path, write_config: Callable[..., Path], single_rank_env: None, tmp_path: Path
+) -> None:
+    """The first fp16 steps overflow at the scaler's initial scale: those steps are skipped, training goes on."""
+    from roadloop_cluster.train.train import main
+
+    out = tmp_path / "run"
+    main(["--config", str(write_config(run={"epochs": 2, "amp": "fp16"})), "--data", str(camera_dataset),
+          "--out", str(out)])  # fmt: skip
+    assert not list(out.glob("failure-rank*.json")), [p.read_text() for p in out.glob("failure-rank*.json")]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["device"] == "cuda:0" and len(metrics["history"]) == 2 and np.isfinite(metrics["val"]["ade"])
 
 
 def test_rank_entry_trains_on_the_gpu_and_exports_for_the_cuda_provider(
