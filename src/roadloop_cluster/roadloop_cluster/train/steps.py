@@ -43,6 +43,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "checkpoint",
+    "diverged",
     "forward_loss",
     "init_weights",
     "pack",
@@ -127,6 +128,14 @@ def init_weights(model: nn.Module, path: Path) -> None:
             "the dataset's inputs and the model config must match the run it came from"
         )
     model.load_state_dict(state)
+
+
+def diverged(stats: torch.Tensor, loss_scaled: bool) -> bool:
+    """Whether the step's (loss sum, gradient norm), reduced over ranks, mean training must stop. Under fp16
+    loss scaling an inf/NaN gradient norm is the scaler's overflow: `scaler.step` skips that step and lowers
+    the scale, so only a non-finite loss stops such a run."""
+    loss_sum, grad_norm = stats[0], stats[1]
+    return not bool(torch.isfinite(loss_sum)) or (not loss_scaled and not bool(torch.isfinite(grad_norm)))
 
 
 def report_nonfinite(run_dir: Path, step: int, per_sample: torch.Tensor, b: Batch, data: ShardSplit, d: Dist) -> None:

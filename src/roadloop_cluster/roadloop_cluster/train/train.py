@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             scaler.unscale_(optim)
             gnorm = par.clip_grad_norm(model, cfg.optim.grad_clip)
             stats = par.all_reduce_sum(torch.stack([per_sample.detach().sum().cpu(), gnorm.detach().cpu()]).double(), d)
-            # Every rank sees the same reduced values: all stop together. Under fp16 loss scaling an inf gradient
-            # norm is the scaler's overflow (scaler.step skips the step and lowers the scale), not divergence.
-            if not torch.isfinite(stats[0]) or (not scaler.is_enabled() and not torch.isfinite(stats[1])):
+            if steps.diverged(stats, scaler.is_enabled()):  # every rank sees the same reduced values: all stop together
                 steps.report_nonfinite(out, prog.step, per_sample, b, train, d)
                 ckpt.close()  # the last good checkpoint is published before this rank exits
                 log.close()

@@ -57,7 +57,9 @@ def wire_drive(io: NodeIO, base: Path, *, start_loader: bool = True) -> DriveNod
     publishers = {role: io.publisher(role) for role in ("trajectory", "command_raw", "diagnostics")}
 
     def send(emits: list[Emit]) -> None:
-        for e in emits:
+        # command_raw first: the safety node (and the actuators after it) wait on it, the trajectory's
+        # serialisation can follow (the order across topics is no contract; replay keeps the stage's order)
+        for e in sorted(emits, key=lambda e: e.role != "command_raw"):
             publishers[e.role](e.msg)
         for ev in stage.events:
             (io.warn if ev.kind in ("refused", "rolled_back", "fell_back") else io.info)(
