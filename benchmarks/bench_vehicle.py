@@ -88,10 +88,14 @@ def _bundle(work: Path, onnx_path: Path, obs: ObservationSpec) -> tuple[Path, Pa
     return out, pub
 
 
-def _frame_costs(bag: Path, bundle: Path, pub: Path) -> tuple[list[float], list[float], dict[str, np.ndarray]]:
+def _frame_costs(
+    bag: Path, bundle: Path, pub: Path, *, paced: bool = False
+) -> tuple[list[float], list[float], dict[str, np.ndarray]]:
     """Per camera frame (ms): the frame path (the step that completes a frame: synchronisation, features,
     preprocessing, inference, control, safety, output messages) and all pipeline work of the frame
-    period (every message decoded since the previous frame as well); plus one frame's model input."""
+    period (every message decoded since the previous frame as well); plus one frame's model input.
+    `paced`: each message is stepped at its recorded time (sleeping in between, as a node does), not back
+    to back."""
     from roadloop_vehicle.params import load_vehicle_params
     from roadloop_vehicle.pipeline import Pipeline
 
@@ -101,7 +105,10 @@ def _frame_costs(bag: Path, bundle: Path, pub: Path) -> tuple[list[float], list[
     acc = 0.0
     with open_bag(bag) as b:
         msgs = list(b.messages())
+    start_wall, start_bag = time.monotonic_ns(), msgs[0].timestamp_ns if msgs else 0
     for raw in msgs:
+        while paced and (left := start_wall + raw.timestamp_ns - start_bag - time.monotonic_ns()) > 0:
+            time.sleep(left / 1e9)
         n = len(pipe.reports)
         t0 = time.perf_counter()
         pipe.step(raw)
