@@ -24,6 +24,7 @@ import yaml
 from roadloop_core.config import load_yaml
 from roadloop_core.fsio import atomic_write_text
 from roadloop_sim.errors import DriverError
+from roadloop_vehicle.nodes.entry import DIE_WITH_PARENT
 
 __all__ = ["MODEL_LOADED", "NodeProcess", "NodeSet", "episode_params", "node_argv"]
 
@@ -95,7 +96,9 @@ class NodeSet:
     """drive_node + safety_node for one episode; `ready()` waits for the model, `stop()` ends both."""
 
     def __init__(self, params_file: Path, config_dir: Path, log_dir: Path) -> None:
-        env = {**os.environ, "ROADLOOP_CONFIG_DIR": str(config_dir)}  # relative paths resolve as in the file's folder
+        # relative paths resolve as in the file's folder; the nodes end with this process, however it ends
+        # (Linux: they are signalled when the thread that starts them exits: start them from a lasting thread)
+        env = {**os.environ, "ROADLOOP_CONFIG_DIR": str(config_dir), DIE_WITH_PARENT: "1"}
         self.nodes: list[NodeProcess] = []
         try:
             for node in NODES:

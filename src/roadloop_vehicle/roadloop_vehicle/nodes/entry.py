@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from roadloop_core.config import config_dir
+from roadloop_core.lifetime import die_with_parent
 from roadloop_vehicle.ros.io import NodeIO
 from roadloop_vehicle.share import installed_config_dir
 
-__all__ = ["node_main"]
+__all__ = ["DIE_WITH_PARENT", "node_main"]
+
+DIE_WITH_PARENT = "ROADLOOP_DIE_WITH_PARENT"
 
 
 def node_main(name: str, wire: Callable[[NodeIO, Path], Any], args: list[str] | None = None) -> None:
-    """Run node `name`, wired by `wire(io, config folder)`; exit 2 with one line where rclpy cannot run."""
+    """Run node `name`, wired by `wire(io, config folder)`; exit 2 with one line where rclpy cannot run.
+
+    With ROADLOOP_DIE_WITH_PARENT=1 (set by programs that start the nodes as their own helpers: the
+    simulator over ROS, the DDS benchmark) the node is killed when its starter exits, however it exits;
+    on a car `ros2 launch` or systemd owns the nodes and the variable is unset."""
+    if os.environ.get(DIE_WITH_PARENT) == "1":
+        die_with_parent()
     try:
         from roadloop_vehicle.ros.adapter import run_node
     except ImportError as err:  # e.g. rclpy's sources without its C extension, or no ROS 2 sourced
