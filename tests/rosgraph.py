@@ -67,6 +67,8 @@ def ros_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosGraph]:
         mp.delenv("ROS_LOCALHOST_ONLY", raising=False)  # deprecated in Jazzy; the range above replaces it
         mp.delenv("ROS_STATIC_PEERS", raising=False)
         mp.setenv("ROS_LOG_DIR", str(graph.log_dir))
+        # node processes a test starts die with this session, so a killed run leaves none on the machine
+        mp.setenv("ROADLOOP_DIE_WITH_PARENT", "1")
         yield graph
     os.close(fd)  # releases the lock
 
