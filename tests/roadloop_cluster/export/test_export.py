@@ -102,6 +102,50 @@ def test_parity_violation_fails_the_export(trained_runs: dict[str, tuple[Path, P
         check_parity(run.model, path, samples)
 
 
+def _constant_onnx(path: Path, waypoints: float, speed: float) -> None:
+    """A graph that answers constant outputs whatever its (image, ego_state) inputs."""
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("image", "ego_state")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("waypoints", "target_speed")]
+    nodes = [
+        helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, shape, [value] * n))
+        for name, shape, n, value in (("waypoints", [1, 2, 2], 4, waypoints), ("target_speed", [1, 1], 1, speed))
+    ]
+    graph = helper.make_graph(nodes, "constant", inputs, outputs)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), str(path))
+
+
+@pytest.mark.parametrize(
+    ("torch_value", "onnx_value", "ok"),
+    [
+        (391.0, 391.0 + 1.2e-4, True),  # 4 float32 ulp of a far waypoint: kernel summation order
+        (391.0, 391.1, False),  # 2.6e-4 of the value
+        (0.5, 0.5 + 5e-5, True),
+        (0.5, 0.5 + 2e-4, False),  # below 1 the tolerance is absolute
+    ],
+)
+def test_parity_tolerance_scales_with_the_value(
+    tmp_path: Path, torch_value: float, onnx_value: float, ok: bool
+) -> None:
+    import torch
+
+    path = tmp_path / "constant.onnx"
+    _constant_onnx(path, onnx_value, 1.0)
+
+    def model(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.full((1, 2, 2), torch_value), torch.ones((1, 1))
+
+    samples = [{"image": np.zeros((1, 3, 2, 2), np.float32), "ego_state": np.zeros((1, 4), np.float32)}]
+    if ok:
+        assert check_parity(model, path, samples) == pytest.approx(
+            abs(np.float32(onnx_value) - np.float32(torch_value))
+        )  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ExportError, match="parity check failed"):
+            check_parity(model, path, samples)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("remove", "message"),
     [("model.pt", "model.pt: missing"), ("run.json", "run.json: missing"), ("metrics.json", "metrics.json: missing")],

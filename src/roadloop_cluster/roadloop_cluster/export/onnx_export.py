@@ -113,7 +113,9 @@ def parity_samples(run: LoadedRun, data: Path | None, count: int) -> list[dict[s
 def check_parity(
     model: DrivingPolicy, onnx_path: Path, samples: list[dict[str, NDArray[np.float32]]], tol: float = 1e-4
 ) -> float:
-    """Max |onnxruntime - torch| over both outputs and all samples; ExportError if above `tol`."""
+    """Max |onnxruntime - torch| over both outputs and all samples; ExportError where an output differs by more
+    than `tol` x max(1, |torch's value|): absolute up to 1, relative beyond (float32 kernels that sum in another
+    order differ by a few ulp, and a waypoint 400 m ahead has an ulp of 3e-5 m)."""
     import onnxruntime as ort
 
     try:
@@ -125,10 +127,13 @@ def check_parity(
         with torch.no_grad():
             expected = model({k: torch.from_numpy(v) for k, v in s.items()})
         got = sess.run([t.name for t in OUTPUTS], dict(s))
-        diff = max(float(np.abs(o - e.numpy()).max()) for o, e in zip(got, expected, strict=True))
-        if not np.isfinite(diff) or diff > tol:
+        pairs = [(o, e.numpy()) for o, e in zip(got, expected, strict=True)]
+        diff = max(float(np.abs(o - e).max()) for o, e in pairs)
+        scaled = max(float((np.abs(o - e) / np.maximum(1.0, np.abs(e))).max()) for o, e in pairs)
+        if not np.isfinite(diff) or not scaled <= tol:
             raise ExportError(
-                f"{onnx_path}: parity check failed on validation sample {i}: max |onnx - torch| = {diff:.3g} > {tol:g}"
+                f"{onnx_path}: parity check failed on validation sample {i}: max |onnx - torch| = {diff:.3g}, "
+                f"{scaled:.3g} of max(1, |torch|) > {tol:g}"
             )
         worst = max(worst, diff)
     return worst
