@@ -21,7 +21,9 @@ def export(
     version: int = typer.Option(None, "--version", help="Manifest version (default: seconds since the epoch)."),
     data: Path = typer.Option(None, "--data", help="Dataset for the parity check (default: the run's dataset)."),
     samples: int = typer.Option(16, "--samples", help="Validation samples in the torch/onnxruntime parity check."),
-    tol: float = typer.Option(1e-4, "--tol", help="Largest allowed |onnx - torch| on any output, times max(1, |torch's value|)."),
+    tol: float = typer.Option(
+        1e-4, "--tol", help="Largest allowed |onnx - torch| on any output, times max(1, |torch's value|)."
+    ),
 ) -> None:
     """Export RUN to ONNX (opset 17, batch 1), check parity against torch with onnxruntime, sign a bundle.
 
