@@ -27,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from roadloop_vehicle.nodes.entry import DIE_WITH_PARENT
+
 DOMAIN_IDS = range(1, 102)  # 0 is everyone's default; above 101 Fast DDS ports reach the ephemeral range on Linux
 LOCK_DIR = Path(tempfile.gettempdir()) / "roadloop-ros-domains"
 
@@ -68,7 +70,7 @@ def ros_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosGraph]:
         mp.delenv("ROS_STATIC_PEERS", raising=False)
         mp.setenv("ROS_LOG_DIR", str(graph.log_dir))
         # node processes a test starts die with this session, so a killed run leaves none on the machine
-        mp.setenv("ROADLOOP_DIE_WITH_PARENT", "1")
+        mp.setenv(DIE_WITH_PARENT, "1")
         yield graph
     os.close(fd)  # releases the lock
 

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from roadloop_core.config import config_dir
-from roadloop_core.contract.observation import ObservationSpec
 from tests.support.processes import alive
-from tests.support.vehicle_fixtures import vehicle_fixtures
 
 pytestmark = pytest.mark.needs("rclpy", "ackermann_msgs")
 
@@ -30,6 +27,7 @@ REPO = Path(__file__).resolve().parents[3]
 STARTER = """
 import json, sys, time
 from pathlib import Path
+from roadloop_core.fsio import atomic_write_text
 from roadloop_sim.over_ros.nodes import NodeSet, episode_params
 cfg, bundle, work = (Path(a) for a in sys.argv[1:4])
 params = episode_params(cfg / "vehicle.yaml", {"bundle": str(bundle)}, work / "params.yaml", sim_time=False)
@@ -40,19 +38,13 @@ while not nodes.model_loaded():
     if time.monotonic() > deadline:
         sys.exit("model not loaded in 300 s")
     time.sleep(0.1)
-(work / "pids.json").write_text(json.dumps([n.proc.pid for n in nodes.nodes]))
+atomic_write_text(work / "pids.json", json.dumps([n.proc.pid for n in nodes.nodes]))
 time.sleep(3600)
 """
 
 
-def test_nodes_die_with_a_sigkilled_starter(tmp_path: Path) -> None:
-    fx = vehicle_fixtures()
-    cfg = tmp_path / "config"
-    shutil.copytree(REPO / "config", cfg)
-    priv, _ = fx.keys(cfg / "keys")  # config/vehicle.yaml: public_key keys/signing.pub
-    bundle = fx.make_bundle(
-        tmp_path / "tiny-v1", priv, observation=ObservationSpec.from_config(config_dir() / "dataset.yaml")
-    )
+def test_nodes_die_with_a_sigkilled_starter(ros_graph: Any, vehicle_config: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, bundle = vehicle_config
     pids_file = tmp_path / "pids.json"
     starter = subprocess.Popen([sys.executable, "-c", STARTER, str(cfg), str(bundle), str(tmp_path)], cwd=REPO)
     try:
