@@ -65,10 +65,10 @@ class _Player:
     def __init__(self, topics: dict[str, Any]) -> None:
         import rclpy
         from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
         from roadloop_vehicle.ros.adapter import qos_profile
+        from roadloop_vehicle.ros.executor import LeanExecutor
         from roadloop_vehicle.ros.interfaces import message_class
 
         reg = load_registry(config_dir() / "topics.yaml")
@@ -92,7 +92,7 @@ class _Player:
         self.node.create_subscription(
             message_class(self.cmd.type, self.cmd.name), self.cmd.name, on_command, qos_profile(self.cmd.qos), raw=True
         )
-        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor = LeanExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self.thread.start()

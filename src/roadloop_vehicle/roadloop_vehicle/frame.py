@@ -45,6 +45,25 @@ _BOOL, _DOUBLE, _STRING, _DOUBLE_ARRAY = 1, 3, 4, 8
 _COMMAND_FIELDS = ("steering_angle", "speed", "acceleration", "jerk", "steering_angle_velocity")
 
 
+def _empty(dtype: type[Any]) -> npt.NDArray[Any]:
+    a = np.zeros(0, dtype)
+    a.setflags(write=False)
+    return a
+
+
+# a ParameterValue's unset fields: made once (serialization only reads the arrays), not per frame
+_UNSET_VALUE: dict[str, Any] = {
+    "bool_value": False,
+    "integer_value": 0,
+    "double_value": 0.0,
+    "string_value": "",
+    "byte_array_value": _empty(np.uint8),
+    "bool_array_value": _empty(np.bool_),
+    "integer_array_value": _empty(np.int64),
+    "double_array_value": _empty(np.float64),
+}
+
+
 @dataclass(frozen=True)
 class DriveFrame:
     stamp_ns: int  # the frame's sensor stamp
@@ -69,23 +88,9 @@ def encode_frame(store: Typestore, frame: DriveFrame) -> Any:
     """The ParameterEvent message of `frame` (serialized with the registry's `command_raw` type)."""
     T = store.types
     value_t, param_t = T["rcl_interfaces/msg/ParameterValue"], T["rcl_interfaces/msg/Parameter"]
-    empty = np.zeros(0)
 
     def value(kind: int, **set_: Any) -> Any:
-        fields: dict[str, Any] = {
-            "type": kind,
-            "bool_value": False,
-            "integer_value": 0,
-            "double_value": 0.0,
-            "string_value": "",
-            "byte_array_value": np.zeros(0, np.uint8),
-            "bool_array_value": np.zeros(0, bool),
-            "integer_array_value": np.zeros(0, np.int64),
-            "double_array_value": empty,
-            "string_array_value": [],
-        }
-        fields.update(set_)
-        return value_t(**fields)
+        return value_t(**{**_UNSET_VALUE, "string_array_value": [], "type": kind, **set_})
 
     params = [
         param_t(name="model", value=value(_STRING, string_value=frame.model or "")),

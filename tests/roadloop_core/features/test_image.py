@@ -93,10 +93,17 @@ def _naive_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("src_hw", "out_hw"),
-    [((45, 80), (4, 4)), ((720 // 8, 1280 // 8), (8, 8)), ((37, 23), (5, 7)), ((97, 61), (9, 13)), ((5, 7), (9, 3))],
+    [
+        ((45, 80), (4, 4)),
+        ((720 // 8, 1280 // 8), (8, 8)),
+        ((720, 1280), (32, 64)),  # a car's front camera to the model size: uint16 rows, uint32 boxes
+        ((37, 23), (5, 7)),
+        ((97, 61), (9, 13)),
+        ((5, 7), (9, 3)),
+    ],
 )
 def test_resize_box_equals_the_per_pixel_definition(src_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
-    """The fast paths (strided row periods, column reduceat, k gathers) against the definition."""
+    """The fast paths (one reduction per row phase, column reduceat, k column gathers) against the definition."""
     img = RNG.integers(0, 256, size=(*src_hw, 3), dtype=np.uint8)
     for view in (img, img[:, :, ::-1]):  # a bgr view: negative strides
         np.testing.assert_array_equal(resize_box(view, *out_hw), _naive_box(view, *out_hw))

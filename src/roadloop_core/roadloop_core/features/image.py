@@ -27,63 +27,51 @@ def _box_edges(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-_MAX_PERIOD_ROWS = 64  # past this many source rows per period, one add per row costs more than the k gathers
+def _box_sum_rows(a: np.ndarray, src: int, dst: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
+    """Row sums of an (H, W, C) array in one reduction per row phase.
 
-
-def _period_rows(src: int, dst: int) -> int:
-    """Source rows after which the box ranges repeat shifted (720 -> 64: every 4 outputs, 45 rows)."""
-    return src // math.gcd(src, dst)
-
-
-def _box_sum_rows_periodic(a: np.ndarray, src: int, dst: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
-    """Row sums by strided views instead of gathers: the ranges of outputs r, r + p, r + 2p, ... are one
-    range shifted by a whole period each, so each of their rows is one strided slice (no copy)."""
-    p, span = dst // math.gcd(src, dst), _period_rows(src, dst)
+    The source ranges repeat shifted: with g = gcd(src, dst), every p = dst / g outputs the ranges move
+    down by a whole period of span = src / g rows (720 -> 32: p = 2, span = 45). Seen as (g, span, W, C)
+    (a view, whatever the strides), output r + k * p sums rows lo[r]..hi[r] of period k, so phase r is one
+    sum over the second axis: 2x faster on a 1280x720 frame than a strided add per source row.
+    """
+    g = math.gcd(src, dst)
+    p, span = dst // g, src // g
     lo, hi = _box_edges(src, dst)
-    out = np.zeros((dst, *a.shape[1:]), dtype=dtype)
+    periods = a.reshape(g, span, *a.shape[1:])
+    out = np.empty((dst, *a.shape[1:]), dtype=dtype)
     for r in range(p):
-        o = out[r::p]
-        last = span * (o.shape[0] - 1) + 1
-        for start in range(int(lo[r]), int(hi[r])):
-            o += a[start : start + last : span]
+        np.add.reduce(periods[:, int(lo[r]) : int(hi[r])], axis=1, dtype=dtype, out=out[r::p])
     return out
 
 
 def _box_sum(a: np.ndarray, src: int, dst: int, axis: int, dtype: type[np.unsignedinteger[Any]]) -> np.ndarray:
     """Sums over each output pixel's source range along `axis` (0 or 1) of an (H, W, C) array."""
+    if axis == 0:
+        return _box_sum_rows(a, src, dst, dtype)
     h, w, ch = a.shape
-    if axis == 1 and src >= dst:
+    lo, hi = _box_edges(src, dst)
+    if src >= dst:
         # Downscaling columns: the ranges tile the row (each starts where the previous ends), which
         # np.add.reduceat sums in one pass: on the rows already summed from a 1280x720 camera, 0.2 ms
-        # instead of 0.7 for the k column gathers below. (Along axis 0 reduceat is the slower one: the
-        # row gathers stream whole rows.)
-        lo, _ = _box_edges(src, dst)
+        # instead of 0.7 for the k column gathers below.
         out: np.ndarray = np.add.reduceat(a, lo, axis=1, dtype=dtype)
         return out
-    if axis == 0 and src % dst and _period_rows(src, dst) <= _MAX_PERIOD_ROWS:
-        return _box_sum_rows_periodic(a, src, dst, dtype)
-    if axis == 0 and src % dst == 0:  # whole row blocks: k slices (numpy's sum over a short middle axis is slower)
-        k = src // dst
-        blocks = a.reshape(dst, k, w, ch)
-        out = np.zeros((dst, w, ch), dtype=dtype)
-        for j in range(k):
-            out += blocks[:, j]
-        return out
-    lo, hi = _box_edges(src, dst)
-    flat = a if axis == 0 else a.reshape(h, w * ch)
-    acc = np.zeros((dst, w, ch) if axis == 0 else (h, dst * ch), dtype=dtype)
-    for j in range(int((hi - lo).max())):  # k gathers, k = the widest range
+    flat = a.reshape(h, w * ch)
+    acc = np.zeros((h, dst * ch), dtype=dtype)
+    for j in range(int((hi - lo).max())):  # k gathers of the C channel columns of each pixel, k = the widest range
         idx = lo + j
         valid = idx < hi
         idx = np.where(valid, idx, lo)
-        if axis == 0:
-            part = flat[idx]
-            mask: np.ndarray = valid.reshape(-1, 1, 1)
-        else:  # gather the C channel columns of each pixel from the (H, W*C) view
-            part = flat[:, (idx[:, None] * ch + np.arange(ch)).ravel()]
-            mask = np.repeat(valid, ch).reshape(1, -1)
+        part = flat[:, (idx[:, None] * ch + np.arange(ch)).ravel()]
+        mask = np.repeat(valid, ch).reshape(1, -1)
         acc += part if valid.all() else part * mask.astype(part.dtype)
-    return acc if axis == 0 else acc.reshape(h, dst, ch)
+    return acc.reshape(h, dst, ch)
+
+
+def _sum_dtype(pixels: int) -> type[np.unsignedinteger[Any]]:
+    """The narrowest unsigned type holding a sum of `pixels` uint8 values."""
+    return np.uint16 if pixels * 255 < 1 << 16 else np.uint32
 
 
 def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -97,8 +85,10 @@ def resize_box(img: np.ndarray, height: int, width: int) -> np.ndarray:
     rlo, rhi = _box_edges(h_src, height)
     clo, chi = _box_edges(w_src, width)
     n = ((rhi - rlo)[:, None] * (chi - clo)[None, :])[:, :, None]
-    dtype = np.uint16 if int(n.max()) * 255 < 1 << 16 else np.uint32
-    rows = _box_sum(img, h_src, height, 0, dtype)  # (height, W, C)
+    # each stage in the narrowest exact type: the row sums of a 1280x720 frame fit uint16 (23 rows) where the
+    # box sums need uint32 (460 pixels), and the row pass over the whole frame is the costly one (2x in uint32)
+    rows = _box_sum(img, h_src, height, 0, _sum_dtype(int((rhi - rlo).max())))  # (height, W, C)
+    dtype = _sum_dtype(int(n.max()))
     acc = _box_sum(rows, w_src, width, 1, dtype)  # (height, width, C)
     n = n.astype(dtype)
     out: np.ndarray = ((acc + n // 2) // n).astype(np.uint8)

@@ -17,6 +17,9 @@ what the vehicle's topics carry is used: the camera image, the route and the ego
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
 from roadloop_core.contract.observation import ObservationSpec
@@ -35,17 +38,57 @@ def _edges(n: int, lo_m: float, hi_m: float, origin_px: float, px_per_m: float, 
     return px if sign > 0 else px[::-1]
 
 
-def _pool(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Whether any pixel of each (row range, col range) cell is set: an integral image, exact integers."""
-    h, w = mask.shape
-    integral = np.zeros((h + 1, w + 1), dtype=np.int64)
-    integral[1:, 1:] = np.cumsum(np.cumsum(mask, axis=0, dtype=np.int64), axis=1)
-    r = np.clip(rows, 0, h)
-    c = np.clip(cols, 0, w)
-    r0, r1 = r[:-1, None], r[1:, None]
-    c0, c1 = c[None, :-1], c[None, 1:]
-    counts = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
-    return np.asarray(counts > 0)
+@dataclass(frozen=True)
+class _Cells:
+    """Where the grid's cells fall in a camera frame of one size, worked out once per (spec, frame size).
+
+    Per axis: the crop [lo, hi) of camera pixels under the grid; the reduceat starts of the cells that
+    begin inside the crop (cell i spans start[i]..start[i + 1], the last one to the crop's end); and
+    which cells are empty once clipped to the frame (outside it: never set).
+    """
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    row_starts: np.ndarray
+    col_starts: np.ndarray
+    row_empty: np.ndarray
+    col_empty: np.ndarray
+
+
+def _axis(edges: np.ndarray, size: int) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    clipped = np.clip(edges, 0, size)
+    lo, hi = int(clipped[0]), int(clipped[-1])
+    local = clipped - lo
+    starts = local[:-1][local[:-1] < hi - lo]  # a cell starting at the crop's end (or past it) is empty
+    empty = local[1:] <= local[:-1]
+    starts.setflags(write=False)
+    empty.setflags(write=False)
+    return (lo, hi), starts, empty
+
+
+@lru_cache(maxsize=8)
+def _cells(spec: ObservationSpec, height: int, width: int) -> _Cells:
+    ppm = spec.bev_px_per_m
+    cols = _edges(spec.image_width, -spec.bev_behind_m, spec.bev_ahead_m, spec.bev_ego_col, ppm, 1.0)
+    rows = _edges(spec.image_height, -spec.bev_half_width_m, spec.bev_half_width_m, spec.bev_ego_row, ppm, -1.0)
+    rows = np.maximum(rows, np.concatenate([rows[:1], rows[:-1] + 1]))  # every cell at least one pixel
+    cols = np.maximum(cols, np.concatenate([cols[:1], cols[:-1] + 1]))
+    row_span, row_starts, row_empty = _axis(rows, height)
+    col_span, col_starts, col_empty = _axis(cols, width)
+    return _Cells(row_span, col_span, row_starts, col_starts, row_empty, col_empty)
+
+
+def _pool(masks: np.ndarray, cells: _Cells, spec: ObservationSpec) -> np.ndarray:
+    """(image_height, image_width, k) bool: whether any pixel of each cell is set, for each of the k
+    (h, w) masks of the crop (max pooling as two reduceat passes, rows then columns)."""
+    out = np.zeros((spec.image_height, spec.image_width, masks.shape[2]), dtype=bool)
+    if masks.shape[0] == 0 or masks.shape[1] == 0:  # the grid lies wholly outside the frame
+        return out
+    by_row = np.logical_or.reduceat(masks, cells.row_starts, axis=0)
+    out[: len(cells.row_starts), : len(cells.col_starts)] = np.logical_or.reduceat(by_row, cells.col_starts, axis=1)
+    out[cells.row_empty] = False  # reduceat gives an empty range its start pixel: such a cell sees nothing
+    out[:, cells.col_empty] = False
+    return out
 
 
 def _route_channel(route_ego: np.ndarray | None, spec: ObservationSpec) -> np.ndarray:
@@ -75,25 +118,19 @@ def semantic_bev(pixels: np.ndarray, route_ego: np.ndarray | None, spec: Observa
     the ego frame ((M, 2) metres, x forward, y left; None: an empty route channel)."""
     if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
         raise FeatureError(f"semantic view: expected an (H, W, 3) uint8 image, got {pixels.shape} {pixels.dtype}")
-    ppm = spec.bev_px_per_m
-    cols = _edges(spec.image_width, -spec.bev_behind_m, spec.bev_ahead_m, spec.bev_ego_col, ppm, 1.0)
-    rows = _edges(spec.image_height, -spec.bev_half_width_m, spec.bev_half_width_m, spec.bev_ego_row, ppm, -1.0)
-    rows = np.maximum(rows, np.concatenate([rows[:1], rows[:-1] + 1]))  # every cell at least one pixel
-    cols = np.maximum(cols, np.concatenate([cols[:1], cols[:-1] + 1]))
+    cells = _cells(spec, pixels.shape[0], pixels.shape[1])
     # Only the pixels under the grid are classified: a large camera (1280x720) costs what the grid's
-    # metres cover, not its whole frame (the cells' pixel ranges, shifted into the crop, are the same).
-    h, w = pixels.shape[:2]
-    r0, r1 = (int(np.clip(v, 0, h)) for v in (rows[0], rows[-1]))
-    c0, c1 = (int(np.clip(v, 0, w)) for v in (cols[0], cols[-1]))
-    crop = pixels[r0:r1, c0:c1]
-    rows, cols = rows - r0, cols - c0
-    r, g, b = (crop[..., k].astype(np.int16) for k in range(3))
-    # channel by channel: numpy's max/min over a length-3 axis costs ~40x more per pixel
+    # metres cover, not its whole frame.
+    crop = pixels[cells.rows[0] : cells.rows[1], cells.cols[0] : cells.cols[1]]
+    r, g, b = crop[..., 0], crop[..., 1], crop[..., 2]
+    # channel by channel (numpy's max/min over a length-3 axis costs ~40x more per pixel); in uint8, where
+    # hi - lo cannot wrap (hi >= lo)
     hi, lo = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
-    road = (lo >= 200) & (hi - lo < 40)
-    vehicles = (hi - lo >= 60) | (hi < 80)
-    out = np.zeros((spec.image_height, spec.image_width, 3), dtype=np.uint8)
-    out[..., 0] = _pool(road, rows, cols) * np.uint8(255)
-    out[..., 1] = _pool(vehicles, rows, cols) * np.uint8(255)
-    out[..., 2] = _route_channel(route_ego, spec) * np.uint8(255)
+    spread = hi - lo
+    masks = np.empty((*crop.shape[:2], 2), dtype=bool)
+    np.logical_and(lo >= 200, spread < 40, out=masks[..., 0])  # road: near-white, unsaturated
+    np.logical_or(spread >= 60, hi < 80, out=masks[..., 1])  # vehicles: saturated or dark
+    out = np.empty((spec.image_height, spec.image_width, 3), dtype=np.uint8)
+    np.multiply(_pool(masks, cells, spec), np.uint8(255), out=out[..., :2])
+    np.multiply(_route_channel(route_ego, spec), np.uint8(255), out=out[..., 2])
     return out

@@ -40,12 +40,12 @@ class RosLink:
         """`inputs`: the roles the nodes read (their publishers exist from the start)."""
         rclpy = _rclpy()
         from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from rclpy.signals import SignalHandlerOptions
 
         from roadloop_vehicle.errors import InterfaceError
         from roadloop_vehicle.ros.adapter import qos_profile
+        from roadloop_vehicle.ros.executor import LeanExecutor
         from roadloop_vehicle.ros.interfaces import message_class
 
         self.registry = registry
@@ -82,7 +82,7 @@ class RosLink:
             self._command_sub = self.node.create_subscription(
                 classes["command"], cmd.name, on_command, qos_profile(cmd.qos), raw=True
             )
-            self._executor = SingleThreadedExecutor(context=self.context)
+            self._executor = LeanExecutor(context=self.context)
             self._executor.add_node(self.node)
         except BaseException:
             self.context.try_shutdown()
