@@ -83,9 +83,7 @@ def _node(context: Any, name: str, **kw: Any) -> Any:
     return rclpy.create_node(name, context=context, **kw)
 
 
-def test_subscriptions_timers_and_parameter_services_run(
-    ros_context: Any, spin: Callable[..., Spinning]
-) -> None:
+def test_subscriptions_timers_and_parameter_services_run(ros_context: Any, spin: Callable[..., Spinning]) -> None:
     from rcl_interfaces.srv import GetParameters
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.subscription import Subscription
