@@ -2,16 +2,17 @@
 
 - `dds camera -> command p99`: the real drive_node and safety_node processes (console scripts,
   config/vehicle.yaml, the default model of config/train.yaml as a signed bundle) on a private ROS 2
-  graph on loopback (Fast DDS, a domain id held like the tests hold theirs, localhost discovery).
-  This process plays a synthetic 10 Hz drive bag (camera 128x64 rgb8, IMU and odometry at 50 Hz, a
-  route) at its recorded rate, the policy rate, with raw publishers, and receives /control/command
-  with a raw subscription (spun by the nodes' own LeanExecutor): latency = the command's arrival - the publish of the camera frame whose
-  stamp it carries, both on this process's monotonic clock. Messages go out in stamp order, a camera
-  before the odometry of its instant (zero sensor latency), so the frame completes at once and the
-  figure is the nodes' and DDS's own: two hops (sensor -> drive_node, command_raw -> safety_node ->
-  here) plus decoding, synchronisation, features, inference, control and the supervisor. Target
-  p99 <= 5 ms. Beside it: the in-process frame time of the same bag (`roadloop_vehicle.pipeline`),
-  stepped back to back and paced at the recorded times (the ratio shows what sleeping between frames costs).
+  graph on loopback (Fast DDS, a domain id held like the tests hold theirs, localhost discovery). This
+  process plays a synthetic 10 Hz drive bag (camera 128x64 rgb8, IMU and odometry at 50 Hz, a route) at
+  its recorded rate, the policy rate, with raw publishers, and receives /control/command with a raw
+  subscription (spun by the nodes' own LeanExecutor): latency = the command's arrival - the publish of
+  the camera frame whose stamp it carries, both on this process's monotonic clock. Messages go out in
+  stamp order, a camera before the odometry of its instant (zero sensor latency), so the frame completes
+  at once and the figure is the nodes' and DDS's own: two hops (sensor -> drive_node, command_raw ->
+  safety_node -> here) plus decoding, synchronisation, features, inference, control and the supervisor.
+  Target p99 <= 5 ms. Beside it: the in-process frame time of the same bag
+  (`roadloop_vehicle.pipeline`), stepped back to back and paced at the recorded times (the ratio shows
+  what sleeping between frames costs).
 - `720p frame overhead p99 (non-inference, MODE)`: the in-process pipeline with a 1280x720 rgb8 camera,
   per frame: the camera message's step plus the step completing the frame, less the model's own
   inference: decoding the 2.7 MB image, synchronisation, the image features, control, safety, output

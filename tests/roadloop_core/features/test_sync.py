@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from roadloop_core.features import Frame, FrameSynchronizer, ObservationSpec, compute_features
+from roadloop_core.features.sync import median_of_few
 
 from .msgs import image, imu, odom, path
 
@@ -176,3 +178,24 @@ def test_compute_features_without_imu_uses_odometry() -> None:
     assert "image" not in f.values
     v = 5.1
     np.testing.assert_allclose(f["ego_state"], [v, 0.1, 1.0, v * 0.1], rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.3, -0.1],
+        [1.0, 2.0, 3.0],
+        [5.0, -2.0, 7.5, 0.25],
+        [0.1, 0.1, 0.2, 0.1, 0.3],
+        [1e300, 1e300, -1e300, 3.0],  # the middle two are summed: as numpy, not overflow-safe
+        [float("inf"), 1.0, 2.0],
+        [float("-inf"), float("inf")],
+        [1.0, float("nan"), 2.0],
+    ],
+)
+def test_median_of_few_is_numpys_median(values: list[float]) -> None:
+    """The frame's IMU median without numpy's call overhead, bit for bit what np.median gives."""
+    with np.errstate(invalid="ignore"):  # inf - inf in the middle pair: nan, as intended
+        expected = float(np.median(np.asarray(values, dtype=np.float64)))
+    got = median_of_few(values)
+    assert (math.isnan(got) and math.isnan(expected)) or got == expected
