@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,8 @@ class DriveStage:
         for out in self.frames:
             m = out.outputs
             if m is not None:
-                emits.append(Emit("trajectory", trajectory_msg(self.typestore, out.stamp_ns, m.waypoints, EGO_FRAME)))
+                path = partial(trajectory_msg, self.typestore, out.stamp_ns, m.waypoints, EGO_FRAME)
+                emits.append(Emit.later("trajectory", path))
             frame = DriveFrame(
                 stamp_ns=out.stamp_ns,
                 model=out.model,

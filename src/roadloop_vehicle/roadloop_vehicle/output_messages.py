@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,12 +25,39 @@ __all__ = [
 EGO_FRAME = "base_link"  # the frame of the trajectory and of the commands
 
 
-@dataclass(frozen=True)
 class Emit:
-    """A message a stage sends: its registry role, and the message (a typestore object) to serialize."""
+    """A message a stage sends: its registry role, and the message (a typestore object) to serialize.
 
-    role: str
-    msg: Any
+    `Emit.later(role, make)` builds the message only when `msg` is first read: the drive node publishes
+    a frame's command_raw (what the actuators wait on) before the trajectory is even built.
+    """
+
+    __slots__ = ("_make", "_msg", "role")
+
+    def __init__(self, role: str, msg: Any) -> None:
+        self.role = role
+        self._msg = msg
+        self._make: Callable[[], Any] | None = None
+
+    @classmethod
+    def later(cls, role: str, make: Callable[[], Any]) -> Emit:
+        emit = cls(role, None)
+        emit._make = make
+        return emit
+
+    @property
+    def msg(self) -> Any:
+        if self._make is not None:
+            self._msg, self._make = self._make(), None
+        return self._msg
+
+    def __repr__(self) -> str:
+        return f"Emit({self.role!r}, {self.msg!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Emit) and (self.role, self.msg) == (other.role, other.msg)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by message, which is mutable
 
 
 def trajectory_msg(store: Typestore, stamp_ns: int, waypoints: npt.NDArray[np.float32], frame_id: str) -> Any:

@@ -16,7 +16,8 @@ The half-period phase keeps the slots off the 10 Hz grid that camera stamps usua
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -154,8 +155,9 @@ class SafetyCore:
         extra: list[Status] | None = None,
         news: bool = False,
         stamp_ns: int | None = None,
-    ) -> Any | None:
-        """A DiagnosticArray (safety status + `extra`) when due: each period, on a state change, or on `news`.
+    ) -> Callable[[], Any] | None:
+        """When due (each period, on a state change, or on `news`): what builds the DiagnosticArray (safety
+        status + `extra`), called when it is sent, so the command it follows goes out first.
 
         `now_ns` is the clock the period is measured on; `stamp_ns` (default `now_ns`) the message's stamp.
         """
@@ -163,5 +165,5 @@ class SafetyCore:
         if not (due or out.changed or news):
             return None
         self._last_diag_ns = now_ns
-        return diagnostics_msg(self.typestore, now_ns if stamp_ns is None else stamp_ns,
-                               [safety_status(out), *(extra or [])])  # fmt: skip
+        statuses = [safety_status(out), *(extra or [])]
+        return partial(diagnostics_msg, self.typestore, now_ns if stamp_ns is None else stamp_ns, statuses)

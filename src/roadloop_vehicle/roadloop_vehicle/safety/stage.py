@@ -83,5 +83,5 @@ class SafetyStage:
         emits = [Emit("command", command_msg(self.typestore, stamp_ns, out.command, EGO_FRAME))]
         diag = self.core.diagnostics(t_ns, out, stamp_ns=stamp_ns)
         if diag is not None:
-            emits.append(Emit("diagnostics", diag))
+            emits.append(Emit.later("diagnostics", diag))
         return emits
