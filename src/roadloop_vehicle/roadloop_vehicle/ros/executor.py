@@ -10,12 +10,13 @@ this executor 3.5 % and 1.5 %, and the camera -> command p99 fell by 1-1.5 ms.
 This one keeps the nodes' entities between waits (rebuilt only when a node gains or loses one),
 waits once, and runs every ready callback inline, in rclpy's order (timers, subscriptions,
 guard conditions, services, then the next wait). Callbacks run one at a time in this thread, so
-callback groups change nothing, exactly as in the single-threaded executor. What it does not do
-is say so when a node needs it: service clients and coroutine tasks (futures need rclpy's Task
-machinery) are refused with an error instead of hanging.
+callback groups change nothing, exactly as in the single-threaded executor. What it cannot serve
+it refuses with an error instead of hanging: service clients and coroutine tasks (their futures
+need rclpy's Task machinery).
 
-It reads the executor's and rclpy's wait-set internals (`_rclpy.WaitSet`, `Executor._guard`),
-which are the same from Humble to Jazzy; the tests run the nodes on it over a real DDS graph.
+It reads rclpy internals (`_rclpy.WaitSet`, `Executor._guard`, `_is_shutdown`) as rclpy's own
+executor uses them in Jazzy, which the tests run here on a real DDS graph; Humble (no
+`Subscription.CallbackType`, maybe no signal guard condition) is provided for but has not run it.
 """
 
 from __future__ import annotations
@@ -168,14 +169,17 @@ class LeanExecutor(Executor):
             self._entities = None
 
     def spin_once(self, timeout_sec: float | None = None) -> None:
-        guard, sigint = self._guard, self._sigint_gc
-        if self._is_shutdown or guard is None or sigint is None:
+        guard = self._guard
+        if self._is_shutdown or guard is None:  # shutdown() let go of its guard conditions
             self._release()
             return
         e = self._entities
         if e is None or e.key != self.entity_key():
             self._release()
-            e = self._entities = _Entities(self, [guard, sigint])
+            # the signal handler's guard condition where this rclpy has one (the context's shutdown also
+            # triggers `guard`, so a signal wakes the wait either way)
+            sigint: GuardCondition | None = getattr(self, "_sigint_gc", None)
+            e = self._entities = _Entities(self, [guard] if sigint is None else [guard, sigint])
         ws = e.wait_set
         ws.clear_entities()
         for s in e.subs:
