@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from roadloop_core.cli import main
 from roadloop_core.config import config_dir
 from roadloop_core.contract.observation import ObservationSpec
-from tests.support.vehicle_fixtures import vehicle_fixtures
+from tests.support.vehicle_fixtures import vehicle_config_dir, vehicle_fixtures
 
 OBSERVATION = ObservationSpec.from_config(config_dir() / "dataset.yaml")
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture()
 def vehicle_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A config folder as on a vehicle: the repository's YAML plus the trusted public key; a short scenario."""
-    fx = vehicle_fixtures()
-    cfg = tmp_path / "config"
-    shutil.copytree(REPO / "config", cfg)
-    priv, _ = fx.keys(cfg / "keys")  # config/vehicle.yaml: public_key keys/signing.pub
-    scen = yaml.safe_load((cfg / "scenarios.yaml").read_text())
-    scen["scenarios"] = {"highway_light": {**scen["scenarios"]["highway_light"], "max_duration_s": 4.0}}
-    (cfg / "scenarios.yaml").write_text(yaml.safe_dump(scen))
+    cfg, priv = vehicle_config_dir(tmp_path, max_duration_s=4.0)
     monkeypatch.setenv("ROADLOOP_CONFIG_DIR", str(cfg))
     return cfg, priv
 
